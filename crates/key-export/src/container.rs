@@ -1,0 +1,375 @@
+//! The binary container inside the armour (Matrix spec, "Key exports", version 1):
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 1 | version, 0x01 |
+//! | 16 | salt |
+//! | 16 | IV (AES-CTR initial counter block) |
+//! | 4 | PBKDF2 rounds, big-endian |
+//! | n | AES-256-CTR ciphertext of the JSON |
+//! | 32 | HMAC-SHA-256 of everything before it |
+//!
+//! The counter is the low 64 bits of the counter block, wrapping without carry, as
+//! WebCrypto's AES-CTR with `length: 64` (Element Web) does: `ctr::Ctr64BE`.
+//!
+//! Decryption is the hot path. [`decrypt`] decodes base64 while another thread runs
+//! PBKDF2, then verifies the MAC on one core while the other decrypts the chunks the
+//! MAC has already covered, in place. Nothing leaves this module before the MAC checks.
+
+use std::io::Read;
+use std::sync::mpsc::sync_channel;
+
+use aes::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
+use hmac::{Hmac, Mac};
+use rayon::prelude::*;
+use sha2::Sha256;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::armor::{self, Dearmorer, Layout};
+use crate::error::{Error, Result};
+use crate::passphrase::{DerivedKeys, Passphrase};
+
+type Aes256Ctr64 = ctr::Ctr64BE<aes::Aes256>;
+type HmacSha256 = Hmac<Sha256>;
+
+/// The only container version.
+pub const VERSION: u8 = 1;
+/// Bytes before the ciphertext.
+pub const HEADER_LEN: usize = 1 + 16 + 16 + 4;
+/// Bytes of the MAC at the end.
+pub const MAC_LEN: usize = 32;
+/// The smallest possible container (an empty ciphertext).
+pub const MIN_LEN: usize = HEADER_LEN + MAC_LEN;
+/// Rounds Element writes, and our default.
+pub const DEFAULT_ROUNDS: u32 = 500_000;
+/// Default cap on the rounds a file may ask for (about 6 s of PBKDF2 here).
+pub const DEFAULT_MAX_ROUNDS: u32 = 10_000_000;
+/// Largest round count a writer may use: Element reads it as a signed 32-bit number.
+pub const MAX_WRITE_ROUNDS: u32 = i32::MAX as u32;
+
+/// Work is split in pieces of this size for the MAC/decrypt pipeline.
+const CHUNK: usize = 1 << 20;
+
+/// The container header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// PBKDF2 salt.
+    pub salt: [u8; 16],
+    /// Initial AES-CTR counter block.
+    pub iv: [u8; 16],
+    /// PBKDF2 rounds.
+    pub rounds: u32,
+}
+
+impl Header {
+    /// Parses and checks the first [`HEADER_LEN`] bytes of a container.
+    pub fn parse(bytes: &[u8], max_rounds: u32) -> Result<Self> {
+        let Some(&version) = bytes.first() else {
+            return Err(Error::BodyTooShort { len: 0 });
+        };
+        if version != VERSION {
+            return Err(Error::UnsupportedVersion { version });
+        }
+        if bytes.len() < HEADER_LEN {
+            return Err(Error::BodyTooShort { len: bytes.len() });
+        }
+        let mut h = Header { salt: [0; 16], iv: [0; 16], rounds: 0 };
+        h.salt.copy_from_slice(&bytes[1..17]);
+        h.iv.copy_from_slice(&bytes[17..33]);
+        h.rounds = u32::from_be_bytes(bytes[33..37].try_into().expect("4 bytes"));
+        if h.rounds == 0 || h.rounds > max_rounds {
+            return Err(Error::RoundsOutOfRange { rounds: h.rounds, max: max_rounds });
+        }
+        Ok(h)
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        out.push(VERSION);
+        out.extend_from_slice(&self.salt);
+        out.extend_from_slice(&self.iv);
+        out.extend_from_slice(&self.rounds.to_be_bytes());
+    }
+}
+
+/// Options for reading an export.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOptions {
+    /// Refuse files asking for more PBKDF2 rounds than this.
+    pub max_rounds: u32,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions { max_rounds: DEFAULT_MAX_ROUNDS }
+    }
+}
+
+/// An authenticated, decrypted export: the JSON text, wiped from memory on drop.
+pub struct Plaintext {
+    /// The whole decoded container; the plaintext is `buf[HEADER_LEN..end]`.
+    buf: Zeroizing<Vec<u8>>,
+    end: usize,
+    header: Header,
+    layout: Layout,
+}
+
+impl Plaintext {
+    /// The decrypted JSON bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[HEADER_LEN..self.end]
+    }
+    /// The header of the file it came from.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+    /// The armour layout of the file it came from.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+}
+
+impl std::fmt::Debug for Plaintext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plaintext")
+            .field("len", &(self.end - HEADER_LEN))
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads, authenticates and decrypts an armoured export from `reader`.
+///
+/// `size_hint` is the file's length when known (0 otherwise): it sizes the buffer once.
+pub fn decrypt(
+    mut reader: impl Read,
+    size_hint: usize,
+    passphrase: &Passphrase,
+    options: &ReadOptions,
+) -> Result<Plaintext> {
+    let mut dearmorer = Dearmorer::with_capacity(size_hint);
+    let mut chunk = vec![0u8; 1 << 20];
+    // PBKDF2 starts as soon as the header is decoded, on its own thread, while the
+    // rest of the file is read and decoded. The thread owns copies of what it needs,
+    // so an early error returns at once and the thread ends (and wipes) on its own.
+    let mut kdf: Option<std::thread::JoinHandle<DerivedKeys>> = None;
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        dearmorer.feed(&chunk[..n])?;
+        if kdf.is_none() && dearmorer.decoded().len() >= HEADER_LEN {
+            // A bad header is reported once the whole file is read (a short body is the
+            // more useful message for a damaged file).
+            let Ok(header) = Header::parse(dearmorer.decoded(), options.max_rounds) else {
+                continue;
+            };
+            let pass = passphrase.clone();
+            let handle =
+                std::thread::spawn(move || DerivedKeys::derive(&pass, &header.salt, header.rounds));
+            kdf = Some(handle);
+        }
+    }
+    let (body, layout) = dearmorer.finish()?;
+    let header = check_body(&body, options.max_rounds)?;
+    let keys = match kdf {
+        Some(handle) => handle.join().expect("PBKDF2 thread does not panic"),
+        None => DerivedKeys::derive(passphrase, &header.salt, header.rounds),
+    };
+    open(body, header, layout, &keys)
+}
+
+/// Authenticates and decrypts a decoded container (no armour) with a known key.
+pub fn decrypt_body(body: Vec<u8>, passphrase: &Passphrase, options: &ReadOptions) -> Result<Plaintext> {
+    let header = check_body(&body, options.max_rounds)?;
+    let keys = DerivedKeys::derive(passphrase, &header.salt, header.rounds);
+    open(body, header, Layout::default(), &keys)
+}
+
+/// Checks a whole decoded container, in the order that gives the most useful message:
+/// version, length, then rounds.
+fn check_body(body: &[u8], max_rounds: u32) -> Result<Header> {
+    match body.first() {
+        Some(&VERSION) if body.len() >= MIN_LEN => Header::parse(body, max_rounds),
+        Some(&VERSION) | None => Err(Error::BodyTooShort { len: body.len() }),
+        Some(&version) => Err(Error::UnsupportedVersion { version }),
+    }
+}
+
+/// Verifies the MAC and decrypts in place, pipelined: the MAC runs over chunk i on
+/// this thread while chunk i-1 is decrypted on another.
+fn open(body: Vec<u8>, header: Header, layout: Layout, keys: &DerivedKeys) -> Result<Plaintext> {
+    let mut buf = Zeroizing::new(body);
+    let end = buf.len() - MAC_LEN;
+    let mut tag = [0u8; MAC_LEN];
+    tag.copy_from_slice(&buf[end..]);
+    let mut mac = HmacSha256::new_from_slice(&keys.mac).expect("any key length");
+    let (head, rest) = buf.split_at_mut(HEADER_LEN);
+    mac.update(head);
+    let ciphertext = &mut rest[..end - HEADER_LEN];
+    if ciphertext.len() <= CHUNK {
+        mac.update(ciphertext);
+        if mac.verify_slice(&tag).is_err() {
+            return Err(Error::WrongPassphraseOrCorrupted);
+        }
+        apply_keystream(ciphertext, 0, &keys.aes, &header.iv);
+    } else {
+        std::thread::scope(|s| {
+            let (tx, rx) = sync_channel::<(usize, &mut [u8])>(16);
+            let aes = &keys.aes;
+            let iv = &header.iv;
+            s.spawn(move || {
+                for (offset, piece) in rx {
+                    apply_keystream(piece, offset, aes, iv);
+                }
+            });
+            for (i, piece) in ciphertext.chunks_mut(CHUNK).enumerate() {
+                mac.update(piece);
+                tx.send((i * CHUNK, piece)).expect("decryptor alive");
+            }
+        });
+        if mac.verify_slice(&tag).is_err() {
+            ciphertext.zeroize();
+            return Err(Error::WrongPassphraseOrCorrupted);
+        }
+    }
+    Ok(Plaintext { buf, end, header, layout })
+}
+
+fn apply_keystream(data: &mut [u8], offset: usize, key: &[u8; 32], iv: &[u8; 16]) {
+    let mut c = Aes256Ctr64::new(key.into(), iv.into());
+    c.seek(offset as u64);
+    c.apply_keystream(data);
+}
+
+/// A key ready to seal one export: fresh random salt, derived keys and round count.
+/// Deriving it is the slow part (PBKDF2), so callers can do it while other work runs.
+pub struct SealingKey {
+    salt: [u8; 16],
+    rounds: u32,
+    keys: DerivedKeys,
+}
+
+impl SealingKey {
+    /// Draws a random salt and derives the keys for `rounds` PBKDF2 rounds.
+    pub fn derive(passphrase: &Passphrase, rounds: u32) -> Result<Self> {
+        if rounds == 0 || rounds > MAX_WRITE_ROUNDS {
+            return Err(Error::InvalidRounds { rounds });
+        }
+        let mut salt = [0u8; 16];
+        getrandom::getrandom(&mut salt).map_err(|e| Error::Random(e.to_string()))?;
+        let keys = DerivedKeys::derive(passphrase, &salt, rounds);
+        Ok(SealingKey { salt, rounds, keys })
+    }
+
+    /// The round count this key was derived with.
+    pub fn rounds(&self) -> u32 {
+        self.rounds
+    }
+
+    /// Encrypts `plaintext` (the JSON) into an armoured export with a fresh IV. The key is
+    /// consumed: one salt, one file.
+    pub fn seal(self, plaintext: &[u8]) -> Result<String> {
+        let mut iv = [0u8; 16];
+        getrandom::getrandom(&mut iv).map_err(|e| Error::Random(e.to_string()))?;
+        // Keep the 64-bit counter from wrapping within any file, like Element does.
+        iv[8] &= 0x7f;
+        let header = Header { salt: self.salt, iv, rounds: self.rounds };
+        let body = seal_body(plaintext, &header, &self.keys);
+        Ok(armor::armor(&body))
+    }
+}
+
+impl std::fmt::Debug for SealingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealingKey").field("rounds", &self.rounds).finish_non_exhaustive()
+    }
+}
+
+/// Builds the binary container: header, parallel AES-CTR, then the MAC.
+fn seal_body(plaintext: &[u8], header: &Header, keys: &DerivedKeys) -> Vec<u8> {
+    let mut body = Vec::with_capacity(HEADER_LEN + plaintext.len() + MAC_LEN);
+    header.write(&mut body);
+    body.extend_from_slice(plaintext);
+    body[HEADER_LEN..].par_chunks_mut(CHUNK).enumerate().for_each(|(i, piece)| {
+        apply_keystream(piece, i * CHUNK, &keys.aes, &header.iv);
+    });
+    let mut mac = HmacSha256::new_from_slice(&keys.mac).expect("any key length");
+    mac.update(&body);
+    body.extend_from_slice(&mac.finalize().into_bytes());
+    body
+}
+
+/// Encrypts `plaintext` into an armoured export (derive + seal in one step).
+pub fn encrypt(plaintext: &[u8], passphrase: &Passphrase, rounds: u32) -> Result<String> {
+    SealingKey::derive(passphrase, rounds)?.seal(plaintext)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pass(s: &str) -> Passphrase {
+        Passphrase::new(s.to_owned())
+    }
+
+    #[test]
+    fn round_trip_small_and_pipelined_sizes() {
+        for len in [0, 1, 15, 16, 17, CHUNK - 1, CHUNK, 3 * CHUNK + 5] {
+            let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let text = encrypt(&plain, &pass("pw"), 3).unwrap();
+            let out = decrypt(text.as_bytes(), text.len(), &pass("pw"), &ReadOptions::default())
+                .unwrap();
+            assert_eq!(out.as_bytes(), &plain[..], "len {len}");
+            assert_eq!(out.header().rounds, 3);
+            assert_eq!(out.header().iv[8] & 0x80, 0, "bit 63 of the IV is cleared");
+        }
+    }
+
+    #[test]
+    fn wrong_passphrase_and_flipped_bits_fail_the_mac() {
+        let plain = vec![b'x'; 2 * CHUNK + 7];
+        let text = encrypt(&plain, &pass("right"), 2).unwrap();
+        let err = decrypt(text.as_bytes(), 0, &pass("wrong"), &ReadOptions::default());
+        assert!(matches!(err, Err(Error::WrongPassphraseOrCorrupted)));
+        let (mut body, _) = armor::dearmor(text.as_bytes()).unwrap();
+        for pos in [HEADER_LEN, HEADER_LEN + CHUNK + 3, body.len() - 1, 20] {
+            body[pos] ^= 1;
+            let r = decrypt_body(body.clone(), &pass("right"), &ReadOptions::default());
+            assert!(matches!(r, Err(Error::WrongPassphraseOrCorrupted)), "pos {pos}");
+            body[pos] ^= 1;
+        }
+    }
+
+    #[test]
+    fn header_checks() {
+        let opts = ReadOptions::default();
+        let mut body = vec![1u8; MIN_LEN];
+        body[33..37].copy_from_slice(&0u32.to_be_bytes());
+        assert!(matches!(Header::parse(&body, 10), Err(Error::RoundsOutOfRange { rounds: 0, .. })));
+        body[33..37].copy_from_slice(&11u32.to_be_bytes());
+        assert!(matches!(
+            Header::parse(&body, 10),
+            Err(Error::RoundsOutOfRange { rounds: 11, max: 10 })
+        ));
+        assert!(Header::parse(&body, 11).is_ok());
+        body[0] = 2;
+        assert!(matches!(decrypt_body(body.clone(), &pass(""), &opts), Err(Error::UnsupportedVersion { version: 2 })));
+        assert!(matches!(
+            decrypt_body(vec![1u8; MIN_LEN - 1], &pass(""), &opts),
+            Err(Error::BodyTooShort { len: 68 })
+        ));
+        assert!(matches!(decrypt_body(vec![], &pass(""), &opts), Err(Error::BodyTooShort { len: 0 })));
+    }
+
+    #[test]
+    fn writer_refuses_rounds_element_cannot_read() {
+        assert!(matches!(encrypt(b"[]", &pass("p"), 0), Err(Error::InvalidRounds { rounds: 0 })));
+        assert!(matches!(
+            encrypt(b"[]", &pass("p"), 1 << 31),
+            Err(Error::InvalidRounds { .. })
+        ));
+    }
+}

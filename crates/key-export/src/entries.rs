@@ -1,0 +1,68 @@
+//! The decrypted JSON array: splitting it into entries without copying, and writing
+//! entries back out.
+//!
+//! Entries are split as borrowed [`RawValue`]s of the decrypted buffer (about 2 GB/s),
+//! then each is read by [`SessionRef::parse`] in parallel. An entry that passes through
+//! unchanged is written back byte for byte.
+
+use std::borrow::Cow;
+
+use rayon::prelude::*;
+use serde_json::value::RawValue;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::session::SessionRef;
+
+/// Splits decrypted export JSON into its entries. Errors when the text is not UTF-8 or
+/// not a JSON array.
+pub fn split(json: &[u8]) -> Result<Vec<&RawValue>> {
+    let text = std::str::from_utf8(json).map_err(|e| Error::NotUtf8 { offset: e.valid_up_to() })?;
+    serde_json::from_str(text).map_err(Error::from_json)
+}
+
+/// Reads every entry, in parallel, keeping file order.
+pub fn parse_all<'a>(entries: &[&'a RawValue]) -> Vec<SessionRef<'a>> {
+    entries.par_iter().with_min_len(1024).map(|raw| SessionRef::parse(raw)).collect()
+}
+
+/// Writes entries as one compact JSON array (Element's own layout), in a buffer that is
+/// wiped on drop.
+pub fn write_array<'a, I>(entries: I) -> Zeroizing<Vec<u8>>
+where
+    I: IntoIterator<Item = Cow<'a, str>>,
+{
+    let mut out = Zeroizing::new(Vec::new());
+    out.push(b'[');
+    for (i, e) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(e.as_bytes());
+    }
+    out.push(b']');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_keeps_bytes_and_reports_positions() {
+        let json = br#"[ {"a": 1} ,{"b":[2, 3]}]"#;
+        let e = split(json).unwrap();
+        assert_eq!(e.iter().map(|r| r.get()).collect::<Vec<_>>(), [r#"{"a": 1}"#, r#"{"b":[2, 3]}"#]);
+        assert_eq!(&*write_array(e.iter().map(|r| Cow::Borrowed(r.get()))), br#"[{"a": 1},{"b":[2, 3]}]"#);
+        assert!(split(b"[]").unwrap().is_empty());
+        match split(b"{\"not\": \"array\"}") {
+            Err(Error::NotSessionArray { line: 1, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        match split(b"[\n{},\n{") {
+            Err(Error::NotSessionArray { line: 3, column, .. }) => assert_eq!(column, 1),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(split(b"[\"\xff\"]"), Err(Error::NotUtf8 { offset: 2 })));
+    }
+}

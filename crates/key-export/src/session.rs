@@ -1,0 +1,460 @@
+//! One exported Megolm session: the objects in the decrypted JSON array.
+//!
+//! Two views of the same JSON:
+//! - [`SessionRef`] borrows from the decrypted buffer and reads only what filtering,
+//!   merging and checking need. The entry's original bytes ([`SessionRef::raw`]) are
+//!   written back untouched, so unknown fields and the spelling of the shared-history
+//!   flag survive without any re-serialisation.
+//! - [`ExportedSession`] is an owned, typed session for building or editing sessions;
+//!   it keeps every field it does not know, in order, in [`ExportedSession::other`].
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use base64::{
+    alphabet,
+    engine::{general_purpose::GeneralPurpose, DecodePaddingMode, GeneralPurposeConfig},
+    Engine,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use zeroize::Zeroizing;
+
+/// The only session algorithm key exports carry.
+pub const MEGOLM_V1: &str = "m.megolm.v1.aes-sha2";
+/// Length of a decoded exported session key: version, index, ratchet, signing key.
+pub const SESSION_KEY_LEN: usize = 1 + 4 + 128 + 32;
+
+const B64_UNPADDED: GeneralPurpose = base64::engine::general_purpose::STANDARD_NO_PAD;
+const B64_ANY: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// The three spellings of the shared-history flag found in real files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum SharedHistoryKey {
+    /// `shared_history`, the Matrix spec (v1.19) name.
+    Spec,
+    /// `m.shared_history`, what matrix-sdk-crypto >= 0.17 and current Element Web write.
+    Stable,
+    /// `org.matrix.msc3061.shared_history`, older Element and matrix-sdk-crypto.
+    Msc3061,
+}
+
+impl SharedHistoryKey {
+    /// Every spelling, in the order they are looked up.
+    pub const ALL: [SharedHistoryKey; 3] =
+        [SharedHistoryKey::Spec, SharedHistoryKey::Stable, SharedHistoryKey::Msc3061];
+
+    /// The JSON field name.
+    pub fn field(self) -> &'static str {
+        match self {
+            SharedHistoryKey::Spec => "shared_history",
+            SharedHistoryKey::Stable => "m.shared_history",
+            SharedHistoryKey::Msc3061 => "org.matrix.msc3061.shared_history",
+        }
+    }
+}
+
+/// Why an entry is not a session that every importer accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub enum Invalid {
+    /// Not a JSON object, or a field has the wrong JSON type.
+    #[error("not a session object: {0}")]
+    NotAnObject(String),
+    /// A required field is absent.
+    #[error("missing field \"{0}\"")]
+    Missing(&'static str),
+    /// An algorithm other than Megolm v1.
+    #[error("unknown algorithm \"{0}\" (only m.megolm.v1.aes-sha2 can be exported)")]
+    UnknownAlgorithm(String),
+    /// room_id is not `!something`.
+    #[error("malformed room_id \"{0}\"")]
+    BadRoomId(String),
+    /// sender_key is not a base64 Curve25519 key.
+    #[error("malformed sender_key (not a base64 Curve25519 key)")]
+    BadSenderKey,
+    /// session_key does not decode to a version-1 165-byte exported key.
+    #[error("malformed session_key: {0}")]
+    BadSessionKey(&'static str),
+    /// session_id is not the key's signing key: the copy was forged or damaged.
+    #[error("session_id does not match session_key (forged or damaged entry)")]
+    SessionIdMismatch,
+    /// sender_claimed_keys.ed25519 absent or empty (matrix-sdk-crypto and matrix-nio reject the file).
+    #[error("sender_claimed_keys.ed25519 is missing or empty")]
+    MissingClaimedEd25519,
+    /// sender_claimed_keys.ed25519 is not a base64 Ed25519 key.
+    #[error("sender_claimed_keys.ed25519 is not a base64 Ed25519 key")]
+    BadClaimedEd25519,
+    /// A forwarding-chain entry is not a Curve25519 key.
+    #[error("forwarding_curve25519_key_chain holds a malformed key")]
+    BadForwardingChain,
+}
+
+#[derive(Deserialize)]
+struct ClaimedKeysRef<'a> {
+    #[serde(borrow, default)]
+    ed25519: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Fields<'a> {
+    #[serde(borrow, default)]
+    algorithm: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    room_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    sender_key: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    session_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    session_key: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    sender_claimed_keys: Option<ClaimedKeysRef<'a>>,
+    #[serde(borrow, default)]
+    forwarding_curve25519_key_chain: Option<Vec<Cow<'a, str>>>,
+}
+
+/// A borrowed, checked view of one entry of an export.
+///
+/// Construction never fails: an entry that is not a valid session carries the reason in
+/// [`SessionRef::problem`] (the first one found), so a caller can report every bad entry.
+pub struct SessionRef<'a> {
+    /// The entry exactly as it was in the file.
+    pub raw: &'a RawValue,
+    /// `room_id` (empty when absent).
+    pub room_id: Cow<'a, str>,
+    /// `session_id` (empty when absent).
+    pub session_id: Cow<'a, str>,
+    /// `sender_key` (empty when absent).
+    pub sender_key: Cow<'a, str>,
+    /// `sender_claimed_keys.ed25519` (empty when absent).
+    pub claimed_ed25519: Cow<'a, str>,
+    /// The first message index the key can decrypt (0 when the key is malformed).
+    pub first_known_index: u32,
+    /// The entry has a `forwarding_curve25519_key_chain` array.
+    pub has_forwarding_chain: bool,
+    /// Why the entry is not a valid session, if it is not.
+    pub problem: Option<Invalid>,
+    session_key: Option<Cow<'a, str>>,
+}
+
+impl fmt::Debug for SessionRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionRef")
+            .field("room_id", &self.room_id)
+            .field("session_id", &self.session_id)
+            .field("first_known_index", &self.first_known_index)
+            .field("problem", &self.problem)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> SessionRef<'a> {
+    /// Reads and checks one entry.
+    pub fn parse(raw: &'a RawValue) -> Self {
+        let mut s = SessionRef {
+            raw,
+            room_id: Cow::Borrowed(""),
+            session_id: Cow::Borrowed(""),
+            sender_key: Cow::Borrowed(""),
+            claimed_ed25519: Cow::Borrowed(""),
+            first_known_index: 0,
+            has_forwarding_chain: false,
+            problem: None,
+            session_key: None,
+        };
+        let fields: Fields<'a> = match serde_json::from_str(raw.get()) {
+            Ok(f) => f,
+            Err(e) => {
+                let mut reason = e.to_string();
+                if let Some(cut) = reason.find(" at line ") {
+                    reason.truncate(cut);
+                }
+                s.problem = Some(Invalid::NotAnObject(reason));
+                return s;
+            }
+        };
+        s.room_id = fields.room_id.unwrap_or_default();
+        s.session_id = fields.session_id.unwrap_or_default();
+        s.sender_key = fields.sender_key.unwrap_or_default();
+        s.claimed_ed25519 =
+            fields.sender_claimed_keys.and_then(|k| k.ed25519).unwrap_or_default();
+        s.has_forwarding_chain = fields.forwarding_curve25519_key_chain.is_some();
+        s.session_key = fields.session_key;
+        s.problem = s
+            .check(fields.algorithm.as_deref(), fields.forwarding_curve25519_key_chain.as_deref())
+            .err();
+        s
+    }
+
+    fn check(&mut self, algorithm: Option<&str>, chain: Option<&[Cow<'_, str>]>) -> Result<(), Invalid> {
+        match algorithm {
+            None => return Err(Invalid::Missing("algorithm")),
+            Some(MEGOLM_V1) => {}
+            Some(other) => return Err(Invalid::UnknownAlgorithm(other.to_owned())),
+        }
+        if self.room_id.is_empty() {
+            return Err(Invalid::Missing("room_id"));
+        }
+        if !is_room_id(&self.room_id) {
+            return Err(Invalid::BadRoomId(self.room_id.to_string()));
+        }
+        if self.sender_key.is_empty() {
+            return Err(Invalid::Missing("sender_key"));
+        }
+        if !is_key32(&self.sender_key) {
+            return Err(Invalid::BadSenderKey);
+        }
+        if self.session_id.is_empty() {
+            return Err(Invalid::Missing("session_id"));
+        }
+        let key = self.session_key.as_deref().ok_or(Invalid::Missing("session_key"))?;
+        let (index, signing_key) = decode_session_key(key)?;
+        self.first_known_index = index;
+        if B64_UNPADDED.encode(signing_key) != self.session_id {
+            return Err(Invalid::SessionIdMismatch);
+        }
+        if self.claimed_ed25519.is_empty() {
+            return Err(Invalid::MissingClaimedEd25519);
+        }
+        if !is_key32(&self.claimed_ed25519) {
+            return Err(Invalid::BadClaimedEd25519);
+        }
+        if let Some(chain) = chain {
+            if !chain.iter().all(|k| is_key32(k)) {
+                return Err(Invalid::BadForwardingChain);
+            }
+        }
+        Ok(())
+    }
+
+    /// True when every importer accepts the entry.
+    pub fn is_valid(&self) -> bool {
+        self.problem.is_none()
+    }
+
+    /// The session key (base64), if present. Secret: do not log it.
+    pub fn session_key(&self) -> Option<&str> {
+        self.session_key.as_deref()
+    }
+
+    /// The entry as it must be written: unchanged when it already has a forwarding chain,
+    /// otherwise with an empty `forwarding_curve25519_key_chain` added (matrix-nio rejects
+    /// a whole file when one entry lacks it).
+    pub fn output_json(&self) -> Cow<'a, str> {
+        if self.has_forwarding_chain {
+            return Cow::Borrowed(self.raw.get());
+        }
+        let text = self.raw.get().trim_end();
+        match text.strip_suffix('}') {
+            Some(open) => {
+                let empty = open.trim_end().ends_with('{');
+                let sep = if empty { "" } else { "," };
+                Cow::Owned(format!("{open}{sep}\"forwarding_curve25519_key_chain\":[]}}"))
+            }
+            None => Cow::Borrowed(self.raw.get()),
+        }
+    }
+}
+
+/// Room IDs are `!opaque` or `!opaque:server`; room version 12 has no server part, so no
+/// server is ever parsed out. We check only what every room ID has.
+pub fn is_room_id(s: &str) -> bool {
+    s.len() > 1
+        && s.len() <= 255
+        && s.starts_with('!')
+        && !s.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+}
+
+/// A base64 (padded or not) string of a 32-byte public key.
+fn is_key32(s: &str) -> bool {
+    let mut buf = [0u8; 33];
+    matches!(B64_ANY.decode_slice(s, &mut buf), Ok(32))
+}
+
+/// Decodes an exported session key: returns its first known index and signing key.
+fn decode_session_key(key: &str) -> Result<(u32, [u8; 32]), Invalid> {
+    if key.ends_with('=') {
+        return Err(Invalid::BadSessionKey("padded base64 (matrix-sdk-crypto rejects it)"));
+    }
+    let mut buf = Zeroizing::new([0u8; SESSION_KEY_LEN + 3]);
+    let n = B64_UNPADDED
+        .decode_slice(key, &mut buf[..])
+        .map_err(|_| Invalid::BadSessionKey("not base64 of 165 bytes"))?;
+    if n != SESSION_KEY_LEN {
+        return Err(Invalid::BadSessionKey("not base64 of 165 bytes"));
+    }
+    if buf[0] != 1 {
+        return Err(Invalid::BadSessionKey("unknown version (expected 1)"));
+    }
+    let index = u32::from_be_bytes(buf[1..5].try_into().expect("4 bytes"));
+    let mut signing = [0u8; 32];
+    signing.copy_from_slice(&buf[SESSION_KEY_LEN - 32..SESSION_KEY_LEN]);
+    Ok((index, signing))
+}
+
+/// A session key in base64: secret, wiped on drop, hidden from `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SessionKeyText(pub Zeroizing<String>);
+
+impl fmt::Debug for SessionKeyText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionKeyText(<redacted>)")
+    }
+}
+
+/// An owned exported session. Fields this type does not name (the shared-history flag
+/// in any spelling, vendor extensions) are kept in order in [`ExportedSession::other`],
+/// so a parse → serialise round trip loses nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportedSession {
+    /// Always [`MEGOLM_V1`] for a valid session.
+    pub algorithm: String,
+    /// The room.
+    pub room_id: String,
+    /// Curve25519 key of the device that created the session.
+    pub sender_key: String,
+    /// The session's Ed25519 signing key, base64: the session's identity.
+    pub session_id: String,
+    /// The exported ratchet: secret.
+    pub session_key: SessionKeyText,
+    /// Keys the sending device claimed, normally `{"ed25519": ...}`.
+    #[serde(default)]
+    pub sender_claimed_keys: BTreeMap<String, String>,
+    /// Devices the key was forwarded through.
+    #[serde(default)]
+    pub forwarding_curve25519_key_chain: Vec<String>,
+    /// Every other field, as found.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ExportedSession {
+    /// The shared-history flag and the spelling it was stored under, if present.
+    pub fn shared_history(&self) -> Option<(bool, SharedHistoryKey)> {
+        SharedHistoryKey::ALL
+            .iter()
+            .find_map(|k| self.other.get(k.field()).and_then(|v| v.as_bool()).map(|b| (b, *k)))
+    }
+
+    /// Sets the shared-history flag, keeping the spelling already present, else using
+    /// the stable `m.shared_history` that current Element writes.
+    pub fn set_shared_history(&mut self, value: bool) {
+        let key = self.shared_history().map_or(SharedHistoryKey::Stable, |(_, k)| k);
+        self.other.insert(key.field().to_owned(), value.into());
+    }
+
+    /// Serialises to one compact JSON object.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a session always serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY32: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+
+    fn session_key(index: u32, signing: &[u8; 32]) -> String {
+        let mut k = vec![1u8];
+        k.extend_from_slice(&index.to_be_bytes());
+        k.extend_from_slice(&[7u8; 128]);
+        k.extend_from_slice(signing);
+        B64_UNPADDED.encode(k)
+    }
+
+    fn entry(modify: impl FnOnce(&mut serde_json::Value)) -> Box<RawValue> {
+        let signing = [9u8; 32];
+        let mut v = serde_json::json!({
+            "algorithm": MEGOLM_V1,
+            "room_id": "!room:example.org",
+            "sender_key": KEY32,
+            "session_id": B64_UNPADDED.encode(signing),
+            "session_key": session_key(42, &signing),
+            "sender_claimed_keys": {"ed25519": KEY32},
+            "forwarding_curve25519_key_chain": [],
+            "org.matrix.msc3061.shared_history": true,
+            "x.vendor": {"kept": [1, 2]}
+        });
+        modify(&mut v);
+        RawValue::from_string(v.to_string()).unwrap()
+    }
+
+    #[test]
+    fn a_valid_entry_reads_its_index() {
+        let raw = entry(|_| {});
+        let s = SessionRef::parse(&raw);
+        assert_eq!(s.problem, None);
+        assert_eq!(s.first_known_index, 42);
+        assert_eq!(s.room_id, "!room:example.org");
+        assert_eq!(s.output_json(), raw.get());
+    }
+
+    #[test]
+    fn each_problem_is_named() {
+        let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, Invalid)> = vec![
+            (Box::new(|v| v["algorithm"] = "m.olm.v1".into()), Invalid::UnknownAlgorithm("m.olm.v1".into())),
+            (Box::new(|v| { v.as_object_mut().unwrap().remove("algorithm"); }), Invalid::Missing("algorithm")),
+            (Box::new(|v| { v.as_object_mut().unwrap().remove("room_id"); }), Invalid::Missing("room_id")),
+            (Box::new(|v| v["room_id"] = "room".into()), Invalid::BadRoomId("room".into())),
+            (Box::new(|v| v["sender_key"] = "abc".into()), Invalid::BadSenderKey),
+            (Box::new(|v| { v.as_object_mut().unwrap().remove("session_key"); }), Invalid::Missing("session_key")),
+            (Box::new(|v| v["session_key"] = "AAAA".into()), Invalid::BadSessionKey("not base64 of 165 bytes")),
+            (
+                Box::new(|v| v["session_key"] = format!("{}=", v["session_key"].as_str().unwrap()).into()),
+                Invalid::BadSessionKey("padded base64 (matrix-sdk-crypto rejects it)"),
+            ),
+            (Box::new(|v| v["session_id"] = KEY32.into()), Invalid::SessionIdMismatch),
+            (Box::new(|v| v["sender_claimed_keys"] = serde_json::json!({"ed25519": ""})), Invalid::MissingClaimedEd25519),
+            (Box::new(|v| v["sender_claimed_keys"] = serde_json::json!({})), Invalid::MissingClaimedEd25519),
+            (Box::new(|v| v["sender_claimed_keys"] = serde_json::json!({"ed25519": "xx"})), Invalid::BadClaimedEd25519),
+            (Box::new(|v| v["forwarding_curve25519_key_chain"] = serde_json::json!(["no"])), Invalid::BadForwardingChain),
+        ];
+        for (modify, expected) in cases {
+            let raw = entry(modify);
+            assert_eq!(SessionRef::parse(&raw).problem, Some(expected));
+        }
+        let raw = RawValue::from_string("[1]".into()).unwrap();
+        assert!(matches!(SessionRef::parse(&raw).problem, Some(Invalid::NotAnObject(_))));
+        let raw = entry(|v| v["room_id"] = 5.into());
+        assert!(matches!(SessionRef::parse(&raw).problem, Some(Invalid::NotAnObject(_))));
+    }
+
+    #[test]
+    fn room_v12_ids_have_no_server() {
+        let raw = entry(|v| v["room_id"] = "!GmZ1jXGQ9OYb0Sy4sZ0I2mG-9cxNtZx4ZI2Gw3hvzBs".into());
+        assert_eq!(SessionRef::parse(&raw).problem, None);
+    }
+
+    #[test]
+    fn missing_forwarding_chain_is_added_on_output() {
+        let raw = entry(|v| {
+            v.as_object_mut().unwrap().remove("forwarding_curve25519_key_chain");
+        });
+        let s = SessionRef::parse(&raw);
+        assert!(s.is_valid() && !s.has_forwarding_chain);
+        let out: serde_json::Value = serde_json::from_str(&s.output_json()).unwrap();
+        assert_eq!(out["forwarding_curve25519_key_chain"], serde_json::json!([]));
+        assert_eq!(out["x.vendor"], serde_json::json!({"kept": [1, 2]}));
+    }
+
+    #[test]
+    fn owned_session_keeps_unknown_fields_and_spelling() {
+        let raw = entry(|_| {});
+        let s: ExportedSession = serde_json::from_str(raw.get()).unwrap();
+        assert_eq!(s.shared_history(), Some((true, SharedHistoryKey::Msc3061)));
+        let back: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+        let orig: serde_json::Value = serde_json::from_str(raw.get()).unwrap();
+        assert_eq!(back, orig);
+        let mut s2 = s.clone();
+        s2.set_shared_history(false);
+        assert_eq!(s2.shared_history(), Some((false, SharedHistoryKey::Msc3061)));
+        assert!(!format!("{s:?}").contains(s.session_key.0.as_str()));
+    }
+}

@@ -1,0 +1,118 @@
+//! Real sessions and export files for tests, benchmarks and the sample files
+//! (feature `testkit`). Sessions are made with vodozemac exactly as a client makes them:
+//! a device's identity keys, an outbound Megolm session, its inbound copy exported at a
+//! chosen message index.
+
+use std::collections::BTreeMap;
+
+use vodozemac::megolm::{ExportedSessionKey, GroupSession, InboundGroupSession, SessionConfig};
+use vodozemac::olm::Account;
+use zeroize::Zeroizing;
+
+use crate::container::SealingKey;
+use crate::entries;
+use crate::error::Result;
+use crate::passphrase::Passphrase;
+use crate::session::{ExportedSession, SessionKeyText, MEGOLM_V1};
+
+/// A sending device: its Curve25519 and Ed25519 identity keys.
+pub struct Device {
+    curve25519: String,
+    ed25519: String,
+}
+
+impl Default for Device {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Device {
+    /// A device with fresh identity keys.
+    pub fn new() -> Self {
+        let account = Account::new();
+        Device {
+            curve25519: account.curve25519_key().to_base64(),
+            ed25519: account.ed25519_key().to_base64(),
+        }
+    }
+
+    /// The device's Curve25519 key (an export's `sender_key`).
+    pub fn curve25519(&self) -> &str {
+        &self.curve25519
+    }
+
+    /// Starts a new Megolm session in `room_id`.
+    pub fn new_session(&self, room_id: &str) -> TestSession {
+        let outbound = GroupSession::new(SessionConfig::version_1());
+        let inbound = InboundGroupSession::new(&outbound.session_key(), SessionConfig::version_1());
+        TestSession {
+            room_id: room_id.to_owned(),
+            sender_key: self.curve25519.clone(),
+            ed25519: self.ed25519.clone(),
+            session_id: outbound.session_id(),
+            inbound,
+        }
+    }
+}
+
+/// One Megolm session as a receiving device holds it, from message index 0.
+pub struct TestSession {
+    room_id: String,
+    sender_key: String,
+    ed25519: String,
+    session_id: String,
+    inbound: InboundGroupSession,
+}
+
+impl TestSession {
+    /// The session ID (the session's Ed25519 key).
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// The session as an export entry that can decrypt from message `index` on.
+    pub fn export_at(&mut self, index: u32) -> ExportedSession {
+        let key = self.inbound.export_at(index).expect("index 0 is known, so every later one is");
+        self.entry(&key)
+    }
+
+    fn entry(&self, key: &ExportedSessionKey) -> ExportedSession {
+        let mut other = serde_json::Map::new();
+        other.insert("org.matrix.msc3061.shared_history".into(), false.into());
+        ExportedSession {
+            algorithm: MEGOLM_V1.to_owned(),
+            room_id: self.room_id.clone(),
+            sender_key: self.sender_key.clone(),
+            session_id: self.session_id.clone(),
+            session_key: SessionKeyText(Zeroizing::new(key.to_base64())),
+            sender_claimed_keys: BTreeMap::from([("ed25519".to_owned(), self.ed25519.clone())]),
+            forwarding_curve25519_key_chain: Vec::new(),
+            other,
+        }
+    }
+
+    /// A copy with the same session ID but ratchet bytes that belong to no real
+    /// session: what a forged or damaged copy looks like. vodozemac says Unconnected.
+    pub fn forged_at(&mut self, index: u32) -> ExportedSession {
+        let key = self.inbound.export_at(index).expect("known index");
+        let mut bytes = Zeroizing::new(key.to_bytes());
+        for b in &mut bytes[5..133] {
+            *b ^= 0x5a;
+        }
+        let forged = ExportedSessionKey::from_bytes(&bytes).expect("same layout");
+        self.entry(&forged)
+    }
+}
+
+/// The JSON array of `sessions`, as Element writes it.
+pub fn to_json(sessions: &[ExportedSession]) -> Zeroizing<Vec<u8>> {
+    let texts: Vec<String> = sessions.iter().map(ExportedSession::to_json).collect();
+    entries::write_array(texts.into_iter().map(std::borrow::Cow::Owned))
+}
+
+/// An armoured export of `sessions`, encrypted with `passphrase` at `rounds` rounds.
+pub fn export_file(sessions: &[ExportedSession], passphrase: &str, rounds: u32) -> Result<String> {
+    let key = SealingKey::derive(&Passphrase::new(passphrase.to_owned()), rounds)?;
+    key.seal(&to_json(sessions))
+}
