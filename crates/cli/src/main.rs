@@ -1,1 +1,38 @@
-fn main(){}
+//! `matrix-transplant`: move a Matrix account's E2E room keys and DM list into a new
+//! account, offline. This binary parses arguments and prints; the work is done in the
+//! `key-export` library.
+
+mod failure;
+mod files;
+mod keys;
+mod secrets;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "matrix-transplant", version, about, long_about = None)]
+#[command(after_help = "Exit codes: 0 ok, 1 I/O, 2 usage, 3 unreadable input, 4 wrong passphrase \
+or corrupted file, 5 invalid entries or conflicts, 6 output exists or is an input.\n\
+Passphrases come from --passphrase-file, $MATRIX_TRANSPLANT_PASSPHRASE, or a terminal prompt; never argv.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Element key-export files ("Export E2E room keys").
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keys(cmd) => keys::run(cmd),
+    };
+    if let Err(failure) = result {
+        eprintln!("matrix-transplant: {failure}");
+        std::process::exit(failure.code);
+    }
+}

@@ -1,0 +1,127 @@
+//! Safe file handling: inputs are only read; outputs go to a temporary file in the
+//! target folder, created mode 0600, renamed into place only when complete, and never
+//! over an existing file without --force.
+
+use std::fs::{File, Permissions};
+use std::io::{IsTerminal, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use crate::failure::{Failure, Outcome, IO, OUTPUT_EXISTS};
+
+/// An opened input: a file (with its length) or standard input.
+pub struct Input {
+    pub name: String,
+    pub reader: Box<dyn Read>,
+    pub len: usize,
+}
+
+/// Opens `path` for reading; `-` is standard input.
+pub fn open_input(path: &Path) -> Outcome<Input> {
+    let name = path.display().to_string();
+    if path.as_os_str() == "-" {
+        return Ok(Input { name: "standard input".into(), reader: Box::new(std::io::stdin().lock()), len: 0 });
+    }
+    let f = File::open(path).map_err(|e| Failure::new(IO, format!("cannot open {name}: {e}")))?;
+    let len = f.metadata().map(|m| m.len() as usize).unwrap_or(0);
+    Ok(Input { name, reader: Box::new(f), len })
+}
+
+/// Reads a whole input into a buffer wiped on drop (for plaintext inputs).
+pub fn read_secret(path: &Path) -> Outcome<Zeroizing<Vec<u8>>> {
+    let mut input = open_input(path)?;
+    let mut buf = Zeroizing::new(Vec::with_capacity(input.len));
+    input
+        .reader
+        .read_to_end(&mut buf)
+        .map_err(|e| Failure::new(IO, format!("cannot read {}: {e}", input.name)))?;
+    Ok(buf)
+}
+
+/// Where output goes.
+pub struct Output {
+    target: Option<PathBuf>,
+    force: bool,
+}
+
+impl Output {
+    /// Checks, before any work is done, that `path` may be written. `None` or `-` means
+    /// standard output; `secret` output is refused on a terminal unless `-` was explicit.
+    pub fn plan(path: Option<&Path>, force: bool, secret: bool, inputs: &[&Path]) -> Outcome<Self> {
+        match path {
+            None if secret && std::io::stdout().is_terminal() => Err(Failure::new(
+                IO,
+                "refusing to print decrypted keys to the terminal: give -o FILE (or -o - if you really mean it)",
+            )),
+            None => Ok(Output { target: None, force }),
+            Some(p) if p.as_os_str() == "-" => Ok(Output { target: None, force }),
+            Some(p) => {
+                for i in inputs {
+                    if i.as_os_str() != "-" && same_file(i, p) {
+                        return Err(Failure::new(
+                            OUTPUT_EXISTS,
+                            format!("{} is also an input; inputs are never modified: choose another output", p.display()),
+                        ));
+                    }
+                }
+                if !force && p.symlink_metadata().is_ok() {
+                    return Err(exists(p));
+                }
+                Ok(Output { target: Some(p.to_owned()), force })
+            }
+        }
+    }
+
+    /// Writes `data` in full, then moves it into place.
+    pub fn write(&self, data: &[u8]) -> Outcome {
+        let Some(target) = &self.target else {
+            let mut out = std::io::stdout().lock();
+            out.write_all(data)?;
+            out.flush()?;
+            return Ok(());
+        };
+        let dir = match target.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".matrix-transplant-")
+            .suffix(".part")
+            .permissions(Permissions::from_mode(0o600))
+            .tempfile_in(dir)
+            .map_err(|e| Failure::new(IO, format!("cannot create a file in {}: {e}", dir.display())))?;
+        tmp.write_all(data)
+            .and_then(|_| tmp.as_file().sync_all())
+            .map_err(|e| Failure::new(IO, format!("cannot write {}: {e}", target.display())))?;
+        let result = if self.force {
+            tmp.persist(target).map(|_| ()).map_err(|e| e.error)
+        } else {
+            tmp.persist_noclobber(target).map(|_| ()).map_err(|e| e.error)
+        };
+        result.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                exists(target)
+            } else {
+                Failure::new(IO, format!("cannot write {}: {e}", target.display()))
+            }
+        })
+    }
+
+    /// A name for messages.
+    pub fn describe(&self) -> String {
+        self.target.as_ref().map_or("standard output".into(), |p| p.display().to_string())
+    }
+}
+
+fn exists(p: &Path) -> Failure {
+    Failure::new(OUTPUT_EXISTS, format!("{} exists; nothing was written (use --force to replace it)", p.display()))
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}

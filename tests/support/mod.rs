@@ -1,0 +1,90 @@
+//! Helpers shared by the end-to-end tests of the binary.
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use key_export::testkit::{self, Device};
+use key_export::ExportedSession;
+
+/// A scratch folder with named files.
+pub struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        Scratch { dir: tempfile::tempdir().unwrap() }
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    pub fn write(&self, name: &str, data: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, data).unwrap();
+        p
+    }
+    pub fn read(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.path(name)).unwrap()
+    }
+    /// Every file name in the folder, sorted (to prove no temporary file is left).
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+    pub fn mode(&self, name: &str) -> u32 {
+        std::fs::metadata(self.path(name)).unwrap().permissions().mode() & 0o777
+    }
+}
+
+/// The binary, with no passphrase in its environment and no terminal: `setsid` starts it
+/// in a new session, so even when the tests run in a terminal it cannot prompt.
+pub fn bin() -> Command {
+    let mut c = Command::new("setsid");
+    c.arg("-w").arg(env!("CARGO_BIN_EXE_matrix-transplant"));
+    c.env_remove("MATRIX_TRANSPLANT_PASSPHRASE");
+    c.env_remove("MATRIX_TRANSPLANT_OUT_PASSPHRASE");
+    c
+}
+
+pub fn run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut c = bin();
+    for a in args {
+        c.arg(a);
+    }
+    c.output().unwrap()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Asserts an exit code, showing stderr when it differs.
+pub fn assert_code(o: &Output, code: i32) {
+    assert_eq!(o.status.code(), Some(code), "stderr: {}", stderr(o));
+}
+
+/// `n` real sessions spread over `rooms` rooms, exported at index `5 * i`.
+pub fn sessions(n: usize, rooms: usize) -> Vec<ExportedSession> {
+    let device = Device::new();
+    (0..n)
+        .map(|i| device.new_session(&format!("!room{}:example.org", i % rooms)).export_at(5 * i as u32))
+        .collect()
+}
+
+pub fn export(sessions: &[ExportedSession], pass: &str) -> String {
+    testkit::export_file(sessions, pass, 10).unwrap()
+}
+
+pub fn is_file(p: &Path) -> bool {
+    p.is_file()
+}
