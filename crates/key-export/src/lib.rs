@@ -11,7 +11,9 @@
 //! - [`container`]: header, PBKDF2, HMAC-SHA-256 and AES-256-CTR (64-bit counter);
 //! - [`entries`]: the decrypted JSON array, split without copying;
 //! - [`session`]: one exported session, checked; [`ExportedSession`] to build one;
-//! - [`inspect`]: what a file holds, without writing any key.
+//! - [`inspect`]: what a file holds, without writing any key;
+//! - [`select`] and [`merge`]: the rooms that move, one best copy of each session;
+//! - [`pipeline`]: filter/merge end to end, overlapped across cores.
 //!
 //! ```
 //! use key_export::{container, Passphrase};
@@ -28,7 +30,10 @@ pub mod container;
 pub mod entries;
 pub mod error;
 pub mod inspect;
+pub mod merge;
 pub mod passphrase;
+pub mod pipeline;
+pub mod select;
 pub mod session;
 #[cfg(feature = "testkit")]
 pub mod testkit;

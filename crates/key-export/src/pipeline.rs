@@ -1,0 +1,109 @@
+//! The whole job of `keys filter` and `keys merge`, overlapped for speed: the output
+//! key is derived on its own thread while the inputs are read, decoded and decrypted
+//! (each input deriving its own key at the same time), then entries are read in
+//! parallel, merged, and the result is encrypted in parallel.
+
+use std::io::Read;
+
+use rayon::prelude::*;
+
+use crate::container::{self, Plaintext, ReadOptions, SealingKey};
+use crate::entries;
+use crate::error::Error;
+use crate::merge::{self, Conflict, MergeError, MergeOptions, SourcedInvalid, Summary};
+use crate::passphrase::Passphrase;
+use crate::session::SessionRef;
+
+/// One input export.
+pub struct Source<R> {
+    /// Its name, for messages.
+    pub name: String,
+    /// Its armoured text.
+    pub reader: R,
+    /// Its size in bytes, when known (0 otherwise).
+    pub len: usize,
+    /// Its passphrase.
+    pub passphrase: Passphrase,
+}
+
+/// How to write the result.
+pub struct Destination {
+    /// Passphrase of the new export.
+    pub passphrase: Passphrase,
+    /// PBKDF2 rounds of the new export.
+    pub rounds: u32,
+}
+
+/// A finished job.
+#[derive(Debug)]
+pub struct Finished {
+    /// The new export, armoured.
+    pub armored: String,
+    /// Counts.
+    pub summary: Summary,
+    /// Conflicts found (the first copy was kept).
+    pub conflicts: Vec<Conflict>,
+    /// Invalid entries left out (only with `drop_invalid`).
+    pub dropped_invalid: Vec<SourcedInvalid>,
+}
+
+/// Why a job failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// An input could not be read, authenticated or parsed.
+    #[error("{name}: {error}")]
+    Input {
+        /// 0-based input number.
+        input: usize,
+        /// Its name.
+        name: String,
+        /// What went wrong.
+        error: Error,
+    },
+    /// The merge refused (invalid entries or, with `strict`, conflicts).
+    #[error(transparent)]
+    Merge(#[from] MergeError),
+    /// The output could not be made.
+    #[error(transparent)]
+    Output(Error),
+}
+
+/// Reads every source, keeps the selected sessions (best copy of each) and seals them
+/// into a new export.
+pub fn filter_merge<R: Read + Send>(
+    sources: Vec<Source<R>>,
+    destination: Destination,
+    read: &ReadOptions,
+    options: &MergeOptions,
+) -> Result<Finished, PipelineError> {
+    // Detached, so that a bad input is reported at once instead of after the KDF.
+    let out_key = std::thread::spawn(move || SealingKey::derive(&destination.passphrase, destination.rounds));
+    let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
+    let plains: Vec<Plaintext> = sources
+        .into_par_iter()
+        .enumerate()
+        .map(|(input, s)| {
+            container::decrypt(s.reader, s.len, &s.passphrase, read)
+                .map_err(|error| PipelineError::Input { input, name: s.name, error })
+        })
+        .collect::<Result<_, _>>()?;
+    let parsed: Vec<Vec<SessionRef<'_>>> = plains
+        .iter()
+        .enumerate()
+        .map(|(input, p)| {
+            entries::split(p.as_bytes())
+                .map(|raw| entries::parse_all(&raw))
+                .map_err(|error| PipelineError::Input { input, name: names[input].clone(), error })
+        })
+        .collect::<Result<_, _>>()?;
+    let merged = merge::merge(&parsed, options)?;
+    let json = entries::write_array(merge::output_entries(&merged));
+    let key = out_key.join().expect("key derivation does not panic").map_err(PipelineError::Output)?;
+    let armored = key.seal(&json).map_err(PipelineError::Output)?;
+    Ok(Finished {
+        armored,
+        summary: merged.summary,
+        conflicts: merged.conflicts,
+        dropped_invalid: merged.invalid,
+    })
+}
