@@ -14,7 +14,7 @@ use crate::failure::{Failure, Outcome, IO, OUTPUT_EXISTS};
 /// An opened input: a file (with its length) or standard input.
 pub struct Input {
     pub name: String,
-    pub reader: Box<dyn Read>,
+    pub reader: Box<dyn Read + Send>,
     pub len: usize,
 }
 
@@ -22,7 +22,7 @@ pub struct Input {
 pub fn open_input(path: &Path) -> Outcome<Input> {
     let name = path.display().to_string();
     if path.as_os_str() == "-" {
-        return Ok(Input { name: "standard input".into(), reader: Box::new(std::io::stdin().lock()), len: 0 });
+        return Ok(Input { name: "standard input".into(), reader: Box::new(std::io::stdin()), len: 0 });
     }
     let f = File::open(path).map_err(|e| Failure::new(IO, format!("cannot open {name}: {e}")))?;
     let len = f.metadata().map(|m| m.len() as usize).unwrap_or(0);

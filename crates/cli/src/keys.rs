@@ -4,7 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
+use key_export::merge::{MergeError, MergeOptions};
+use key_export::pipeline::{self, Destination, PipelineError, Source};
+use key_export::select::{self, RoomSelection};
 use key_export::{container, entries, inspect, Passphrase, ReadOptions};
+use serde::Serialize;
 
 use crate::failure::{Failure, Outcome, INVALID};
 use crate::files::{open_input, read_secret, Output};
@@ -35,6 +39,36 @@ pub enum KeysCommand {
         #[command(flatten)]
         out: OutArgs,
     },
+    /// Keep only the keys of the rooms that move (one best copy of each session).
+    Filter {
+        /// The export file (`-` for standard input).
+        file: PathBuf,
+        /// File with its passphrase (else $MATRIX_TRANSPLANT_PASSPHRASE, else a prompt).
+        #[arg(long, value_name = "PATH")]
+        passphrase_file: Option<PathBuf>,
+        #[command(flatten)]
+        select: SelectArgs,
+        #[command(flatten)]
+        merge: MergeArgs,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+    /// Merge exports from several devices: one best copy of each session, optionally
+    /// only the rooms that move.
+    Merge {
+        /// The export files.
+        #[arg(required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        /// Passphrase file: once for all inputs, or once per input in order.
+        #[arg(long, value_name = "PATH")]
+        passphrase_file: Vec<PathBuf>,
+        #[command(flatten)]
+        select: SelectArgs,
+        #[command(flatten)]
+        merge: MergeArgs,
+        #[command(flatten)]
+        out: OutArgs,
+    },
     /// Encrypt a JSON array of sessions into an export Element can import.
     Encrypt {
         /// The JSON file (`-` for standard input).
@@ -51,6 +85,47 @@ pub enum KeysCommand {
         #[command(flatten)]
         out: OutArgs,
     },
+}
+
+/// Which rooms move.
+#[derive(Args)]
+pub struct SelectArgs {
+    /// A room whose keys move (repeatable).
+    #[arg(long = "room", value_name = "ROOM_ID")]
+    pub rooms: Vec<String>,
+    /// A file of room IDs: one per line (`#` comments), a JSON list, or `keys inspect --json` output.
+    #[arg(long, value_name = "PATH")]
+    pub rooms_file: Option<PathBuf>,
+    /// Keep every room EXCEPT the ones named.
+    #[arg(long)]
+    pub exclude: bool,
+}
+
+/// What to do with bad entries and disagreeing copies.
+#[derive(Args)]
+pub struct MergeArgs {
+    /// Leave out entries that fail validation (and list them) instead of stopping.
+    #[arg(long)]
+    pub drop_invalid: bool,
+    /// Stop if any two copies of a session conflict.
+    #[arg(long)]
+    pub strict: bool,
+    /// Write the list of conflicts as JSON to this file.
+    #[arg(long, value_name = "PATH")]
+    pub conflicts: Option<PathBuf>,
+    /// File with the new export's passphrase (else $MATRIX_TRANSPLANT_OUT_PASSPHRASE,
+    /// else asked on the terminal, else the (first) input's passphrase).
+    #[arg(long, value_name = "PATH")]
+    pub out_passphrase_file: Option<PathBuf>,
+    /// PBKDF2 rounds of the new export (Element uses 500000).
+    #[arg(long, default_value_t = container::DEFAULT_ROUNDS, value_name = "N")]
+    pub rounds: u32,
+    /// Refuse inputs asking for more PBKDF2 rounds than this.
+    #[arg(long, default_value_t = container::DEFAULT_MAX_ROUNDS, value_name = "N")]
+    pub max_rounds: u32,
+    /// Print the summary as JSON on standard output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How to read an export.
@@ -77,6 +152,14 @@ pub struct OutArgs {
 
 pub fn run(cmd: KeysCommand) -> Outcome {
     match cmd {
+        KeysCommand::Filter { file, passphrase_file, select, merge, out } => {
+            let files = vec![file];
+            let passes: Vec<PathBuf> = passphrase_file.into_iter().collect();
+            filter_merge(&files, &passes, &select, &merge, &out)
+        }
+        KeysCommand::Merge { files, passphrase_file, select, merge, out } => {
+            filter_merge(&files, &passphrase_file, &select, &merge, &out)
+        }
         KeysCommand::Inspect { file, read, json, all_rooms } => {
             let pass = secrets::existing(read.passphrase_file.as_deref(), &file.display().to_string())?;
             let plain = decrypt_file(&file, &pass, &read)?;
@@ -182,3 +265,115 @@ fn print_report(file: &Path, r: &inspect::Report, all_rooms: bool) {
     }
 }
 
+
+fn selection(args: &SelectArgs) -> Outcome<RoomSelection> {
+    let bad = |e: select::BadRoomId| Failure::new(crate::failure::FORMAT, e.to_string());
+    let mut rooms = select::parse_room_args(&args.rooms).map_err(bad)?;
+    if let Some(path) = &args.rooms_file {
+        let text = read_secret(path)?;
+        let text = std::str::from_utf8(&text)
+            .map_err(|_| Failure::new(crate::failure::FORMAT, format!("{}: not UTF-8 text", path.display())))?;
+        rooms.extend(select::parse_rooms_file(text, &path.display().to_string()).map_err(bad)?);
+    } else if args.rooms.is_empty() {
+        if args.exclude {
+            return Err(Failure::new(2, "--exclude needs rooms to exclude (--room or --rooms-file)"));
+        }
+        return Ok(RoomSelection::everything());
+    }
+    Ok(RoomSelection::new(rooms, args.exclude))
+}
+
+#[derive(Serialize)]
+struct JsonSummary<'a> {
+    output: String,
+    summary: &'a key_export::merge::Summary,
+    conflicts: &'a [key_export::merge::Conflict],
+    dropped_invalid: &'a [key_export::merge::SourcedInvalid],
+}
+
+fn filter_merge(files: &[PathBuf], pass_files: &[PathBuf], sel: &SelectArgs, m: &MergeArgs, out: &OutArgs) -> Outcome {
+    let inputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let output = Output::plan(out.output.as_deref(), out.force, false, &inputs)?;
+    let conflicts_out = m.conflicts.as_deref().map(|p| Output::plan(Some(p), out.force, false, &inputs)).transpose()?;
+    if m.rounds == 0 || m.rounds > container::MAX_WRITE_ROUNDS {
+        return Err(key_export::Error::InvalidRounds { rounds: m.rounds }.into());
+    }
+    if !(pass_files.len() <= 1 || pass_files.len() == files.len()) {
+        return Err(Failure::new(
+            2,
+            format!("{} inputs but {} --passphrase-file: give one for all inputs or one per input, in order", files.len(), pass_files.len()),
+        ));
+    }
+    let options = MergeOptions { selection: selection(sel)?, drop_invalid: m.drop_invalid, strict: m.strict };
+    let mut sources = Vec::with_capacity(files.len());
+    for (i, f) in files.iter().enumerate() {
+        let pf = pass_files.get(i).or(pass_files.first());
+        let passphrase = secrets::existing(pf.map(PathBuf::as_path), &f.display().to_string())?;
+        let input = open_input(f)?;
+        sources.push(Source { name: input.name, reader: input.reader, len: input.len, passphrase });
+    }
+    let first = sources[0].passphrase.clone();
+    let passphrase = secrets::new(m.out_passphrase_file.as_deref(), secrets::OUT_PASSPHRASE_ENV, Some(&first))?;
+    let started = std::time::Instant::now();
+    let done = pipeline::filter_merge(
+        sources,
+        Destination { passphrase, rounds: m.rounds },
+        &ReadOptions { max_rounds: m.max_rounds },
+        &options,
+    )
+    .map_err(|e| match e {
+        PipelineError::Input { name, error, .. } => Failure::from(error).in_file(&name),
+        PipelineError::Merge(MergeError::Invalid(bad)) => {
+            let mut f = Failure::new(INVALID, String::new());
+            for (i, file) in files.iter().enumerate() {
+                let mine: Vec<_> = bad.iter().filter(|b| b.input == i).map(|b| b.entry.clone()).collect();
+                if !mine.is_empty() {
+                    let part = invalid_entries(&file.display().to_string(), &mine).message;
+                    f.message = if f.message.is_empty() { part } else { format!("{}\n{part}", f.message) };
+                }
+            }
+            f
+        }
+        PipelineError::Merge(MergeError::Conflicts(c)) => {
+            let mut msg = format!("{} conflicting copies of sessions and --strict was given; nothing was written:", c.len());
+            for x in c.iter().take(20) {
+                msg.push_str(&format!("\n  {} {}: {:?} ({} entry {} vs {} entry {})", x.room_id, x.session_id, x.kind,
+                    files[x.kept.input].display(), x.kept.index, files[x.rejected.input].display(), x.rejected.index));
+            }
+            Failure::new(INVALID, msg)
+        }
+        PipelineError::Output(e) => e.into(),
+    })?;
+    output.write(done.armored.as_bytes())?;
+    if let Some(c) = conflicts_out {
+        let json = serde_json::to_vec_pretty(&done.conflicts).expect("conflicts serialise");
+        c.write(&json)?;
+    }
+    let s = &done.summary;
+    if m.json {
+        let j = JsonSummary { output: output.describe(), summary: s, conflicts: &done.conflicts, dropped_invalid: &done.dropped_invalid };
+        println!("{}", serde_json::to_string_pretty(&j).expect("summary serialises"));
+    }
+    for (f, n) in files.iter().zip(&s.read) {
+        eprintln!("read      {n:>8} sessions from {}", f.display());
+    }
+    eprintln!("kept      {:>8} sessions in {} rooms -> {}", s.kept, s.rooms_kept, output.describe());
+    eprintln!("other rooms {:>6} sessions left out", s.dropped_by_selection);
+    eprintln!("merged    {:>8} duplicate copies ({} upgraded to a copy that decrypts more)", s.duplicates_merged, s.upgraded);
+    eprintln!("conflicts {:>8}{}", s.conflicts, if s.conflicts > 0 { " (first copy kept; see --conflicts PATH)" } else { "" });
+    eprintln!("invalid   {:>8}{}", s.invalid, if s.invalid > 0 { " (left out)" } else { "" });
+    for c in done.conflicts.iter().take(10) {
+        eprintln!("  conflict: {} {}: {:?}", c.room_id, c.session_id, c.kind);
+    }
+    for b in done.dropped_invalid.iter().take(10) {
+        eprintln!("  dropped: {} entry {}: {}", files[b.input].display(), b.entry.index, b.entry.problem);
+    }
+    if !s.rooms_without_keys.is_empty() {
+        eprintln!("selected rooms with no keys in any input ({}):", s.rooms_without_keys.len());
+        for r in &s.rooms_without_keys {
+            eprintln!("  {r}");
+        }
+    }
+    eprintln!("done in {:.2} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
