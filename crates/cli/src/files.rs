@@ -76,11 +76,18 @@ impl Output {
 
     /// Writes `data` in full, then moves it into place.
     pub fn write(&self, data: &[u8]) -> Outcome {
+        self.write_with(|w| Ok(w.write_all(data)?))
+    }
+
+    /// Lets `produce` stream the content into a temporary file (mode 0600, same folder),
+    /// syncs it to disk, then renames it into place. If `produce` fails, the temporary
+    /// file is deleted and the target is untouched.
+    pub fn write_with<T>(&self, produce: impl FnOnce(&mut dyn Write) -> Outcome<T>) -> Outcome<T> {
         let Some(target) = &self.target else {
             let mut out = std::io::stdout().lock();
-            out.write_all(data)?;
+            let value = produce(&mut out)?;
             out.flush()?;
-            return Ok(());
+            return Ok(value);
         };
         let dir = match target.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
@@ -92,8 +99,14 @@ impl Output {
             .permissions(Permissions::from_mode(0o600))
             .tempfile_in(dir)
             .map_err(|e| Failure::new(IO, format!("cannot create a file in {}: {e}", dir.display())))?;
-        tmp.write_all(data)
-            .and_then(|_| tmp.as_file().sync_all())
+        let value = {
+            let mut w = std::io::BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
+            let value = produce(&mut w)?;
+            w.flush().map_err(|e| Failure::new(IO, format!("cannot write {}: {e}", target.display())))?;
+            value
+        };
+        tmp.as_file()
+            .sync_all()
             .map_err(|e| Failure::new(IO, format!("cannot write {}: {e}", target.display())))?;
         let result = if self.force {
             tmp.persist(target).map(|_| ()).map_err(|e| e.error)
@@ -106,7 +119,8 @@ impl Output {
             } else {
                 Failure::new(IO, format!("cannot write {}: {e}", target.display()))
             }
-        })
+        })?;
+        Ok(value)
     }
 
     /// A name for messages.

@@ -315,13 +315,22 @@ fn filter_merge(files: &[PathBuf], pass_files: &[PathBuf], sel: &SelectArgs, m: 
     let first = sources[0].passphrase.clone();
     let passphrase = secrets::new(m.out_passphrase_file.as_deref(), secrets::OUT_PASSPHRASE_ENV, Some(&first))?;
     let started = std::time::Instant::now();
-    let done = pipeline::filter_merge(
-        sources,
-        Destination { passphrase, rounds: m.rounds },
-        &ReadOptions { max_rounds: m.max_rounds },
-        &options,
-    )
-    .map_err(|e| match e {
+    let done = output.write_with(|sink| {
+        pipeline::filter_merge(
+            sources,
+            Destination { passphrase, rounds: m.rounds },
+            sink,
+            &ReadOptions { max_rounds: m.max_rounds },
+            &options,
+        )
+        .map(|(done, _)| done)
+        .map_err(|e| pipeline_failure(e, files))
+    })?;
+    report(&done, files, &output, conflicts_out, m, started)
+}
+
+fn pipeline_failure(e: PipelineError, files: &[PathBuf]) -> Failure {
+    match e {
         PipelineError::Input { name, error, .. } => Failure::from(error).in_file(&name),
         PipelineError::Merge(MergeError::Invalid(bad)) => {
             let mut f = Failure::new(INVALID, String::new());
@@ -343,8 +352,10 @@ fn filter_merge(files: &[PathBuf], pass_files: &[PathBuf], sel: &SelectArgs, m: 
             Failure::new(INVALID, msg)
         }
         PipelineError::Output(e) => e.into(),
-    })?;
-    output.write(done.armored.as_bytes())?;
+    }
+}
+
+fn report(done: &pipeline::Finished, files: &[PathBuf], output: &Output, conflicts_out: Option<Output>, m: &MergeArgs, started: std::time::Instant) -> Outcome {
     if let Some(c) = conflicts_out {
         let json = serde_json::to_vec_pretty(&done.conflicts).expect("conflicts serialise");
         c.write(&json)?;

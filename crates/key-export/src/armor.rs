@@ -379,38 +379,52 @@ pub fn dearmor(text: &[u8]) -> Result<(Vec<u8>, Layout)> {
     d.finish()
 }
 
-/// Armours a binary container the way Element Web does: BEGIN line, base64 in
-/// 128-character padded lines, END line, final newline. Encodes in parallel.
-pub fn armor(body: &[u8]) -> String {
-    const RAW_PER_LINE: usize = LINE_LEN / 4 * 3; // 96 bytes → 128 characters
-    const LINES_PER_TASK: usize = 4096;
-    let full_lines = body.len() / RAW_PER_LINE;
-    let b64_len = body.len().div_ceil(3) * 4;
-    let lines = b64_len.div_ceil(LINE_LEN);
-    let mut out = Vec::with_capacity(BEGIN.len() + END.len() + 2 + b64_len + lines);
-    out.extend_from_slice(BEGIN.as_bytes());
-    out.push(b'\n');
+/// Bytes of binary data per armour line (96 bytes → 128 base64 characters).
+pub const RAW_PER_LINE: usize = LINE_LEN / 4 * 3;
+
+/// Appends `bin` as base64 lines of 128 characters, each ending in `\n`, encoding in
+/// parallel. `bin` must be a whole number of lines ([`RAW_PER_LINE`] bytes each).
+pub fn encode_lines(bin: &[u8], out: &mut Vec<u8>) {
+    const LINES_PER_TASK: usize = 2048;
+    assert_eq!(bin.len() % RAW_PER_LINE, 0, "whole lines only");
     let start = out.len();
-    out.resize(start + full_lines * (LINE_LEN + 1), 0);
+    out.resize(start + bin.len() / RAW_PER_LINE * (LINE_LEN + 1), 0);
     out[start..]
         .par_chunks_mut((LINE_LEN + 1) * LINES_PER_TASK)
-        .zip(body[..full_lines * RAW_PER_LINE].par_chunks(RAW_PER_LINE * LINES_PER_TASK))
+        .zip(bin.par_chunks(RAW_PER_LINE * LINES_PER_TASK))
         .for_each(|(dst, src)| {
             for (d, s) in dst.chunks_mut(LINE_LEN + 1).zip(src.chunks(RAW_PER_LINE)) {
-                let n = ENCODER
-                    .encode_slice(s, &mut d[..LINE_LEN])
-                    .expect("96 bytes encode to 128 characters");
-                debug_assert_eq!(n, LINE_LEN);
+                ENCODER.encode_slice(s, &mut d[..LINE_LEN]).expect("96 bytes fit 128 characters");
                 d[LINE_LEN] = b'\n';
             }
         });
-    let rest = &body[full_lines * RAW_PER_LINE..];
+}
+
+/// Appends the last, possibly short, line (padded) and the END line.
+pub fn encode_tail(rest: &[u8], out: &mut Vec<u8>) {
+    debug_assert!(rest.len() <= RAW_PER_LINE);
     if !rest.is_empty() {
         out.extend_from_slice(ENCODER.encode(rest).as_bytes());
         out.push(b'\n');
     }
     out.extend_from_slice(END.as_bytes());
     out.push(b'\n');
+}
+
+/// The BEGIN line.
+pub fn encode_head(out: &mut Vec<u8>) {
+    out.extend_from_slice(BEGIN.as_bytes());
+    out.push(b'\n');
+}
+
+/// Armours a binary container the way Element Web does: BEGIN line, base64 in
+/// 128-character padded lines, END line, final newline.
+pub fn armor(body: &[u8]) -> String {
+    let whole = body.len() / RAW_PER_LINE * RAW_PER_LINE;
+    let mut out = Vec::with_capacity(body.len() / 3 * 4 + body.len() / 96 + 100);
+    encode_head(&mut out);
+    encode_lines(&body[..whole], &mut out);
+    encode_tail(&body[whole..], &mut out);
     String::from_utf8(out).expect("armour is ASCII")
 }
 

@@ -16,7 +16,7 @@
 //! PBKDF2, then verifies the MAC on one core while the other decrypts the chunks the
 //! MAC has already covered, in place. Nothing leaves this module before the MAC checks.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::sync::mpsc::sync_channel;
 
 use aes::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
@@ -269,16 +269,38 @@ impl SealingKey {
         self.rounds
     }
 
-    /// Encrypts `plaintext` (the JSON) into an armoured export with a fresh IV. The key is
-    /// consumed: one salt, one file.
-    pub fn seal(self, plaintext: &[u8]) -> Result<String> {
+    /// Starts writing an armoured export to `sink`, with a fresh IV. The key is consumed:
+    /// one salt, one file. Write the JSON into the returned writer, then call
+    /// [`SealWriter::finish`].
+    pub fn seal_to<W: Write>(self, sink: W) -> Result<SealWriter<W>> {
         let mut iv = [0u8; 16];
         getrandom::getrandom(&mut iv).map_err(|e| Error::Random(e.to_string()))?;
         // Keep the 64-bit counter from wrapping within any file, like Element does.
         iv[8] &= 0x7f;
         let header = Header { salt: self.salt, iv, rounds: self.rounds };
-        let body = seal_body(plaintext, &header, &self.keys);
-        Ok(armor::armor(&body))
+        let mut mac = HmacSha256::new_from_slice(&self.keys.mac).expect("any key length");
+        let mut pending = Vec::with_capacity(SEAL_CHUNK + armor::RAW_PER_LINE);
+        header.write(&mut pending);
+        mac.update(&pending);
+        let mut text = Vec::with_capacity(SEAL_CHUNK / 3 * 4 + SEAL_CHUNK / 96 + 64);
+        armor::encode_head(&mut text);
+        Ok(SealWriter {
+            sink,
+            key: self,
+            iv,
+            mac,
+            plain: Zeroizing::new(Vec::with_capacity(SEAL_CHUNK)),
+            offset: 0,
+            pending,
+            text,
+        })
+    }
+
+    /// Encrypts `plaintext` (the JSON) into an armoured export held in memory.
+    pub fn seal(self, plaintext: &[u8]) -> Result<String> {
+        let mut w = self.seal_to(Vec::with_capacity(plaintext.len() / 3 * 4 + 1024))?;
+        w.write_all(plaintext)?;
+        Ok(String::from_utf8(w.finish()?).expect("armour is ASCII"))
     }
 }
 
@@ -288,18 +310,78 @@ impl std::fmt::Debug for SealingKey {
     }
 }
 
-/// Builds the binary container: header, parallel AES-CTR, then the MAC.
-fn seal_body(plaintext: &[u8], header: &Header, keys: &DerivedKeys) -> Vec<u8> {
-    let mut body = Vec::with_capacity(HEADER_LEN + plaintext.len() + MAC_LEN);
-    header.write(&mut body);
-    body.extend_from_slice(plaintext);
-    body[HEADER_LEN..].par_chunks_mut(CHUNK).enumerate().for_each(|(i, piece)| {
-        apply_keystream(piece, i * CHUNK, &keys.aes, &header.iv);
-    });
-    let mut mac = HmacSha256::new_from_slice(&keys.mac).expect("any key length");
-    mac.update(&body);
-    body.extend_from_slice(&mac.finalize().into_bytes());
-    body
+/// Plaintext is encrypted and encoded in pieces of this size (a whole number of lines).
+const SEAL_CHUNK: usize = armor::RAW_PER_LINE * 43_690; // ≈ 4 MiB
+
+/// Streams an export out: plaintext JSON in, armoured text (Element's layout) out, in
+/// bounded memory. Each piece is encrypted in parallel, then MACed while it is base64
+/// encoded in parallel. Nothing is complete until [`SealWriter::finish`].
+pub struct SealWriter<W: Write> {
+    sink: W,
+    key: SealingKey,
+    iv: [u8; 16],
+    mac: HmacSha256,
+    /// Plaintext not yet encrypted (wiped on drop).
+    plain: Zeroizing<Vec<u8>>,
+    /// Ciphertext offset of the first byte of `plain`.
+    offset: usize,
+    /// Binary container bytes not yet encoded (less than one line after each piece).
+    pending: Vec<u8>,
+    /// Armoured text not yet written.
+    text: Vec<u8>,
+}
+
+impl<W: Write> SealWriter<W> {
+    fn seal_piece(&mut self) -> std::io::Result<()> {
+        let aes = &self.key.keys.aes;
+        let iv = &self.iv;
+        let base = self.offset;
+        let added = self.plain.len();
+        self.plain.par_chunks_mut(1 << 16).enumerate().for_each(|(i, piece)| {
+            apply_keystream(piece, base + i * (1 << 16), aes, iv);
+        });
+        self.offset += added;
+        self.pending.extend_from_slice(&self.plain);
+        self.plain.clear();
+        let whole = self.pending.len() / armor::RAW_PER_LINE * armor::RAW_PER_LINE;
+        let (mac, pending, text) = (&mut self.mac, &self.pending, &mut self.text);
+        // The header was MACed up front and older bytes already: MAC only the new ciphertext.
+        let new = &pending[pending.len() - added..];
+        rayon::join(|| mac.update(new), || armor::encode_lines(&pending[..whole], text));
+        self.pending.drain(..whole);
+        self.sink.write_all(&self.text)?;
+        self.text.clear();
+        Ok(())
+    }
+
+    /// Writes the MAC and the END line; returns the sink.
+    pub fn finish(mut self) -> Result<W> {
+        self.seal_piece()?;
+        let tag = self.mac.clone().finalize().into_bytes();
+        self.pending.extend_from_slice(&tag);
+        let whole = self.pending.len() / armor::RAW_PER_LINE * armor::RAW_PER_LINE;
+        armor::encode_lines(&self.pending[..whole], &mut self.text);
+        armor::encode_tail(&self.pending[whole..], &mut self.text);
+        self.sink.write_all(&self.text)?;
+        self.sink.flush()?;
+        Ok(self.sink)
+    }
+}
+
+impl<W: Write> Write for SealWriter<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let room = SEAL_CHUNK - self.plain.len();
+        let n = data.len().min(room);
+        self.plain.extend_from_slice(&data[..n]);
+        if self.plain.len() == SEAL_CHUNK {
+            self.seal_piece()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Encrypts `plaintext` into an armoured export (derive + seal in one step).
@@ -317,7 +399,7 @@ mod tests {
 
     #[test]
     fn round_trip_small_and_pipelined_sizes() {
-        for len in [0, 1, 15, 16, 17, CHUNK - 1, CHUNK, 3 * CHUNK + 5] {
+        for len in [0, 1, 15, 16, 17, 95, 96, 97, CHUNK - 1, CHUNK, 3 * CHUNK + 5, 2 * SEAL_CHUNK + 100] {
             let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let text = encrypt(&plain, &pass("pw"), 3).unwrap();
             let out = decrypt(text.as_bytes(), text.len(), &pass("pw"), &ReadOptions::default())
@@ -326,6 +408,20 @@ mod tests {
             assert_eq!(out.header().rounds, 3);
             assert_eq!(out.header().iv[8] & 0x80, 0, "bit 63 of the IV is cleared");
         }
+    }
+
+    #[test]
+    fn streaming_in_odd_writes_equals_one_write() {
+        let plain: Vec<u8> = (0..SEAL_CHUNK + 12_345).map(|i| (i % 97) as u8).collect();
+        let mut w = SealingKey::derive(&pass("pw"), 2).unwrap().seal_to(Vec::new()).unwrap();
+        for piece in plain.chunks(7_777) {
+            w.write_all(piece).unwrap();
+        }
+        let text = w.finish().unwrap();
+        let lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
+        assert!(lines[1..lines.len() - 3].iter().all(|l| l.len() == 128), "Element's layout");
+        let out = decrypt(&text[..], 0, &pass("pw"), &ReadOptions::default()).unwrap();
+        assert_eq!(out.as_bytes(), &plain[..]);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! unchanged is written back byte for byte.
 
 use std::borrow::Cow;
+use std::io::Write;
 
 use rayon::prelude::*;
 use serde_json::value::RawValue;
@@ -26,21 +27,29 @@ pub fn parse_all<'a>(entries: &[&'a RawValue]) -> Vec<SessionRef<'a>> {
     entries.par_iter().with_min_len(1024).map(|raw| SessionRef::parse(raw)).collect()
 }
 
-/// Writes entries as one compact JSON array (Element's own layout), in a buffer that is
-/// wiped on drop.
+/// Writes entries as one compact JSON array (Element's own layout) to `out`.
+pub fn write_array_to<'a, I, W>(entries: I, out: &mut W) -> std::io::Result<()>
+where
+    I: IntoIterator<Item = Cow<'a, str>>,
+    W: Write + ?Sized,
+{
+    out.write_all(b"[")?;
+    for (i, e) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        out.write_all(e.as_bytes())?;
+    }
+    out.write_all(b"]")
+}
+
+/// Writes entries as one compact JSON array into a buffer that is wiped on drop.
 pub fn write_array<'a, I>(entries: I) -> Zeroizing<Vec<u8>>
 where
     I: IntoIterator<Item = Cow<'a, str>>,
 {
     let mut out = Zeroizing::new(Vec::new());
-    out.push(b'[');
-    for (i, e) in entries.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(e.as_bytes());
-    }
-    out.push(b']');
+    write_array_to(entries, &mut *out).expect("writing to memory cannot fail");
     out
 }
 

@@ -3,7 +3,7 @@
 //! (each input deriving its own key at the same time), then entries are read in
 //! parallel, merged, and the result is encrypted in parallel.
 
-use std::io::Read;
+use std::io::{Read, Write};
 
 use rayon::prelude::*;
 
@@ -37,8 +37,6 @@ pub struct Destination {
 /// A finished job.
 #[derive(Debug)]
 pub struct Finished {
-    /// The new export, armoured.
-    pub armored: String,
     /// Counts.
     pub summary: Summary,
     /// Conflicts found (the first copy was kept).
@@ -68,14 +66,15 @@ pub enum PipelineError {
     Output(Error),
 }
 
-/// Reads every source, keeps the selected sessions (best copy of each) and seals them
-/// into a new export.
-pub fn filter_merge<R: Read + Send>(
+/// Reads every source, keeps the selected sessions (best copy of each) and streams them,
+/// sealed, into `sink` as a new armoured export. Returns the sink and the report.
+pub fn filter_merge<R: Read + Send, W: Write>(
     sources: Vec<Source<R>>,
     destination: Destination,
+    sink: W,
     read: &ReadOptions,
     options: &MergeOptions,
-) -> Result<Finished, PipelineError> {
+) -> Result<(Finished, W), PipelineError> {
     // Detached, so that a bad input is reported at once instead of after the KDF.
     let out_key = std::thread::spawn(move || SealingKey::derive(&destination.passphrase, destination.rounds));
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
@@ -97,13 +96,11 @@ pub fn filter_merge<R: Read + Send>(
         })
         .collect::<Result<_, _>>()?;
     let merged = merge::merge(&parsed, options)?;
-    let json = entries::write_array(merge::output_entries(&merged));
     let key = out_key.join().expect("key derivation does not panic").map_err(PipelineError::Output)?;
-    let armored = key.seal(&json).map_err(PipelineError::Output)?;
-    Ok(Finished {
-        armored,
-        summary: merged.summary,
-        conflicts: merged.conflicts,
-        dropped_invalid: merged.invalid,
-    })
+    let mut writer = key.seal_to(sink).map_err(PipelineError::Output)?;
+    entries::write_array_to(merge::output_entries(&merged), &mut writer)
+        .map_err(|e| PipelineError::Output(e.into()))?;
+    let sink = writer.finish().map_err(PipelineError::Output)?;
+    let done = Finished { summary: merged.summary, conflicts: merged.conflicts, dropped_invalid: merged.invalid };
+    Ok((done, sink))
 }

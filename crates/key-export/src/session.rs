@@ -94,28 +94,68 @@ pub enum Invalid {
     BadForwardingChain,
 }
 
+/// A JSON string borrowed from the decrypted buffer when it has no escapes (always, in
+/// practice), else copied; a copy is wiped on drop. serde's own `Cow<str>` would copy
+/// every string here (it cannot borrow inside an `Option`), scattering up to 400,000
+/// copies of session keys over the heap.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+impl Drop for Text<'_> {
+    fn drop(&mut self) {
+        if let Cow::Owned(s) = &mut self.0 {
+            zeroize::Zeroize::zeroize(s);
+        }
+    }
+}
+
+impl<'a> Text<'a> {
+    fn into_cow(self) -> Cow<'a, str> {
+        let mut me = std::mem::ManuallyDrop::new(self);
+        std::mem::take(&mut me.0)
+    }
+}
+
 #[derive(Deserialize)]
 struct ClaimedKeysRef<'a> {
     #[serde(borrow, default)]
-    ed25519: Option<Cow<'a, str>>,
+    ed25519: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
 struct Fields<'a> {
     #[serde(borrow, default)]
-    algorithm: Option<Cow<'a, str>>,
+    algorithm: Option<Text<'a>>,
     #[serde(borrow, default)]
-    room_id: Option<Cow<'a, str>>,
+    room_id: Option<Text<'a>>,
     #[serde(borrow, default)]
-    sender_key: Option<Cow<'a, str>>,
+    sender_key: Option<Text<'a>>,
     #[serde(borrow, default)]
-    session_id: Option<Cow<'a, str>>,
+    session_id: Option<Text<'a>>,
     #[serde(borrow, default)]
-    session_key: Option<Cow<'a, str>>,
+    session_key: Option<Text<'a>>,
     #[serde(borrow, default)]
     sender_claimed_keys: Option<ClaimedKeysRef<'a>>,
     #[serde(borrow, default)]
-    forwarding_curve25519_key_chain: Option<Vec<Cow<'a, str>>>,
+    forwarding_curve25519_key_chain: Option<Vec<Text<'a>>>,
 }
 
 /// A borrowed, checked view of one entry of an export.
@@ -139,7 +179,7 @@ pub struct SessionRef<'a> {
     pub has_forwarding_chain: bool,
     /// Why the entry is not a valid session, if it is not.
     pub problem: Option<Invalid>,
-    session_key: Option<Cow<'a, str>>,
+    session_key: Option<Text<'a>>,
 }
 
 impl fmt::Debug for SessionRef<'_> {
@@ -178,20 +218,20 @@ impl<'a> SessionRef<'a> {
                 return s;
             }
         };
-        s.room_id = fields.room_id.unwrap_or_default();
-        s.session_id = fields.session_id.unwrap_or_default();
-        s.sender_key = fields.sender_key.unwrap_or_default();
-        s.claimed_ed25519 =
-            fields.sender_claimed_keys.and_then(|k| k.ed25519).unwrap_or_default();
+        let text = |t: Option<Text<'a>>| t.map(Text::into_cow).unwrap_or_default();
+        s.room_id = text(fields.room_id);
+        s.session_id = text(fields.session_id);
+        s.sender_key = text(fields.sender_key);
+        s.claimed_ed25519 = text(fields.sender_claimed_keys.and_then(|k| k.ed25519));
         s.has_forwarding_chain = fields.forwarding_curve25519_key_chain.is_some();
         s.session_key = fields.session_key;
         s.problem = s
-            .check(fields.algorithm.as_deref(), fields.forwarding_curve25519_key_chain.as_deref())
+            .check(fields.algorithm.as_ref().map(|a| &*a.0), fields.forwarding_curve25519_key_chain.as_deref())
             .err();
         s
     }
 
-    fn check(&mut self, algorithm: Option<&str>, chain: Option<&[Cow<'_, str>]>) -> Result<(), Invalid> {
+    fn check(&mut self, algorithm: Option<&str>, chain: Option<&[Text<'_>]>) -> Result<(), Invalid> {
         match algorithm {
             None => return Err(Invalid::Missing("algorithm")),
             Some(MEGOLM_V1) => {}
@@ -212,7 +252,7 @@ impl<'a> SessionRef<'a> {
         if self.session_id.is_empty() {
             return Err(Invalid::Missing("session_id"));
         }
-        let key = self.session_key.as_deref().ok_or(Invalid::Missing("session_key"))?;
+        let key = self.session_key().ok_or(Invalid::Missing("session_key"))?;
         let (index, signing_key) = decode_session_key(key)?;
         self.first_known_index = index;
         if B64_UNPADDED.encode(signing_key) != self.session_id {
@@ -225,7 +265,7 @@ impl<'a> SessionRef<'a> {
             return Err(Invalid::BadClaimedEd25519);
         }
         if let Some(chain) = chain {
-            if !chain.iter().all(|k| is_key32(k)) {
+            if !chain.iter().all(|k| is_key32(&k.0)) {
                 return Err(Invalid::BadForwardingChain);
             }
         }
@@ -239,7 +279,7 @@ impl<'a> SessionRef<'a> {
 
     /// The session key (base64), if present. Secret: do not log it.
     pub fn session_key(&self) -> Option<&str> {
-        self.session_key.as_deref()
+        self.session_key.as_ref().map(|t| &*t.0)
     }
 
     /// The entry as it must be written: unchanged when it already has a forwarding chain,
@@ -424,6 +464,17 @@ mod tests {
         assert!(matches!(SessionRef::parse(&raw).problem, Some(Invalid::NotAnObject(_))));
         let raw = entry(|v| v["room_id"] = 5.into());
         assert!(matches!(SessionRef::parse(&raw).problem, Some(Invalid::NotAnObject(_))));
+    }
+
+    #[test]
+    fn strings_are_borrowed_unless_escaped() {
+        let raw = entry(|_| {});
+        let s = SessionRef::parse(&raw);
+        assert!(matches!(s.room_id, Cow::Borrowed(_)) && matches!(s.session_key.as_ref().unwrap().0, Cow::Borrowed(_)));
+        let escaped = RawValue::from_string(raw.get().replace("!room:example.org", "!room:example\\/org")).unwrap();
+        let s = SessionRef::parse(&escaped);
+        assert_eq!(s.room_id, "!room:example/org");
+        assert!(matches!(s.room_id, Cow::Owned(_)));
     }
 
     #[test]

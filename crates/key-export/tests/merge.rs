@@ -141,15 +141,15 @@ fn pipeline_output_imports_into_matrix_sdk_crypto_with_the_lowest_index() {
         Source { name: "b".into(), reader: file_b.as_bytes(), len: file_b.len(), passphrase: Passphrase::new("phone".into()) },
     ];
     let rooms = ["!r0:example.org", "!r1:example.org"];
-    let done = pipeline::filter_merge(sources, Destination { passphrase: Passphrase::new("new".into()), rounds: 10 }, &ReadOptions::default(), &select(&rooms)).unwrap();
+    let (done, armored) = pipeline::filter_merge(sources, Destination { passphrase: Passphrase::new("new".into()), rounds: 10 }, Vec::new(), &ReadOptions::default(), &select(&rooms)).unwrap();
     // Sessions 0 and 3 (room r0), 1 and 4 (room r1).
     assert_eq!(done.summary.kept, 4);
-    let plain = container::decrypt(done.armored.as_bytes(), 0, &Passphrase::new("new".into()), &ReadOptions::default()).unwrap();
+    let plain = container::decrypt(&armored[..], 0, &Passphrase::new("new".into()), &ReadOptions::default()).unwrap();
     let v: Vec<serde_json::Value> = serde_json::from_slice(plain.as_bytes()).unwrap();
     assert!(v.iter().all(|e| e["forwarding_curve25519_key_chain"].is_array() && e["sender_claimed_keys"]["ed25519"].is_string()));
 
     // Import into matrix-sdk-crypto's store and read back what it holds.
-    let keys = matrix_sdk_crypto::decrypt_room_key_export(done.armored.as_bytes(), "new").unwrap();
+    let keys = matrix_sdk_crypto::decrypt_room_key_export(&armored[..], "new").unwrap();
     let held = futures_executor::block_on(async {
         let machine = matrix_sdk_crypto::OlmMachine::new(ruma::user_id!("@new:example.org"), ruma::device_id!("NEWDEVICE")).await;
         let result = machine.store().import_exported_room_keys(keys, |_, _| {}).await.unwrap();
@@ -176,7 +176,7 @@ fn pipeline_names_the_input_that_failed() {
         Source { name: "good.txt".into(), reader: good.as_bytes(), len: 0, passphrase: Passphrase::new("p".into()) },
         Source { name: "bad.txt".into(), reader: good.as_bytes(), len: 0, passphrase: Passphrase::new("wrong".into()) },
     ];
-    let err = pipeline::filter_merge(sources, Destination { passphrase: Passphrase::new("n".into()), rounds: 10 }, &ReadOptions::default(), &MergeOptions::default()).unwrap_err();
+    let err = pipeline::filter_merge(sources, Destination { passphrase: Passphrase::new("n".into()), rounds: 10 }, Vec::new(), &ReadOptions::default(), &MergeOptions::default()).unwrap_err();
     assert!(matches!(&err, pipeline::PipelineError::Input { input: 1, error: key_export::Error::WrongPassphraseOrCorrupted, .. }), "{err}");
     assert!(err.to_string().starts_with("bad.txt: wrong passphrase"));
 }

@@ -1,0 +1,51 @@
+//! Throughput of each stage of the key-export pipeline, on a 20k-session corpus of real
+//! vodozemac sessions. Run: `cargo bench -p benches`.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use key_export::merge::{self, MergeOptions};
+use key_export::passphrase::DerivedKeys;
+use key_export::{armor, container, entries, testkit, Passphrase, ReadOptions, SealingKey};
+
+fn stages(c: &mut Criterion) {
+    let (sessions, _) = benches::corpus(20_000, 300, 0);
+    let json = testkit::to_json(&sessions);
+    let pass = Passphrase::new("bench".into());
+    let armored = SealingKey::derive(&pass, 1).unwrap().seal(&json).unwrap();
+    let (body, _) = armor::dearmor(armored.as_bytes()).unwrap();
+
+    let mut g = c.benchmark_group("stage");
+    g.sample_size(20);
+    g.throughput(Throughput::Bytes(armored.len() as u64));
+    g.bench_function("base64 dearmor", |b| b.iter(|| armor::dearmor(armored.as_bytes()).unwrap()));
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    g.bench_function("hmac+aes-ctr open (1 kdf round)", |b| {
+        b.iter(|| container::decrypt_body(body.clone(), &pass, &ReadOptions::default()).unwrap())
+    });
+    g.throughput(Throughput::Bytes(json.len() as u64));
+    g.bench_function("split entries", |b| b.iter(|| entries::split(&json).unwrap().len()));
+    let raw = entries::split(&json).unwrap();
+    g.bench_function("parse+validate entries", |b| b.iter(|| entries::parse_all(&raw).len()));
+    let parsed = vec![entries::parse_all(&raw)];
+    g.bench_function("merge (no duplicates)", |b| {
+        b.iter(|| merge::merge(&parsed, &MergeOptions::default()).unwrap().sessions.len())
+    });
+    g.bench_function("seal (aes-ctr+hmac+base64, 1 kdf round)", |b| {
+        b.iter_batched(|| SealingKey::derive(&pass, 1).unwrap(), |k| k.seal(&json).unwrap(), criterion::BatchSize::SmallInput)
+    });
+    g.bench_function("full decrypt (1 kdf round)", |b| {
+        b.iter(|| container::decrypt(armored.as_bytes(), armored.len(), &pass, &ReadOptions::default()).unwrap())
+    });
+    g.finish();
+
+    let mut k = c.benchmark_group("pbkdf2-hmac-sha512");
+    k.sample_size(10);
+    for rounds in [500_000u32] {
+        k.bench_with_input(BenchmarkId::from_parameter(rounds), &rounds, |b, &r| {
+            b.iter(|| DerivedKeys::derive(&pass, &[7; 16], r))
+        });
+    }
+    k.finish();
+}
+
+criterion_group!(benches, stages);
+criterion_main!(benches);

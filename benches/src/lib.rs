@@ -1,0 +1,44 @@
+//! Shared helpers of the benchmark tools: a realistic corpus of key exports.
+
+use key_export::testkit::{Device, TestSession};
+use key_export::ExportedSession;
+use rayon::prelude::*;
+
+/// A deterministic-enough index spread: most sessions are received from the start,
+/// some later (a device that joined late).
+fn index_for(i: usize) -> u32 {
+    match i % 10 {
+        0..=6 => 0,
+        7 | 8 => (i % 37) as u32,
+        _ => (i % 500) as u32,
+    }
+}
+
+/// `n` real sessions over `rooms` rooms from a handful of devices, plus, for each of
+/// the first `overlap` sessions, a second copy at another index (for merge benches).
+pub fn corpus(n: usize, rooms: usize, overlap: usize) -> (Vec<ExportedSession>, Vec<ExportedSession>) {
+    let devices: Vec<Device> = (0..16).map(|_| Device::new()).collect();
+    let pairs: Vec<(ExportedSession, Option<ExportedSession>)> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            // Room IDs mix server-suffixed IDs and room version 12 IDs.
+            let room = if i % rooms % 3 == 0 {
+                format!("!v12room{:08}AbCdEfGhIjKlMnOpQrStUvWxYz0123", i % rooms)
+            } else {
+                format!("!room{:06}:example.org", i % rooms)
+            };
+            let mut s: TestSession = devices[i % devices.len()].new_session(&room);
+            let idx = index_for(i);
+            let first = s.export_at(idx + 3);
+            let second = (i < overlap).then(|| s.export_at(if i % 2 == 0 { idx } else { idx + 7 }));
+            (first, second)
+        })
+        .collect();
+    let mut a = Vec::with_capacity(n);
+    let mut b = Vec::new();
+    for (x, y) in pairs {
+        a.push(x);
+        b.extend(y);
+    }
+    (a, b)
+}
