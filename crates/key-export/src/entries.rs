@@ -27,6 +27,22 @@ pub fn parse_all<'a>(entries: &[&'a RawValue]) -> Vec<SessionRef<'a>> {
     entries.par_iter().with_min_len(1024).map(|raw| SessionRef::parse(raw)).collect()
 }
 
+/// Reads, in parallel and in file order, the entries whose room `keep` accepts; the
+/// others are only counted (their room_id is all that is read of them).
+pub fn parse_where<'a, F>(entries: &[&'a RawValue], keep: F) -> (Vec<SessionRef<'a>>, usize)
+where
+    F: Fn(&str) -> bool + Sync,
+{
+    let kept: Vec<SessionRef<'a>> = entries
+        .par_iter()
+        .with_min_len(1024)
+        .filter(|raw| keep(&SessionRef::room_of(raw)))
+        .map(|raw| SessionRef::parse(raw))
+        .collect();
+    let dropped = entries.len() - kept.len();
+    (kept, dropped)
+}
+
 /// Writes entries as one compact JSON array (Element's own layout) to `out`.
 pub fn write_array_to<'a, I, W>(entries: I, out: &mut W) -> std::io::Result<()>
 where

@@ -138,6 +138,10 @@ struct Slot<'s, 'a> {
 }
 
 /// Merges `inputs` (each the parsed entries of one export, in file order).
+///
+/// Inputs may already be narrowed to the selected rooms (see
+/// [`crate::entries::parse_where`]); the caller then adds what it left out to
+/// [`Summary::dropped_by_selection`] and [`Summary::read`].
 pub fn merge<'s, 'a>(inputs: &'s [Vec<SessionRef<'a>>], options: &MergeOptions) -> Result<Merged<'s, 'a>, MergeError> {
     let total: usize = inputs.iter().map(Vec::len).sum();
     let mut slots: Vec<Slot<'s, 'a>> = Vec::with_capacity(total);

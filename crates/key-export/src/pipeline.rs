@@ -86,16 +86,24 @@ pub fn filter_merge<R: Read + Send, W: Write>(
                 .map_err(|error| PipelineError::Input { input, name: s.name, error })
         })
         .collect::<Result<_, _>>()?;
+    // Entries of rooms that do not move are only counted: their room_id is all we read.
+    let mut left_out = Vec::with_capacity(plains.len());
     let parsed: Vec<Vec<SessionRef<'_>>> = plains
         .iter()
         .enumerate()
         .map(|(input, p)| {
-            entries::split(p.as_bytes())
-                .map(|raw| entries::parse_all(&raw))
-                .map_err(|error| PipelineError::Input { input, name: names[input].clone(), error })
+            let raw = entries::split(p.as_bytes())
+                .map_err(|error| PipelineError::Input { input, name: names[input].clone(), error })?;
+            let (kept, dropped) = entries::parse_where(&raw, |room| options.selection.matches(room));
+            left_out.push(dropped);
+            Ok(kept)
         })
-        .collect::<Result<_, _>>()?;
-    let merged = merge::merge(&parsed, options)?;
+        .collect::<Result<_, PipelineError>>()?;
+    let mut merged = merge::merge(&parsed, options)?;
+    for (read, dropped) in merged.summary.read.iter_mut().zip(&left_out) {
+        *read += dropped;
+    }
+    merged.summary.dropped_by_selection += left_out.iter().sum::<usize>();
     let key = out_key.join().expect("key derivation does not panic").map_err(PipelineError::Output)?;
     let mut writer = key.seal_to(sink).map_err(PipelineError::Output)?;
     entries::write_array_to(merge::output_entries(&merged), &mut writer)

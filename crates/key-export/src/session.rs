@@ -193,7 +193,23 @@ impl fmt::Debug for SessionRef<'_> {
     }
 }
 
+#[derive(Deserialize)]
+struct RoomOnly<'a> {
+    #[serde(borrow, default)]
+    room_id: Option<Text<'a>>,
+}
+
 impl<'a> SessionRef<'a> {
+    /// Reads only the entry's `room_id` (empty when absent or unreadable): about twice as
+    /// fast as [`SessionRef::parse`], for deciding whether an entry is wanted at all.
+    pub fn room_of(raw: &'a RawValue) -> Cow<'a, str> {
+        serde_json::from_str::<RoomOnly<'a>>(raw.get())
+            .ok()
+            .and_then(|r| r.room_id)
+            .map(Text::into_cow)
+            .unwrap_or_default()
+    }
+
     /// Reads and checks one entry.
     pub fn parse(raw: &'a RawValue) -> Self {
         let mut s = SessionRef {
