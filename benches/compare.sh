@@ -2,7 +2,9 @@
 # Whole-process comparison, in ONE run on the same files: matrix-transplant against
 # matrix-sdk-crypto's decrypt_room_key_export + encrypt_room_key_export (benches/src/bin/sdk-job.rs).
 # Usage: benches/compare.sh [SESSIONS]   (default 100000; 415000 for the largest real exports)
-# Prints wall time, peak RSS and the ratio for decrypt, filter (10% of rooms), merge (2 files, 5% overlap).
+# Prints wall time, peak RSS and the ratio for decrypt, filter (10% of rooms), merge (2 files, 5%
+# overlap, all rooms) and merge10 (the same two files, 10% of rooms).
+# Our outputs are fsync'ed before the rename (durability); the baseline's are not.
 set -euo pipefail
 n=${1:-100000}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,10 +40,12 @@ results=$(
   measure "sdk:filter"   "$bin/sdk-job" filter "$dir/a.txt" "$dir/pass" "$dir/rooms.txt" "$out/f.txt"
   measure "ours:merge"   "$bin/matrix-transplant" keys merge "$dir/a.txt" "$dir/b.txt" -o "$out/m.txt"
   measure "sdk:merge"    "$bin/sdk-job" merge "$dir/a.txt" "$dir/b.txt" "$dir/pass" "$out/m.txt"
+  measure "ours:merge10" "$bin/matrix-transplant" keys merge "$dir/a.txt" "$dir/b.txt" --rooms-file "$dir/rooms.txt" -o "$out/m.txt"
+  measure "sdk:merge10"  "$bin/sdk-job" merge "$dir/a.txt" "$dir/b.txt" "$dir/pass" "$out/m.txt" "$dir/rooms.txt"
 )
 echo
 printf '%-8s %12s %12s %8s %14s %14s\n' job "ours (s)" "sdk (s)" ratio "ours RSS MB" "sdk RSS MB"
-for job in decrypt filter merge; do
+for job in decrypt filter merge merge10; do
   o=$(grep "^ours:$job " <<<"$results"); s=$(grep "^sdk:$job " <<<"$results")
   ow=$(cut -d' ' -f2 <<<"$o"); sw=$(cut -d' ' -f2 <<<"$s")
   orss=$(cut -d' ' -f3 <<<"$o"); srss=$(cut -d' ' -f3 <<<"$s")

@@ -4,7 +4,7 @@
 //!
 //! sdk-job decrypt IN PASSFILE OUT.json
 //! sdk-job filter IN PASSFILE ROOMS.txt OUT
-//! sdk-job merge A B PASSFILE OUT   (keeps the copy with the lowest index, as we do)
+//! sdk-job merge A B PASSFILE OUT [ROOMS.txt]   (keeps the copy with the lowest index, as we do)
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -45,8 +45,13 @@ fn main() {
                 let y = read(&a[2], &p);
                 (x.join().expect("thread"), y)
             });
+            let rooms: Option<HashSet<String>> =
+                a.get(5).map(|f| std::fs::read_to_string(f).expect("rooms").lines().map(str::to_owned).collect());
             let mut best: HashMap<(String, String), ExportedRoomKey> = HashMap::new();
             for k in ka.into_iter().chain(kb) {
+                if rooms.as_ref().is_some_and(|r| !r.contains(k.room_id.as_str())) {
+                    continue;
+                }
                 let id = (k.room_id.to_string(), k.session_id.clone());
                 match best.get(&id) {
                     Some(old) if index(old) <= index(&k) => {}
