@@ -8,13 +8,21 @@ use support::*;
 
 fn decrypt(s: &Scratch, name: &str, pass: &str) -> Vec<ExportedSession> {
     let text = s.read(name);
-    let plain = container::decrypt(&text[..], 0, &Passphrase::new(pass.into()), &Default::default()).unwrap();
+    let plain = container::decrypt(
+        &text[..],
+        0,
+        &Passphrase::new(pass.into()),
+        &Default::default(),
+    )
+    .unwrap();
     serde_json::from_slice(plain.as_bytes()).unwrap()
 }
 
 fn index(s: &ExportedSession) -> u32 {
     use base64::Engine;
-    let b = base64::engine::general_purpose::STANDARD_NO_PAD.decode(s.session_key.0.as_str()).unwrap();
+    let b = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(s.session_key.0.as_str())
+        .unwrap();
     u32::from_be_bytes(b[1..5].try_into().unwrap())
 }
 
@@ -25,19 +33,55 @@ fn filter_keeps_exactly_the_moving_rooms_with_the_input_passphrase() {
     s.write("keys.txt", export(&all, "old"));
     s.write("pass", "old\n");
     s.write("rooms.txt", "# moving to the personal account\n!room1:example.org\n\n!room3:example.org  # book club\n!gone:example.org\n");
-    let o = run(&[&"keys", &"filter", &s.path("keys.txt"), &"--passphrase-file", &s.path("pass"), &"--rooms-file", &s.path("rooms.txt"), &"--rounds", &"10", &"-o", &s.path("moving.txt")]);
+    let o = run(&[
+        &"keys",
+        &"filter",
+        &s.path("keys.txt"),
+        &"--passphrase-file",
+        &s.path("pass"),
+        &"--rooms-file",
+        &s.path("rooms.txt"),
+        &"--rounds",
+        &"10",
+        &"-o",
+        &s.path("moving.txt"),
+    ]);
     assert_code(&o, 0);
     let kept = decrypt(&s, "moving.txt", "old");
-    let want: Vec<&ExportedSession> = all.iter().filter(|x| x.room_id == "!room1:example.org" || x.room_id == "!room3:example.org").collect();
+    let want: Vec<&ExportedSession> = all
+        .iter()
+        .filter(|x| x.room_id == "!room1:example.org" || x.room_id == "!room3:example.org")
+        .collect();
     assert_eq!(kept.iter().collect::<Vec<_>>(), want);
     let err = stderr(&o);
-    assert!(err.contains("kept             6 sessions in 2 rooms"), "{err}");
-    assert!(err.contains("!gone:example.org"), "rooms without keys are listed: {err}");
+    assert!(
+        err.contains("kept             6 sessions in 2 rooms"),
+        "{err}"
+    );
+    assert!(
+        err.contains("!gone:example.org"),
+        "rooms without keys are listed: {err}"
+    );
     assert_eq!(s.mode("moving.txt"), 0o600);
 
     // --exclude inverts; a new passphrase from a file.
     s.write("newpass", "fresh");
-    let o = run(&[&"keys", &"filter", &s.path("keys.txt"), &"--passphrase-file", &s.path("pass"), &"--room", &"!room1:example.org", &"--exclude", &"--out-passphrase-file", &s.path("newpass"), &"--rounds", &"10", &"-o", &s.path("rest.txt")]);
+    let o = run(&[
+        &"keys",
+        &"filter",
+        &s.path("keys.txt"),
+        &"--passphrase-file",
+        &s.path("pass"),
+        &"--room",
+        &"!room1:example.org",
+        &"--exclude",
+        &"--out-passphrase-file",
+        &s.path("newpass"),
+        &"--rounds",
+        &"10",
+        &"-o",
+        &s.path("rest.txt"),
+    ]);
     assert_code(&o, 0);
     let rest = decrypt(&s, "rest.txt", "fresh");
     assert_eq!(rest.len(), 9);
@@ -48,20 +92,49 @@ fn filter_keeps_exactly_the_moving_rooms_with_the_input_passphrase() {
 fn merge_of_two_devices_keeps_the_best_copy_and_reports() {
     let s = Scratch::new();
     let dev = Device::new();
-    let mut t: Vec<_> = (0..5).map(|i| dev.new_session(&format!("!r{}:example.org", i % 2))).collect();
+    let mut t: Vec<_> = (0..5)
+        .map(|i| dev.new_session(&format!("!r{}:example.org", i % 2)))
+        .collect();
     let laptop = vec![t[0].export_at(10), t[1].export_at(0), t[2].export_at(4)];
-    let phone = vec![t[0].export_at(2), t[1].export_at(7), t[3].export_at(0), t[4].forged_at(0)];
+    let phone = vec![
+        t[0].export_at(2),
+        t[1].export_at(7),
+        t[3].export_at(0),
+        t[4].forged_at(0),
+    ];
     let mut laptop = laptop;
     laptop.push(t[4].export_at(1));
     s.write("laptop.txt", export(&laptop, "lap"));
     s.write("phone.txt", export(&phone, "pho"));
     s.write("p1", "lap");
     s.write("p2", "pho");
-    let o = run(&[&"keys", &"merge", &s.path("laptop.txt"), &s.path("phone.txt"), &"--passphrase-file", &s.path("p1"), &"--passphrase-file", &s.path("p2"), &"--rounds", &"10", &"--json", &"--conflicts", &s.path("conflicts.json"), &"-o", &s.path("merged.txt")]);
+    let o = run(&[
+        &"keys",
+        &"merge",
+        &s.path("laptop.txt"),
+        &s.path("phone.txt"),
+        &"--passphrase-file",
+        &s.path("p1"),
+        &"--passphrase-file",
+        &s.path("p2"),
+        &"--rounds",
+        &"10",
+        &"--json",
+        &"--conflicts",
+        &s.path("conflicts.json"),
+        &"-o",
+        &s.path("merged.txt"),
+    ]);
     assert_code(&o, 0);
     let merged = decrypt(&s, "merged.txt", "lap");
-    let got: Vec<(String, u32)> = merged.iter().map(|x| (x.session_id.clone(), index(x))).collect();
-    let want: Vec<(String, u32)> = [(0, 2), (1, 0), (2, 4), (4, 1), (3, 0)].iter().map(|&(i, x)| (t[i].session_id().to_owned(), x)).collect();
+    let got: Vec<(String, u32)> = merged
+        .iter()
+        .map(|x| (x.session_id.clone(), index(x)))
+        .collect();
+    let want: Vec<(String, u32)> = [(0, 2), (1, 0), (2, 4), (4, 1), (3, 0)]
+        .iter()
+        .map(|&(i, x)| (t[i].session_id().to_owned(), x))
+        .collect();
     assert_eq!(got, want);
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(summary["summary"]["read"], serde_json::json!([4, 4]));
@@ -74,9 +147,25 @@ fn merge_of_two_devices_keeps_the_best_copy_and_reports() {
     assert_eq!(conflicts[0]["session_id"], t[4].session_id());
     assert_eq!(s.mode("conflicts.json"), 0o600);
 
-    let o = run(&[&"keys", &"merge", &s.path("laptop.txt"), &s.path("phone.txt"), &"--passphrase-file", &s.path("p1"), &"--passphrase-file", &s.path("p2"), &"--strict", &"-o", &s.path("strict.txt")]);
+    let o = run(&[
+        &"keys",
+        &"merge",
+        &s.path("laptop.txt"),
+        &s.path("phone.txt"),
+        &"--passphrase-file",
+        &s.path("p1"),
+        &"--passphrase-file",
+        &s.path("p2"),
+        &"--strict",
+        &"-o",
+        &s.path("strict.txt"),
+    ]);
     assert_code(&o, 5);
-    assert!(stderr(&o).contains("Unconnected") && stderr(&o).contains("--strict"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Unconnected") && stderr(&o).contains("--strict"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!s.path("strict.txt").exists());
 }
 
@@ -90,26 +179,62 @@ fn merge_errors_invalid_entries_bad_rooms_and_passphrase_counts() {
     s.write("pw", "pw");
     let base = |extra: &[&str], out: &str| {
         let mut c = bin();
-        c.args(["keys", "merge"]).arg(s.path("a.txt")).arg(s.path("b.txt")).arg("--passphrase-file").arg(s.path("pw")).args(["--rounds", "10"]);
+        c.args(["keys", "merge"])
+            .arg(s.path("a.txt"))
+            .arg(s.path("b.txt"))
+            .arg("--passphrase-file")
+            .arg(s.path("pw"))
+            .args(["--rounds", "10"]);
         c.args(extra).arg("-o").arg(s.path(out));
         c.output().unwrap()
     };
     let o = base(&[], "m.txt");
     assert_code(&o, 5);
-    assert!(stderr(&o).contains("a.txt: 1 entries fail validation") && stderr(&o).contains("entry 2"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("a.txt: 1 entries fail validation") && stderr(&o).contains("entry 2"),
+        "{}",
+        stderr(&o)
+    );
     assert!(stderr(&o).contains("--drop-invalid"));
     assert!(!s.path("m.txt").exists());
     let o = base(&["--drop-invalid"], "m.txt");
     assert_code(&o, 0);
-    assert!(stderr(&o).contains("invalid          1 (left out)"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid          1 (left out)"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(decrypt(&s, "m.txt", "pw").len(), 4);
 
     s.write("rooms.txt", "!ok:example.org\n@bob:example.org\n");
-    let o = base(&["--drop-invalid", "--rooms-file", s.path("rooms.txt").to_str().unwrap()], "r.txt");
+    let o = base(
+        &[
+            "--drop-invalid",
+            "--rooms-file",
+            s.path("rooms.txt").to_str().unwrap(),
+        ],
+        "r.txt",
+    );
     assert_code(&o, 3);
-    assert!(stderr(&o).contains("line 2") && stderr(&o).contains("@bob"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("line 2") && stderr(&o).contains("@bob"),
+        "{}",
+        stderr(&o)
+    );
 
-    let o = run(&[&"keys", &"merge", &s.path("a.txt"), &s.path("b.txt"), &s.path("b.txt"), &"--passphrase-file", &s.path("pw"), &"--passphrase-file", &s.path("pw"), &"-o", &s.path("x.txt")]);
+    let o = run(&[
+        &"keys",
+        &"merge",
+        &s.path("a.txt"),
+        &s.path("b.txt"),
+        &s.path("b.txt"),
+        &"--passphrase-file",
+        &s.path("pw"),
+        &"--passphrase-file",
+        &s.path("pw"),
+        &"-o",
+        &s.path("x.txt"),
+    ]);
     assert_code(&o, 2);
     assert!(stderr(&o).contains("one per input"));
 }
@@ -119,7 +244,19 @@ fn an_empty_selection_result_is_a_valid_empty_export() {
     let s = Scratch::new();
     s.write("k.txt", export(&sessions(3, 1), "pw"));
     s.write("pw", "pw");
-    let o = run(&[&"keys", &"filter", &s.path("k.txt"), &"--passphrase-file", &s.path("pw"), &"--room", &"!elsewhere:example.org", &"--rounds", &"10", &"-o", &s.path("empty.txt")]);
+    let o = run(&[
+        &"keys",
+        &"filter",
+        &s.path("k.txt"),
+        &"--passphrase-file",
+        &s.path("pw"),
+        &"--room",
+        &"!elsewhere:example.org",
+        &"--rounds",
+        &"10",
+        &"-o",
+        &s.path("empty.txt"),
+    ]);
     assert_code(&o, 0);
     assert!(decrypt(&s, "empty.txt", "pw").is_empty());
     let sdk = sessions_in(&s.read("empty.txt"));
@@ -128,6 +265,7 @@ fn an_empty_selection_result_is_a_valid_empty_export() {
 
 /// Sessions in an export with passphrase "pw", counted by inspect.
 fn sessions_in(text: &[u8]) -> usize {
-    let plain = container::decrypt(text, 0, &Passphrase::new("pw".into()), &Default::default()).unwrap();
+    let plain =
+        container::decrypt(text, 0, &Passphrase::new("pw".into()), &Default::default()).unwrap();
     key_export::inspect::inspect(&plain).unwrap().sessions
 }

@@ -20,7 +20,15 @@ fn setup(n: usize) -> (Scratch, Vec<ExportedSession>) {
 fn decrypt_writes_the_json_mode_0600_and_leaves_the_input_alone() {
     let (s, sessions) = setup(6);
     let before = s.read("keys.txt");
-    let o = run(&[&"keys", &"decrypt", &s.path("keys.txt"), &"--passphrase-file", &s.path("pass"), &"-o", &s.path("out.json")]);
+    let o = run(&[
+        &"keys",
+        &"decrypt",
+        &s.path("keys.txt"),
+        &"--passphrase-file",
+        &s.path("pass"),
+        &"-o",
+        &s.path("out.json"),
+    ]);
     assert_code(&o, 0);
     assert!(stderr(&o).contains("decrypted 6 sessions"));
     let back: Vec<ExportedSession> = serde_json::from_slice(&s.read("out.json")).unwrap();
@@ -47,7 +55,12 @@ fn passphrase_from_the_environment_and_stdin_stdout() {
 #[test]
 fn no_passphrase_source_and_no_terminal_is_a_clear_error() {
     let (s, _) = setup(1);
-    let o = bin().args(["keys", "inspect"]).arg(s.path("keys.txt")).stdin(std::process::Stdio::null()).output().unwrap();
+    let o = bin()
+        .args(["keys", "inspect"])
+        .arg(s.path("keys.txt"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
     assert_code(&o, 1);
     assert!(stderr(&o).contains("--passphrase-file"), "{}", stderr(&o));
 }
@@ -63,13 +76,29 @@ fn encrypt_then_decrypt_round_trips_and_matches_element_layout() {
     let (s, sessions) = setup(4);
     let json = key_export::testkit::to_json(&sessions);
     s.write("in.json", &*json);
-    let o = run(&[&"keys", &"encrypt", &s.path("in.json"), &"--passphrase-file", &s.path("pass"), &"--rounds", &"1000", &"-o", &s.path("new.txt")]);
+    let o = run(&[
+        &"keys",
+        &"encrypt",
+        &s.path("in.json"),
+        &"--passphrase-file",
+        &s.path("pass"),
+        &"--rounds",
+        &"1000",
+        &"-o",
+        &s.path("new.txt"),
+    ]);
     assert_code(&o, 0);
     let text = String::from_utf8(s.read("new.txt")).unwrap();
     assert!(text.starts_with(armor::BEGIN) && text.ends_with(&format!("{}\n", armor::END)));
     assert!(text.lines().nth(1).unwrap().len() == 128);
     assert_eq!(s.mode("new.txt"), 0o600);
-    let plain = container::decrypt(text.as_bytes(), 0, &Passphrase::new(PASS.into()), &Default::default()).unwrap();
+    let plain = container::decrypt(
+        text.as_bytes(),
+        0,
+        &Passphrase::new(PASS.into()),
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!(plain.header().rounds, 1000);
     assert_eq!(plain.as_bytes(), &json[..]);
 }
@@ -79,11 +108,36 @@ fn encrypt_refuses_invalid_entries_unless_allowed() {
     let (s, mut sessions) = setup(2);
     sessions[1].session_id = sessions[0].session_id.clone();
     s.write("in.json", &*key_export::testkit::to_json(&sessions));
-    let o = run(&[&"keys", &"encrypt", &s.path("in.json"), &"--passphrase-file", &s.path("pass"), &"--rounds", &"10", &"-o", &s.path("new.txt")]);
+    let o = run(&[
+        &"keys",
+        &"encrypt",
+        &s.path("in.json"),
+        &"--passphrase-file",
+        &s.path("pass"),
+        &"--rounds",
+        &"10",
+        &"-o",
+        &s.path("new.txt"),
+    ]);
     assert_code(&o, 5);
-    assert!(stderr(&o).contains("entry 1") && stderr(&o).contains("session_id does not match"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("entry 1") && stderr(&o).contains("session_id does not match"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!s.path("new.txt").exists());
-    let o = run(&[&"keys", &"encrypt", &s.path("in.json"), &"--passphrase-file", &s.path("pass"), &"--rounds", &"10", &"--allow-invalid", &"-o", &s.path("new.txt")]);
+    let o = run(&[
+        &"keys",
+        &"encrypt",
+        &s.path("in.json"),
+        &"--passphrase-file",
+        &s.path("pass"),
+        &"--rounds",
+        &"10",
+        &"--allow-invalid",
+        &"-o",
+        &s.path("new.txt"),
+    ]);
     assert_code(&o, 0);
 }
 
@@ -93,7 +147,12 @@ fn never_clobbers_without_force_and_never_writes_over_an_input() {
     s.write("out.json", "precious");
     let args = |force: bool| {
         let mut c = bin();
-        c.args(["keys", "decrypt"]).arg(s.path("keys.txt")).arg("--passphrase-file").arg(s.path("pass")).arg("-o").arg(s.path("out.json"));
+        c.args(["keys", "decrypt"])
+            .arg(s.path("keys.txt"))
+            .arg("--passphrase-file")
+            .arg(s.path("pass"))
+            .arg("-o")
+            .arg(s.path("out.json"));
         if force {
             c.arg("--force");
         }
@@ -107,7 +166,16 @@ fn never_clobbers_without_force_and_never_writes_over_an_input() {
     assert_code(&o, 0);
     assert_ne!(s.read("out.json"), b"precious");
     assert_eq!(s.mode("out.json"), 0o600);
-    let o = run(&[&"keys", &"decrypt", &s.path("keys.txt"), &"--passphrase-file", &s.path("pass"), &"-o", &s.path("keys.txt"), &"--force"]);
+    let o = run(&[
+        &"keys",
+        &"decrypt",
+        &s.path("keys.txt"),
+        &"--passphrase-file",
+        &s.path("pass"),
+        &"-o",
+        &s.path("keys.txt"),
+        &"--force",
+    ]);
     assert_code(&o, 6);
     assert!(stderr(&o).contains("also an input"));
 }
@@ -125,23 +193,45 @@ fn inspect_reports_without_printing_keys() {
     sessions.push(bad);
     s.write("keys.txt", export(&sessions, PASS));
     s.write("pass", PASS);
-    let o = run(&[&"keys", &"inspect", &s.path("keys.txt"), &"--passphrase-file", &s.path("pass"), &"--json"]);
+    let o = run(&[
+        &"keys",
+        &"inspect",
+        &s.path("keys.txt"),
+        &"--passphrase-file",
+        &s.path("pass"),
+        &"--json",
+    ]);
     assert_code(&o, 0);
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["rounds"], 10);
     assert_eq!(r["sessions"], 8);
     assert_eq!(r["distinct_sessions"], 6);
     assert_eq!(r["rooms"].as_array().unwrap().len(), 3);
-    assert_eq!(r["duplicates"][0]["first_known_indexes"], serde_json::json!([10, 3]));
+    assert_eq!(
+        r["duplicates"][0]["first_known_indexes"],
+        serde_json::json!([10, 3])
+    );
     assert_eq!(r["invalid"][0]["index"], 7);
-    assert_eq!(r["invalid"][0]["problem"]["kind"], "missing_claimed_ed25519");
+    assert_eq!(
+        r["invalid"][0]["problem"]["kind"],
+        "missing_claimed_ed25519"
+    );
     assert_eq!(r["layout"]["longest_line"], 128);
-    let human = run(&[&"keys", &"inspect", &s.path("keys.txt"), &"--passphrase-file", &s.path("pass")]);
+    let human = run(&[
+        &"keys",
+        &"inspect",
+        &s.path("keys.txt"),
+        &"--passphrase-file",
+        &s.path("pass"),
+    ]);
     assert_code(&human, 0);
     assert!(stdout(&human).contains("6 distinct sessions"));
     for sess in &sessions {
         for out in [stdout(&o), stdout(&human)] {
-            assert!(!out.contains(sess.session_key.0.as_str()), "no key material is printed");
+            assert!(
+                !out.contains(sess.session_key.0.as_str()),
+                "no key material is printed"
+            );
         }
     }
 }
@@ -153,46 +243,119 @@ fn every_error_kind_through_the_binary() {
     s.write("pass", PASS);
     let good = export(&sessions(1, 1), PASS);
     let body_b64 = good.lines().nth(1).unwrap().to_owned();
-    let seal_raw = |plain: &[u8]| container::encrypt(plain, &Passphrase::new(PASS.into()), 10).unwrap();
+    let seal_raw =
+        |plain: &[u8]| container::encrypt(plain, &Passphrase::new(PASS.into()), 10).unwrap();
     let mut version2 = armor::dearmor(good.as_bytes()).unwrap().0;
     version2[0] = 2;
     let mut huge_rounds = armor::dearmor(good.as_bytes()).unwrap().0;
     huge_rounds[33..37].copy_from_slice(&u32::MAX.to_be_bytes());
     let cases: Vec<(&str, String, i32, &str)> = vec![
-        ("not-export", "just some text\n".into(), 3, "not a Matrix key export"),
-        ("truncated", good[..good.len() / 2].to_owned(), 3, "truncated"),
-        ("bad-b64", format!("{}\n{}\n*bad*\n{}\n", armor::BEGIN, body_b64, armor::END), 3, "bad base64 on line 3"),
-        ("short", format!("{}\nAQID\n{}\n", armor::BEGIN, armor::END), 3, "only 3 bytes"),
-        ("version", armor::armor(&version2), 3, "unsupported key-export version 2"),
+        (
+            "not-export",
+            "just some text\n".into(),
+            3,
+            "not a Matrix key export",
+        ),
+        (
+            "truncated",
+            good[..good.len() / 2].to_owned(),
+            3,
+            "truncated",
+        ),
+        (
+            "bad-b64",
+            format!("{}\n{}\n*bad*\n{}\n", armor::BEGIN, body_b64, armor::END),
+            3,
+            "bad base64 on line 3",
+        ),
+        (
+            "short",
+            format!("{}\nAQID\n{}\n", armor::BEGIN, armor::END),
+            3,
+            "only 3 bytes",
+        ),
+        (
+            "version",
+            armor::armor(&version2),
+            3,
+            "unsupported key-export version 2",
+        ),
         ("rounds", armor::armor(&huge_rounds), 3, "--max-rounds"),
         ("not-utf8", seal_raw(b"[\"\xff\"]"), 3, "not UTF-8"),
-        ("not-array", seal_raw(b"{\"a\": 1}"), 3, "not a JSON array of sessions"),
-        ("wrong-pass", export(&sessions(1, 1), "other"), 4, "wrong passphrase"),
+        (
+            "not-array",
+            seal_raw(b"{\"a\": 1}"),
+            3,
+            "not a JSON array of sessions",
+        ),
+        (
+            "wrong-pass",
+            export(&sessions(1, 1), "other"),
+            4,
+            "wrong passphrase",
+        ),
     ];
     for (name, content, code, needle) in cases {
         s.write(name, &content);
-        let o = run(&[&"keys", &"decrypt", &s.path(name), &"--passphrase-file", &s.path("pass"), &"-o", &s.path("out.json")]);
+        let o = run(&[
+            &"keys",
+            &"decrypt",
+            &s.path(name),
+            &"--passphrase-file",
+            &s.path("pass"),
+            &"-o",
+            &s.path("out.json"),
+        ]);
         assert_code(&o, code);
         assert!(stderr(&o).contains(needle), "{name}: {}", stderr(&o));
         assert!(stderr(&o).contains(name), "names the file: {}", stderr(&o));
         assert!(!s.path("out.json").exists(), "{name}: no output");
         assert_eq!(s.read(name), content.as_bytes(), "{name}: input untouched");
-        assert!(!s.names().iter().any(|n| n.ends_with(".part")), "no temporary file left");
+        assert!(
+            !s.names().iter().any(|n| n.ends_with(".part")),
+            "no temporary file left"
+        );
     }
     // The cap can be raised for a file one trusts.
     let mut many = armor::dearmor(good.as_bytes()).unwrap().0;
     many[33..37].copy_from_slice(&20_000_000u32.to_be_bytes());
     s.write("many", armor::armor(&many));
-    let o = run(&[&"keys", &"inspect", &s.path("many"), &"--passphrase-file", &s.path("pass"), &"--max-rounds", &"1"]);
+    let o = run(&[
+        &"keys",
+        &"inspect",
+        &s.path("many"),
+        &"--passphrase-file",
+        &s.path("pass"),
+        &"--max-rounds",
+        &"1",
+    ]);
     assert_code(&o, 3);
     assert!(stderr(&o).contains("20000000 PBKDF2 rounds"));
     // Missing input file.
-    let o = run(&[&"keys", &"decrypt", &s.path("nope"), &"--passphrase-file", &s.path("pass"), &"-o", &s.path("out.json")]);
+    let o = run(&[
+        &"keys",
+        &"decrypt",
+        &s.path("nope"),
+        &"--passphrase-file",
+        &s.path("pass"),
+        &"-o",
+        &s.path("out.json"),
+    ]);
     assert_code(&o, 1);
     assert!(stderr(&o).contains("cannot open"));
     // Rounds the writer refuses.
     s.write("in.json", "[]");
-    let o = run(&[&"keys", &"encrypt", &s.path("in.json"), &"--passphrase-file", &s.path("pass"), &"--rounds", &"0", &"-o", &s.path("o.txt")]);
+    let o = run(&[
+        &"keys",
+        &"encrypt",
+        &s.path("in.json"),
+        &"--passphrase-file",
+        &s.path("pass"),
+        &"--rounds",
+        &"0",
+        &"-o",
+        &s.path("o.txt"),
+    ]);
     assert_code(&o, 3);
     assert!(stderr(&o).contains("choose 1 to 2147483647"));
     assert!(!s.path("o.txt").exists());

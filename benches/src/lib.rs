@@ -16,13 +16,17 @@ fn index_for(i: usize) -> u32 {
 
 /// `n` real sessions over `rooms` rooms from a handful of devices, plus, for each of
 /// the first `overlap` sessions, a second copy at another index (for merge benches).
-pub fn corpus(n: usize, rooms: usize, overlap: usize) -> (Vec<ExportedSession>, Vec<ExportedSession>) {
+pub fn corpus(
+    n: usize,
+    rooms: usize,
+    overlap: usize,
+) -> (Vec<ExportedSession>, Vec<ExportedSession>) {
     let devices: Vec<Device> = (0..16).map(|_| Device::new()).collect();
     let pairs: Vec<(ExportedSession, Option<ExportedSession>)> = (0..n)
         .into_par_iter()
         .map(|i| {
             // Room IDs mix server-suffixed IDs and room version 12 IDs.
-            let room = if i % rooms % 3 == 0 {
+            let room = if (i % rooms).is_multiple_of(3) {
                 format!("!v12room{:08}AbCdEfGhIjKlMnOpQrStUvWxYz0123", i % rooms)
             } else {
                 format!("!room{:06}:example.org", i % rooms)

@@ -15,7 +15,9 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new() -> Self {
-        Scratch { dir: tempfile::tempdir().unwrap() }
+        Scratch {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -38,7 +40,11 @@ impl Scratch {
         v
     }
     pub fn mode(&self, name: &str) -> u32 {
-        std::fs::metadata(self.path(name)).unwrap().permissions().mode() & 0o777
+        std::fs::metadata(self.path(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
     }
 }
 
@@ -77,7 +83,11 @@ pub fn assert_code(o: &Output, code: i32) {
 pub fn sessions(n: usize, rooms: usize) -> Vec<ExportedSession> {
     let device = Device::new();
     (0..n)
-        .map(|i| device.new_session(&format!("!room{}:example.org", i % rooms)).export_at(5 * i as u32))
+        .map(|i| {
+            device
+                .new_session(&format!("!room{}:example.org", i % rooms))
+                .export_at(5 * i as u32)
+        })
         .collect()
 }
 

@@ -11,7 +11,10 @@ use std::path::PathBuf;
 use key_export::{testkit, ExportedSession, Passphrase, SealingKey};
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
 }
 
 fn main() {
@@ -24,7 +27,11 @@ fn main() {
     let out_a: PathBuf = arg(&args, "--out").expect("--out A.txt");
     let out_b: Option<PathBuf> = arg(&args, "--out-b");
     let pass = Passphrase::new(std::fs::read_to_string(&pass_file).expect("passphrase file"));
-    let overlap = if out_b.is_some() { (n as f64 * share) as usize } else { 0 };
+    let overlap = if out_b.is_some() {
+        (n as f64 * share) as usize
+    } else {
+        0
+    };
     let (a, copies) = benches::corpus(n, rooms, overlap);
     write(&out_a, &a, &pass, rounds);
     if let Some(out_b) = out_b {
@@ -48,14 +55,22 @@ fn main() {
         ids.sort_unstable();
         ids.dedup();
         let take = ((ids.len() as f64) * share).ceil() as usize;
-        let text: String = ids.iter().step_by((ids.len() / take.max(1)).max(1)).take(take).map(|r| format!("{r}\n")).collect();
+        let text: String = ids
+            .iter()
+            .step_by((ids.len() / take.max(1)).max(1))
+            .take(take)
+            .map(|r| format!("{r}\n"))
+            .collect();
         std::fs::write(rooms_out, text).expect("write rooms file");
     }
 }
 
 fn write(path: &PathBuf, sessions: &[ExportedSession], pass: &Passphrase, rounds: u32) {
     let json = testkit::to_json(sessions);
-    let text = SealingKey::derive(pass, rounds).expect("rounds").seal(&json).expect("seal");
+    let text = SealingKey::derive(pass, rounds)
+        .expect("rounds")
+        .seal(&json)
+        .expect("seal");
     std::fs::write(path, text).expect("write export");
     eprintln!("wrote {} sessions to {}", sessions.len(), path.display());
 }

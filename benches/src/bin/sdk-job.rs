@@ -14,11 +14,15 @@ use matrix_sdk_crypto::olm::ExportedRoomKey;
 use matrix_sdk_crypto::{decrypt_room_key_export, encrypt_room_key_export};
 
 fn pass(path: &str) -> String {
-    std::fs::read_to_string(path).expect("passphrase file").trim_end_matches('\n').to_owned()
+    std::fs::read_to_string(path)
+        .expect("passphrase file")
+        .trim_end_matches('\n')
+        .to_owned()
 }
 
 fn read(path: &str, pass: &str) -> Vec<ExportedRoomKey> {
-    decrypt_room_key_export(BufReader::new(File::open(path).expect("input")), pass).expect("decrypt")
+    decrypt_room_key_export(BufReader::new(File::open(path).expect("input")), pass)
+        .expect("decrypt")
 }
 
 fn index(k: &ExportedRoomKey) -> u32 {
@@ -34,9 +38,20 @@ fn main() {
         }
         "filter" => {
             let p = pass(&a[2]);
-            let rooms: HashSet<String> = std::fs::read_to_string(&a[3]).expect("rooms").lines().map(str::to_owned).collect();
-            let keys: Vec<ExportedRoomKey> = read(&a[1], &p).into_iter().filter(|k| rooms.contains(k.room_id.as_str())).collect();
-            std::fs::write(&a[4], encrypt_room_key_export(&keys, &p, 500_000).expect("encrypt")).expect("write");
+            let rooms: HashSet<String> = std::fs::read_to_string(&a[3])
+                .expect("rooms")
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            let keys: Vec<ExportedRoomKey> = read(&a[1], &p)
+                .into_iter()
+                .filter(|k| rooms.contains(k.room_id.as_str()))
+                .collect();
+            std::fs::write(
+                &a[4],
+                encrypt_room_key_export(&keys, &p, 500_000).expect("encrypt"),
+            )
+            .expect("write");
         }
         "merge" => {
             let p = pass(&a[3]);
@@ -45,11 +60,19 @@ fn main() {
                 let y = read(&a[2], &p);
                 (x.join().expect("thread"), y)
             });
-            let rooms: Option<HashSet<String>> =
-                a.get(5).map(|f| std::fs::read_to_string(f).expect("rooms").lines().map(str::to_owned).collect());
+            let rooms: Option<HashSet<String>> = a.get(5).map(|f| {
+                std::fs::read_to_string(f)
+                    .expect("rooms")
+                    .lines()
+                    .map(str::to_owned)
+                    .collect()
+            });
             let mut best: HashMap<(String, String), ExportedRoomKey> = HashMap::new();
             for k in ka.into_iter().chain(kb) {
-                if rooms.as_ref().is_some_and(|r| !r.contains(k.room_id.as_str())) {
+                if rooms
+                    .as_ref()
+                    .is_some_and(|r| !r.contains(k.room_id.as_str()))
+                {
                     continue;
                 }
                 let id = (k.room_id.to_string(), k.session_id.clone());
@@ -61,7 +84,11 @@ fn main() {
                 }
             }
             let keys: Vec<ExportedRoomKey> = best.into_values().collect();
-            std::fs::write(&a[4], encrypt_room_key_export(&keys, &p, 500_000).expect("encrypt")).expect("write");
+            std::fs::write(
+                &a[4],
+                encrypt_room_key_export(&keys, &p, 500_000).expect("encrypt"),
+            )
+            .expect("write");
         }
         other => panic!("unknown job {other}"),
     }

@@ -28,7 +28,10 @@ pub const OUTPUT_EXISTS: i32 = 6;
 
 impl Failure {
     pub fn new(code: i32, message: impl Into<String>) -> Self {
-        Failure { code, message: message.into() }
+        Failure {
+            code,
+            message: message.into(),
+        }
     }
 
     /// Adds which file the failure is about.

@@ -22,11 +22,19 @@ pub struct Input {
 pub fn open_input(path: &Path) -> Outcome<Input> {
     let name = path.display().to_string();
     if path.as_os_str() == "-" {
-        return Ok(Input { name: "standard input".into(), reader: Box::new(std::io::stdin()), len: 0 });
+        return Ok(Input {
+            name: "standard input".into(),
+            reader: Box::new(std::io::stdin()),
+            len: 0,
+        });
     }
     let f = File::open(path).map_err(|e| Failure::new(IO, format!("cannot open {name}: {e}")))?;
     let len = f.metadata().map(|m| m.len() as usize).unwrap_or(0);
-    Ok(Input { name, reader: Box::new(f), len })
+    Ok(Input {
+        name,
+        reader: Box::new(f),
+        len,
+    })
 }
 
 /// Reads a whole input into a buffer wiped on drop (for plaintext inputs).
@@ -98,11 +106,17 @@ impl Output {
             .suffix(".part")
             .permissions(Permissions::from_mode(0o600))
             .tempfile_in(dir)
-            .map_err(|e| Failure::new(IO, format!("cannot create a file in {}: {e}", dir.display())))?;
+            .map_err(|e| {
+                Failure::new(
+                    IO,
+                    format!("cannot create a file in {}: {e}", dir.display()),
+                )
+            })?;
         let value = {
             let mut w = std::io::BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
             let value = produce(&mut w)?;
-            w.flush().map_err(|e| Failure::new(IO, format!("cannot write {}: {e}", target.display())))?;
+            w.flush()
+                .map_err(|e| Failure::new(IO, format!("cannot write {}: {e}", target.display())))?;
             value
         };
         tmp.as_file()
@@ -111,7 +125,9 @@ impl Output {
         let result = if self.force {
             tmp.persist(target).map(|_| ()).map_err(|e| e.error)
         } else {
-            tmp.persist_noclobber(target).map(|_| ()).map_err(|e| e.error)
+            tmp.persist_noclobber(target)
+                .map(|_| ())
+                .map_err(|e| e.error)
         };
         result.map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
@@ -125,12 +141,20 @@ impl Output {
 
     /// A name for messages.
     pub fn describe(&self) -> String {
-        self.target.as_ref().map_or("standard output".into(), |p| p.display().to_string())
+        self.target
+            .as_ref()
+            .map_or("standard output".into(), |p| p.display().to_string())
     }
 }
 
 fn exists(p: &Path) -> Failure {
-    Failure::new(OUTPUT_EXISTS, format!("{} exists; nothing was written (use --force to replace it)", p.display()))
+    Failure::new(
+        OUTPUT_EXISTS,
+        format!(
+            "{} exists; nothing was written (use --force to replace it)",
+            p.display()
+        ),
+    )
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

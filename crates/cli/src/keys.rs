@@ -152,20 +152,40 @@ pub struct OutArgs {
 
 pub fn run(cmd: KeysCommand) -> Outcome {
     match cmd {
-        KeysCommand::Filter { file, passphrase_file, select, merge, out } => {
+        KeysCommand::Filter {
+            file,
+            passphrase_file,
+            select,
+            merge,
+            out,
+        } => {
             let files = vec![file];
             let passes: Vec<PathBuf> = passphrase_file.into_iter().collect();
             filter_merge(&files, &passes, &select, &merge, &out)
         }
-        KeysCommand::Merge { files, passphrase_file, select, merge, out } => {
-            filter_merge(&files, &passphrase_file, &select, &merge, &out)
-        }
-        KeysCommand::Inspect { file, read, json, all_rooms } => {
-            let pass = secrets::existing(read.passphrase_file.as_deref(), &file.display().to_string())?;
+        KeysCommand::Merge {
+            files,
+            passphrase_file,
+            select,
+            merge,
+            out,
+        } => filter_merge(&files, &passphrase_file, &select, &merge, &out),
+        KeysCommand::Inspect {
+            file,
+            read,
+            json,
+            all_rooms,
+        } => {
+            let pass =
+                secrets::existing(read.passphrase_file.as_deref(), &file.display().to_string())?;
             let plain = decrypt_file(&file, &pass, &read)?;
-            let report = inspect::inspect(&plain).map_err(|e| Failure::from(e).in_file(&file.display().to_string()))?;
+            let report = inspect::inspect(&plain)
+                .map_err(|e| Failure::from(e).in_file(&file.display().to_string()))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("report serialises")
+                );
             } else {
                 print_report(&file, &report, all_rooms);
             }
@@ -173,15 +193,24 @@ pub fn run(cmd: KeysCommand) -> Outcome {
         }
         KeysCommand::Decrypt { file, read, out } => {
             let output = Output::plan(out.output.as_deref(), out.force, true, &[&file])?;
-            let pass = secrets::existing(read.passphrase_file.as_deref(), &file.display().to_string())?;
+            let pass =
+                secrets::existing(read.passphrase_file.as_deref(), &file.display().to_string())?;
             let plain = decrypt_file(&file, &pass, &read)?;
             // Refuse to write something that is not an export's JSON.
-            let n = entries::split(plain.as_bytes()).map_err(|e| Failure::from(e).in_file(&file.display().to_string()))?.len();
+            let n = entries::split(plain.as_bytes())
+                .map_err(|e| Failure::from(e).in_file(&file.display().to_string()))?
+                .len();
             output.write(plain.as_bytes())?;
             eprintln!("decrypted {n} sessions to {}", output.describe());
             Ok(())
         }
-        KeysCommand::Encrypt { file, passphrase_file, rounds, allow_invalid, out } => {
+        KeysCommand::Encrypt {
+            file,
+            passphrase_file,
+            rounds,
+            allow_invalid,
+            out,
+        } => {
             let output = Output::plan(out.output.as_deref(), out.force, false, &[&file])?;
             if rounds == 0 || rounds > container::MAX_WRITE_ROUNDS {
                 return Err(key_export::Error::InvalidRounds { rounds }.into());
@@ -190,8 +219,11 @@ pub fn run(cmd: KeysCommand) -> Outcome {
             let name = file.display().to_string();
             let raw = entries::split(&json).map_err(|e| Failure::from(e).in_file(&name))?;
             let sessions = entries::parse_all(&raw);
-            let bad: Vec<_> =
-                sessions.iter().enumerate().filter_map(|(i, s)| inspect::InvalidEntry::of(i, s)).collect();
+            let bad: Vec<_> = sessions
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| inspect::InvalidEntry::of(i, s))
+                .collect();
             if !bad.is_empty() && !allow_invalid {
                 return Err(invalid_entries(&name, &bad));
             }
@@ -200,29 +232,52 @@ pub fn run(cmd: KeysCommand) -> Outcome {
             let plain = entries::write_array(sessions.iter().map(|s| s.output_json()));
             let text = container::encrypt(&plain, &pass, rounds)?;
             output.write(text.as_bytes())?;
-            eprintln!("encrypted {} sessions to {} ({rounds} rounds)", sessions.len(), output.describe());
+            eprintln!(
+                "encrypted {} sessions to {} ({rounds} rounds)",
+                sessions.len(),
+                output.describe()
+            );
             Ok(())
         }
     }
 }
 
 /// Opens and decrypts one export, naming the file in any error.
-pub fn decrypt_file(file: &Path, pass: &Passphrase, read: &ReadArgs) -> Outcome<key_export::Plaintext> {
+pub fn decrypt_file(
+    file: &Path,
+    pass: &Passphrase,
+    read: &ReadArgs,
+) -> Outcome<key_export::Plaintext> {
     let input = open_input(file)?;
     let name = input.name.clone();
-    container::decrypt(input.reader, input.len, pass, &ReadOptions { max_rounds: read.max_rounds })
-        .map_err(|e| Failure::from(e).in_file(&name))
+    container::decrypt(
+        input.reader,
+        input.len,
+        pass,
+        &ReadOptions {
+            max_rounds: read.max_rounds,
+        },
+    )
+    .map_err(|e| Failure::from(e).in_file(&name))
 }
 
 pub fn invalid_entries(name: &str, bad: &[inspect::InvalidEntry]) -> Failure {
-    let mut msg = format!("{name}: {} entries fail validation (nothing was written):", bad.len());
+    let mut msg = format!(
+        "{name}: {} entries fail validation (nothing was written):",
+        bad.len()
+    );
     for b in bad.iter().take(20) {
-        msg.push_str(&format!("\n  entry {}: room {:?} session {:?}: {}", b.index, b.room_id, b.session_id, b.problem));
+        msg.push_str(&format!(
+            "\n  entry {}: room {:?} session {:?}: {}",
+            b.index, b.room_id, b.session_id, b.problem
+        ));
     }
     if bad.len() > 20 {
         msg.push_str(&format!("\n  ... and {} more", bad.len() - 20));
     }
-    msg.push_str("\nImporters reject a whole file for one bad entry; use --drop-invalid to leave them out.");
+    msg.push_str(
+        "\nImporters reject a whole file for one bad entry; use --drop-invalid to leave them out.",
+    );
     Failure::new(INVALID, msg)
 }
 
@@ -236,8 +291,16 @@ fn print_report(file: &Path, r: &inspect::Report, all_rooms: bool) {
         l.longest_line,
         if l.padded { "padded" } else { "unpadded" },
         if l.crlf { "CRLF" } else { "LF" },
-        if l.final_newline { ", final newline" } else { ", no final newline" },
-        if l.text_before || l.text_after { ", text around the armour" } else { "" },
+        if l.final_newline {
+            ", final newline"
+        } else {
+            ", no final newline"
+        },
+        if l.text_before || l.text_after {
+            ", text around the armour"
+        } else {
+            ""
+        },
         r.producer_hint
     );
     println!(
@@ -247,9 +310,15 @@ fn print_report(file: &Path, r: &inspect::Report, all_rooms: bool) {
         r.rooms.len(),
         r.json_bytes
     );
-    println!("duplicates: {} sessions have more than one copy", r.duplicates.len());
+    println!(
+        "duplicates: {} sessions have more than one copy",
+        r.duplicates.len()
+    );
     for d in r.duplicates.iter().take(10) {
-        println!("  {} {}: first known indexes {:?}", d.room_id, d.session_id, d.first_known_indexes);
+        println!(
+            "  {} {}: first known indexes {:?}",
+            d.room_id, d.session_id, d.first_known_indexes
+        );
     }
     println!("invalid:    {} entries", r.invalid.len());
     for b in r.invalid.iter().take(20) {
@@ -261,22 +330,31 @@ fn print_report(file: &Path, r: &inspect::Report, all_rooms: bool) {
         println!("  {:>7}  {}", room.sessions, room.room_id);
     }
     if r.rooms.len() > shown {
-        println!("  ... {} more (use --all-rooms or --json)", r.rooms.len() - shown);
+        println!(
+            "  ... {} more (use --all-rooms or --json)",
+            r.rooms.len() - shown
+        );
     }
 }
-
 
 fn selection(args: &SelectArgs) -> Outcome<RoomSelection> {
     let bad = |e: select::BadRoomId| Failure::new(crate::failure::FORMAT, e.to_string());
     let mut rooms = select::parse_room_args(&args.rooms).map_err(bad)?;
     if let Some(path) = &args.rooms_file {
         let text = read_secret(path)?;
-        let text = std::str::from_utf8(&text)
-            .map_err(|_| Failure::new(crate::failure::FORMAT, format!("{}: not UTF-8 text", path.display())))?;
+        let text = std::str::from_utf8(&text).map_err(|_| {
+            Failure::new(
+                crate::failure::FORMAT,
+                format!("{}: not UTF-8 text", path.display()),
+            )
+        })?;
         rooms.extend(select::parse_rooms_file(text, &path.display().to_string()).map_err(bad)?);
     } else if args.rooms.is_empty() {
         if args.exclude {
-            return Err(Failure::new(2, "--exclude needs rooms to exclude (--room or --rooms-file)"));
+            return Err(Failure::new(
+                2,
+                "--exclude needs rooms to exclude (--room or --rooms-file)",
+            ));
         }
         return Ok(RoomSelection::everything());
     }
@@ -291,10 +369,20 @@ struct JsonSummary<'a> {
     dropped_invalid: &'a [key_export::merge::SourcedInvalid],
 }
 
-fn filter_merge(files: &[PathBuf], pass_files: &[PathBuf], sel: &SelectArgs, m: &MergeArgs, out: &OutArgs) -> Outcome {
+fn filter_merge(
+    files: &[PathBuf],
+    pass_files: &[PathBuf],
+    sel: &SelectArgs,
+    m: &MergeArgs,
+    out: &OutArgs,
+) -> Outcome {
     let inputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     let output = Output::plan(out.output.as_deref(), out.force, false, &inputs)?;
-    let conflicts_out = m.conflicts.as_deref().map(|p| Output::plan(Some(p), out.force, false, &inputs)).transpose()?;
+    let conflicts_out = m
+        .conflicts
+        .as_deref()
+        .map(|p| Output::plan(Some(p), out.force, false, &inputs))
+        .transpose()?;
     if m.rounds == 0 || m.rounds > container::MAX_WRITE_ROUNDS {
         return Err(key_export::Error::InvalidRounds { rounds: m.rounds }.into());
     }
@@ -304,23 +392,41 @@ fn filter_merge(files: &[PathBuf], pass_files: &[PathBuf], sel: &SelectArgs, m: 
             format!("{} inputs but {} --passphrase-file: give one for all inputs or one per input, in order", files.len(), pass_files.len()),
         ));
     }
-    let options = MergeOptions { selection: selection(sel)?, drop_invalid: m.drop_invalid, strict: m.strict };
+    let options = MergeOptions {
+        selection: selection(sel)?,
+        drop_invalid: m.drop_invalid,
+        strict: m.strict,
+    };
     let mut sources = Vec::with_capacity(files.len());
     for (i, f) in files.iter().enumerate() {
         let pf = pass_files.get(i).or(pass_files.first());
         let passphrase = secrets::existing(pf.map(PathBuf::as_path), &f.display().to_string())?;
         let input = open_input(f)?;
-        sources.push(Source { name: input.name, reader: input.reader, len: input.len, passphrase });
+        sources.push(Source {
+            name: input.name,
+            reader: input.reader,
+            len: input.len,
+            passphrase,
+        });
     }
     let first = sources[0].passphrase.clone();
-    let passphrase = secrets::new(m.out_passphrase_file.as_deref(), secrets::OUT_PASSPHRASE_ENV, Some(&first))?;
+    let passphrase = secrets::new(
+        m.out_passphrase_file.as_deref(),
+        secrets::OUT_PASSPHRASE_ENV,
+        Some(&first),
+    )?;
     let started = std::time::Instant::now();
     let done = output.write_with(|sink| {
         pipeline::filter_merge(
             sources,
-            Destination { passphrase, rounds: m.rounds },
+            Destination {
+                passphrase,
+                rounds: m.rounds,
+            },
             sink,
-            &ReadOptions { max_rounds: m.max_rounds },
+            &ReadOptions {
+                max_rounds: m.max_rounds,
+            },
             &options,
         )
         .map(|(done, _)| done)
@@ -335,19 +441,38 @@ fn pipeline_failure(e: PipelineError, files: &[PathBuf]) -> Failure {
         PipelineError::Merge(MergeError::Invalid(bad)) => {
             let mut f = Failure::new(INVALID, String::new());
             for (i, file) in files.iter().enumerate() {
-                let mine: Vec<_> = bad.iter().filter(|b| b.input == i).map(|b| b.entry.clone()).collect();
+                let mine: Vec<_> = bad
+                    .iter()
+                    .filter(|b| b.input == i)
+                    .map(|b| b.entry.clone())
+                    .collect();
                 if !mine.is_empty() {
                     let part = invalid_entries(&file.display().to_string(), &mine).message;
-                    f.message = if f.message.is_empty() { part } else { format!("{}\n{part}", f.message) };
+                    f.message = if f.message.is_empty() {
+                        part
+                    } else {
+                        format!("{}\n{part}", f.message)
+                    };
                 }
             }
             f
         }
         PipelineError::Merge(MergeError::Conflicts(c)) => {
-            let mut msg = format!("{} conflicting copies of sessions and --strict was given; nothing was written:", c.len());
+            let mut msg = format!(
+                "{} conflicting copies of sessions and --strict was given; nothing was written:",
+                c.len()
+            );
             for x in c.iter().take(20) {
-                msg.push_str(&format!("\n  {} {}: {:?} ({} entry {} vs {} entry {})", x.room_id, x.session_id, x.kind,
-                    files[x.kept.input].display(), x.kept.index, files[x.rejected.input].display(), x.rejected.index));
+                msg.push_str(&format!(
+                    "\n  {} {}: {:?} ({} entry {} vs {} entry {})",
+                    x.room_id,
+                    x.session_id,
+                    x.kind,
+                    files[x.kept.input].display(),
+                    x.kept.index,
+                    files[x.rejected.input].display(),
+                    x.rejected.index
+                ));
             }
             Failure::new(INVALID, msg)
         }
@@ -355,32 +480,78 @@ fn pipeline_failure(e: PipelineError, files: &[PathBuf]) -> Failure {
     }
 }
 
-fn report(done: &pipeline::Finished, files: &[PathBuf], output: &Output, conflicts_out: Option<Output>, m: &MergeArgs, started: std::time::Instant) -> Outcome {
+fn report(
+    done: &pipeline::Finished,
+    files: &[PathBuf],
+    output: &Output,
+    conflicts_out: Option<Output>,
+    m: &MergeArgs,
+    started: std::time::Instant,
+) -> Outcome {
     if let Some(c) = conflicts_out {
         let json = serde_json::to_vec_pretty(&done.conflicts).expect("conflicts serialise");
         c.write(&json)?;
     }
     let s = &done.summary;
     if m.json {
-        let j = JsonSummary { output: output.describe(), summary: s, conflicts: &done.conflicts, dropped_invalid: &done.dropped_invalid };
-        println!("{}", serde_json::to_string_pretty(&j).expect("summary serialises"));
+        let j = JsonSummary {
+            output: output.describe(),
+            summary: s,
+            conflicts: &done.conflicts,
+            dropped_invalid: &done.dropped_invalid,
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&j).expect("summary serialises")
+        );
     }
     for (f, n) in files.iter().zip(&s.read) {
         eprintln!("read      {n:>8} sessions from {}", f.display());
     }
-    eprintln!("kept      {:>8} sessions in {} rooms -> {}", s.kept, s.rooms_kept, output.describe());
-    eprintln!("other rooms {:>6} sessions left out", s.dropped_by_selection);
-    eprintln!("merged    {:>8} duplicate copies ({} upgraded to a copy that decrypts more)", s.duplicates_merged, s.upgraded);
-    eprintln!("conflicts {:>8}{}", s.conflicts, if s.conflicts > 0 { " (first copy kept; see --conflicts PATH)" } else { "" });
-    eprintln!("invalid   {:>8}{}", s.invalid, if s.invalid > 0 { " (left out)" } else { "" });
+    eprintln!(
+        "kept      {:>8} sessions in {} rooms -> {}",
+        s.kept,
+        s.rooms_kept,
+        output.describe()
+    );
+    eprintln!(
+        "other rooms {:>6} sessions left out",
+        s.dropped_by_selection
+    );
+    eprintln!(
+        "merged    {:>8} duplicate copies ({} upgraded to a copy that decrypts more)",
+        s.duplicates_merged, s.upgraded
+    );
+    eprintln!(
+        "conflicts {:>8}{}",
+        s.conflicts,
+        if s.conflicts > 0 {
+            " (first copy kept; see --conflicts PATH)"
+        } else {
+            ""
+        }
+    );
+    eprintln!(
+        "invalid   {:>8}{}",
+        s.invalid,
+        if s.invalid > 0 { " (left out)" } else { "" }
+    );
     for c in done.conflicts.iter().take(10) {
         eprintln!("  conflict: {} {}: {:?}", c.room_id, c.session_id, c.kind);
     }
     for b in done.dropped_invalid.iter().take(10) {
-        eprintln!("  dropped: {} entry {}: {}", files[b.input].display(), b.entry.index, b.entry.problem);
+        eprintln!(
+            "  dropped: {} entry {}: {}",
+            files[b.input].display(),
+            b.entry.index,
+            b.entry.problem
+        );
     }
     if !s.rooms_without_keys.is_empty() {
-        eprintln!("selected rooms with no keys in any input ({}):", s.rooms_without_keys.len());
+        eprintln!(
+            "selected rooms with no keys in any input ({}):",
+            s.rooms_without_keys.len()
+        );
         for r in &s.rooms_without_keys {
             eprintln!("  {r}");
         }

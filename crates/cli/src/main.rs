@@ -11,9 +11,11 @@ use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "matrix-transplant", version, about, long_about = None)]
-#[command(after_help = "Exit codes: 0 ok, 1 I/O, 2 usage, 3 unreadable input, 4 wrong passphrase \
+#[command(
+    after_help = "Exit codes: 0 ok, 1 I/O, 2 usage, 3 unreadable input, 4 wrong passphrase \
 or corrupted file, 5 invalid entries or conflicts, 6 output exists or is an input.\n\
-Passphrases come from --passphrase-file, $MATRIX_TRANSPLANT_PASSPHRASE, or a terminal prompt; never argv.")]
+Passphrases come from --passphrase-file, $MATRIX_TRANSPLANT_PASSPHRASE, or a terminal prompt; never argv."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -16,10 +16,16 @@ pub const OUT_PASSPHRASE_ENV: &str = "MATRIX_TRANSPLANT_OUT_PASSPHRASE";
 /// Reads a passphrase from a file (one final line ending is ignored).
 pub fn from_file(path: &Path) -> Outcome<Passphrase> {
     let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
-        Failure::new(IO, format!("cannot read passphrase file {}: {e}", path.display()))
+        Failure::new(
+            IO,
+            format!("cannot read passphrase file {}: {e}", path.display()),
+        )
     })?);
     let text = std::str::from_utf8(&bytes).map_err(|_| {
-        Failure::new(IO, format!("passphrase file {} is not UTF-8 text", path.display()))
+        Failure::new(
+            IO,
+            format!("passphrase file {} is not UTF-8 text", path.display()),
+        )
     })?;
     Ok(Passphrase::new(text.to_owned()))
 }
@@ -29,12 +35,20 @@ fn from_env(var: &str) -> Option<Passphrase> {
 }
 
 fn have_tty() -> bool {
-    std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").is_ok()
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .is_ok()
 }
 
 fn prompt(text: &str) -> Outcome<Passphrase> {
-    let p = rpassword::prompt_password(text)
-        .map_err(|e| Failure::new(IO, format!("cannot read the passphrase from the terminal: {e}")))?;
+    let p = rpassword::prompt_password(text).map_err(|e| {
+        Failure::new(
+            IO,
+            format!("cannot read the passphrase from the terminal: {e}"),
+        )
+    })?;
     Ok(Passphrase::new(p))
 }
 
@@ -80,11 +94,17 @@ pub fn new(file: Option<&Path>, env: &str, fallback: Option<&Passphrase>) -> Out
 
 fn confirm(first: Passphrase) -> Outcome<Passphrase> {
     if first.is_empty() {
-        return Err(Failure::new(IO, "an empty passphrase would leave the keys unprotected; choose one"));
+        return Err(Failure::new(
+            IO,
+            "an empty passphrase would leave the keys unprotected; choose one",
+        ));
     }
     let second = prompt("Type it again: ")?;
     if first != second {
-        return Err(Failure::new(IO, "the two passphrases differ; nothing was written, try again"));
+        return Err(Failure::new(
+            IO,
+            "the two passphrases differ; nothing was written, try again",
+        ));
     }
     Ok(first)
 }

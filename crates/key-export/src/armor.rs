@@ -299,7 +299,10 @@ impl Dearmorer {
     }
 
     fn bad(&self, reason: &str) -> Error {
-        Error::BadBase64 { line: self.line, reason: reason.to_owned() }
+        Error::BadBase64 {
+            line: self.line,
+            reason: reason.to_owned(),
+        }
     }
 
     fn end_line(&mut self) -> Result<()> {
@@ -394,7 +397,9 @@ pub fn encode_lines(bin: &[u8], out: &mut Vec<u8>) {
         .zip(bin.par_chunks(RAW_PER_LINE * LINES_PER_TASK))
         .for_each(|(dst, src)| {
             for (d, s) in dst.chunks_mut(LINE_LEN + 1).zip(src.chunks(RAW_PER_LINE)) {
-                ENCODER.encode_slice(s, &mut d[..LINE_LEN]).expect("96 bytes fit 128 characters");
+                ENCODER
+                    .encode_slice(s, &mut d[..LINE_LEN])
+                    .expect("96 bytes fit 128 characters");
                 d[LINE_LEN] = b'\n';
             }
         });
@@ -438,7 +443,12 @@ fn is_space(b: u8) -> bool {
 
 fn trim(s: &[u8]) -> &[u8] {
     let start = s.iter().take_while(|b| b.is_ascii_whitespace()).count();
-    let end = s.len() - s[start..].iter().rev().take_while(|b| b.is_ascii_whitespace()).count();
+    let end = s.len()
+        - s[start..]
+            .iter()
+            .rev()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count();
     &s[start..end]
 }
 
@@ -488,7 +498,10 @@ mod tests {
             wrap(&unpadded, usize::MAX, "\n"),
             wrap(&padded, 64, "\r\n") + "\r\n",
             wrap(&unpadded, 13, "\n"),
-            format!("\u{feff}  Exported keys\n\n  {}  \n\ntrailing notes\n", wrap(&padded, 128, "\n")),
+            format!(
+                "\u{feff}  Exported keys\n\n  {}  \n\ntrailing notes\n",
+                wrap(&padded, 128, "\n")
+            ),
             format!("{BEGIN}\n   {unpadded}\t \n{END}"),
         ];
         for v in &variants {
@@ -507,20 +520,32 @@ mod tests {
     fn layout_is_reported() {
         let unpadded = STANDARD_NO_PAD.encode(body());
         let (_, l) = dearmor(format!("{BEGIN}\n{unpadded}\n{END}").as_bytes()).unwrap();
-        assert_eq!((l.base64_lines, l.padded, l.final_newline), (1, false, false));
+        assert_eq!(
+            (l.base64_lines, l.padded, l.final_newline),
+            (1, false, false)
+        );
         assert!(l.producer_hint().contains("one unpadded line"));
-        let (_, l) = dearmor(format!("hi\r\n{BEGIN}\r\n{unpadded}\r\n{END}\r\nbye").as_bytes())
-            .unwrap();
+        let (_, l) =
+            dearmor(format!("hi\r\n{BEGIN}\r\n{unpadded}\r\n{END}\r\nbye").as_bytes()).unwrap();
         assert!(l.crlf && l.text_before && l.text_after && l.final_newline);
     }
 
     #[test]
     fn errors_are_specific() {
         let b64 = STANDARD.encode(body());
-        assert!(matches!(dearmor(b"hello\nworld\n"), Err(Error::NotAnExport)));
+        assert!(matches!(
+            dearmor(b"hello\nworld\n"),
+            Err(Error::NotAnExport)
+        ));
         assert!(matches!(dearmor(b""), Err(Error::NotAnExport)));
-        assert!(matches!(dearmor(format!("{BEGIN}\n{b64}\n").as_bytes()), Err(Error::Truncated)));
-        assert!(matches!(dearmor(format!("{BEGIN}\n{b64}").as_bytes()), Err(Error::Truncated)));
+        assert!(matches!(
+            dearmor(format!("{BEGIN}\n{b64}\n").as_bytes()),
+            Err(Error::Truncated)
+        ));
+        assert!(matches!(
+            dearmor(format!("{BEGIN}\n{b64}").as_bytes()),
+            Err(Error::Truncated)
+        ));
         assert!(matches!(dearmor(BEGIN.as_bytes()), Err(Error::Truncated)));
         let bad = format!("{BEGIN}\n{}\nAAAA*AAA\n{END}\n", &b64[..128]);
         match dearmor(bad.as_bytes()) {
@@ -528,18 +553,36 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let mid_pad = format!("{BEGIN}\nAAA=\nAAAA\n{END}\n");
-        assert!(matches!(dearmor(mid_pad.as_bytes()), Err(Error::BadBase64 { line: 3, .. })));
+        assert!(matches!(
+            dearmor(mid_pad.as_bytes()),
+            Err(Error::BadBase64 { line: 3, .. })
+        ));
         let inner_pad = format!("{BEGIN}\nAA==AAAA\n{END}\n");
-        assert!(matches!(dearmor(inner_pad.as_bytes()), Err(Error::BadBase64 { line: 2, .. })));
+        assert!(matches!(
+            dearmor(inner_pad.as_bytes()),
+            Err(Error::BadBase64 { line: 2, .. })
+        ));
         let inner_space = format!("{BEGIN}\nAAAA AAAA\n{END}\n");
-        assert!(matches!(dearmor(inner_space.as_bytes()), Err(Error::BadBase64 { line: 2, .. })));
+        assert!(matches!(
+            dearmor(inner_space.as_bytes()),
+            Err(Error::BadBase64 { line: 2, .. })
+        ));
         let mut d = Dearmorer::with_capacity(0);
         d.feed(format!("{BEGIN}\nAAAA ").as_bytes()).unwrap();
-        assert!(matches!(d.feed(b"AAAA\n"), Err(Error::BadBase64 { line: 2, .. })));
+        assert!(matches!(
+            d.feed(b"AAAA\n"),
+            Err(Error::BadBase64 { line: 2, .. })
+        ));
         let stray = format!("{BEGIN}\nAAAAA\n{END}\n");
-        assert!(matches!(dearmor(stray.as_bytes()), Err(Error::BadBase64 { .. })));
+        assert!(matches!(
+            dearmor(stray.as_bytes()),
+            Err(Error::BadBase64 { .. })
+        ));
         let other_marker = format!("{BEGIN}\nAAAA\n-----BEGIN PGP MESSAGE-----\n");
-        assert!(matches!(dearmor(other_marker.as_bytes()), Err(Error::BadBase64 { line: 3, .. })));
+        assert!(matches!(
+            dearmor(other_marker.as_bytes()),
+            Err(Error::BadBase64 { line: 3, .. })
+        ));
     }
 
     #[test]

@@ -73,12 +73,19 @@ impl Header {
         if bytes.len() < HEADER_LEN {
             return Err(Error::BodyTooShort { len: bytes.len() });
         }
-        let mut h = Header { salt: [0; 16], iv: [0; 16], rounds: 0 };
+        let mut h = Header {
+            salt: [0; 16],
+            iv: [0; 16],
+            rounds: 0,
+        };
         h.salt.copy_from_slice(&bytes[1..17]);
         h.iv.copy_from_slice(&bytes[17..33]);
         h.rounds = u32::from_be_bytes(bytes[33..37].try_into().expect("4 bytes"));
         if h.rounds == 0 || h.rounds > max_rounds {
-            return Err(Error::RoundsOutOfRange { rounds: h.rounds, max: max_rounds });
+            return Err(Error::RoundsOutOfRange {
+                rounds: h.rounds,
+                max: max_rounds,
+            });
         }
         Ok(h)
     }
@@ -100,7 +107,9 @@ pub struct ReadOptions {
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { max_rounds: DEFAULT_MAX_ROUNDS }
+        ReadOptions {
+            max_rounds: DEFAULT_MAX_ROUNDS,
+        }
     }
 }
 
@@ -182,7 +191,11 @@ pub fn decrypt(
 }
 
 /// Authenticates and decrypts a decoded container (no armour) with a known key.
-pub fn decrypt_body(body: Vec<u8>, passphrase: &Passphrase, options: &ReadOptions) -> Result<Plaintext> {
+pub fn decrypt_body(
+    body: Vec<u8>,
+    passphrase: &Passphrase,
+    options: &ReadOptions,
+) -> Result<Plaintext> {
     let header = check_body(&body, options.max_rounds)?;
     let keys = DerivedKeys::derive(passphrase, &header.salt, header.rounds);
     open(body, header, Layout::default(), &keys)
@@ -235,7 +248,12 @@ fn open(body: Vec<u8>, header: Header, layout: Layout, keys: &DerivedKeys) -> Re
             return Err(Error::WrongPassphraseOrCorrupted);
         }
     }
-    Ok(Plaintext { buf, end, header, layout })
+    Ok(Plaintext {
+        buf,
+        end,
+        header,
+        layout,
+    })
 }
 
 fn apply_keystream(data: &mut [u8], offset: usize, key: &[u8; 32], iv: &[u8; 16]) {
@@ -277,7 +295,11 @@ impl SealingKey {
         getrandom::getrandom(&mut iv).map_err(|e| Error::Random(e.to_string()))?;
         // Keep the 64-bit counter from wrapping within any file, like Element does.
         iv[8] &= 0x7f;
-        let header = Header { salt: self.salt, iv, rounds: self.rounds };
+        let header = Header {
+            salt: self.salt,
+            iv,
+            rounds: self.rounds,
+        };
         let mut mac = HmacSha256::new_from_slice(&self.keys.mac).expect("any key length");
         let mut pending = Vec::with_capacity(SEAL_CHUNK + armor::RAW_PER_LINE);
         header.write(&mut pending);
@@ -306,7 +328,9 @@ impl SealingKey {
 
 impl std::fmt::Debug for SealingKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SealingKey").field("rounds", &self.rounds).finish_non_exhaustive()
+        f.debug_struct("SealingKey")
+            .field("rounds", &self.rounds)
+            .finish_non_exhaustive()
     }
 }
 
@@ -337,9 +361,12 @@ impl<W: Write> SealWriter<W> {
         let iv = &self.iv;
         let base = self.offset;
         let added = self.plain.len();
-        self.plain.par_chunks_mut(1 << 16).enumerate().for_each(|(i, piece)| {
-            apply_keystream(piece, base + i * (1 << 16), aes, iv);
-        });
+        self.plain
+            .par_chunks_mut(1 << 16)
+            .enumerate()
+            .for_each(|(i, piece)| {
+                apply_keystream(piece, base + i * (1 << 16), aes, iv);
+            });
         self.offset += added;
         self.pending.extend_from_slice(&self.plain);
         self.plain.clear();
@@ -347,7 +374,10 @@ impl<W: Write> SealWriter<W> {
         let (mac, pending, text) = (&mut self.mac, &self.pending, &mut self.text);
         // The header was MACed up front and older bytes already: MAC only the new ciphertext.
         let new = &pending[pending.len() - added..];
-        rayon::join(|| mac.update(new), || armor::encode_lines(&pending[..whole], text));
+        rayon::join(
+            || mac.update(new),
+            || armor::encode_lines(&pending[..whole], text),
+        );
         self.pending.drain(..whole);
         self.sink.write_all(&self.text)?;
         self.text.clear();
@@ -399,11 +429,29 @@ mod tests {
 
     #[test]
     fn round_trip_small_and_pipelined_sizes() {
-        for len in [0, 1, 15, 16, 17, 95, 96, 97, CHUNK - 1, CHUNK, 3 * CHUNK + 5, 2 * SEAL_CHUNK + 100] {
+        for len in [
+            0,
+            1,
+            15,
+            16,
+            17,
+            95,
+            96,
+            97,
+            CHUNK - 1,
+            CHUNK,
+            3 * CHUNK + 5,
+            2 * SEAL_CHUNK + 100,
+        ] {
             let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let text = encrypt(&plain, &pass("pw"), 3).unwrap();
-            let out = decrypt(text.as_bytes(), text.len(), &pass("pw"), &ReadOptions::default())
-                .unwrap();
+            let out = decrypt(
+                text.as_bytes(),
+                text.len(),
+                &pass("pw"),
+                &ReadOptions::default(),
+            )
+            .unwrap();
             assert_eq!(out.as_bytes(), &plain[..], "len {len}");
             assert_eq!(out.header().rounds, 3);
             assert_eq!(out.header().iv[8] & 0x80, 0, "bit 63 of the IV is cleared");
@@ -413,13 +461,19 @@ mod tests {
     #[test]
     fn streaming_in_odd_writes_equals_one_write() {
         let plain: Vec<u8> = (0..SEAL_CHUNK + 12_345).map(|i| (i % 97) as u8).collect();
-        let mut w = SealingKey::derive(&pass("pw"), 2).unwrap().seal_to(Vec::new()).unwrap();
+        let mut w = SealingKey::derive(&pass("pw"), 2)
+            .unwrap()
+            .seal_to(Vec::new())
+            .unwrap();
         for piece in plain.chunks(7_777) {
             w.write_all(piece).unwrap();
         }
         let text = w.finish().unwrap();
         let lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
-        assert!(lines[1..lines.len() - 3].iter().all(|l| l.len() == 128), "Element's layout");
+        assert!(
+            lines[1..lines.len() - 3].iter().all(|l| l.len() == 128),
+            "Element's layout"
+        );
         let out = decrypt(&text[..], 0, &pass("pw"), &ReadOptions::default()).unwrap();
         assert_eq!(out.as_bytes(), &plain[..]);
     }
@@ -434,7 +488,10 @@ mod tests {
         for pos in [HEADER_LEN, HEADER_LEN + CHUNK + 3, body.len() - 1, 20] {
             body[pos] ^= 1;
             let r = decrypt_body(body.clone(), &pass("right"), &ReadOptions::default());
-            assert!(matches!(r, Err(Error::WrongPassphraseOrCorrupted)), "pos {pos}");
+            assert!(
+                matches!(r, Err(Error::WrongPassphraseOrCorrupted)),
+                "pos {pos}"
+            );
             body[pos] ^= 1;
         }
     }
@@ -444,25 +501,40 @@ mod tests {
         let opts = ReadOptions::default();
         let mut body = vec![1u8; MIN_LEN];
         body[33..37].copy_from_slice(&0u32.to_be_bytes());
-        assert!(matches!(Header::parse(&body, 10), Err(Error::RoundsOutOfRange { rounds: 0, .. })));
+        assert!(matches!(
+            Header::parse(&body, 10),
+            Err(Error::RoundsOutOfRange { rounds: 0, .. })
+        ));
         body[33..37].copy_from_slice(&11u32.to_be_bytes());
         assert!(matches!(
             Header::parse(&body, 10),
-            Err(Error::RoundsOutOfRange { rounds: 11, max: 10 })
+            Err(Error::RoundsOutOfRange {
+                rounds: 11,
+                max: 10
+            })
         ));
         assert!(Header::parse(&body, 11).is_ok());
         body[0] = 2;
-        assert!(matches!(decrypt_body(body.clone(), &pass(""), &opts), Err(Error::UnsupportedVersion { version: 2 })));
+        assert!(matches!(
+            decrypt_body(body.clone(), &pass(""), &opts),
+            Err(Error::UnsupportedVersion { version: 2 })
+        ));
         assert!(matches!(
             decrypt_body(vec![1u8; MIN_LEN - 1], &pass(""), &opts),
             Err(Error::BodyTooShort { len: 68 })
         ));
-        assert!(matches!(decrypt_body(vec![], &pass(""), &opts), Err(Error::BodyTooShort { len: 0 })));
+        assert!(matches!(
+            decrypt_body(vec![], &pass(""), &opts),
+            Err(Error::BodyTooShort { len: 0 })
+        ));
     }
 
     #[test]
     fn writer_refuses_rounds_element_cannot_read() {
-        assert!(matches!(encrypt(b"[]", &pass("p"), 0), Err(Error::InvalidRounds { rounds: 0 })));
+        assert!(matches!(
+            encrypt(b"[]", &pass("p"), 0),
+            Err(Error::InvalidRounds { rounds: 0 })
+        ));
         assert!(matches!(
             encrypt(b"[]", &pass("p"), 1 << 31),
             Err(Error::InvalidRounds { .. })

@@ -18,13 +18,19 @@ use crate::session::SessionRef;
 /// Splits decrypted export JSON into its entries. Errors when the text is not UTF-8 or
 /// not a JSON array.
 pub fn split(json: &[u8]) -> Result<Vec<&RawValue>> {
-    let text = std::str::from_utf8(json).map_err(|e| Error::NotUtf8 { offset: e.valid_up_to() })?;
+    let text = std::str::from_utf8(json).map_err(|e| Error::NotUtf8 {
+        offset: e.valid_up_to(),
+    })?;
     serde_json::from_str(text).map_err(Error::from_json)
 }
 
 /// Reads every entry, in parallel, keeping file order.
 pub fn parse_all<'a>(entries: &[&'a RawValue]) -> Vec<SessionRef<'a>> {
-    entries.par_iter().with_min_len(1024).map(|raw| SessionRef::parse(raw)).collect()
+    entries
+        .par_iter()
+        .with_min_len(1024)
+        .map(|raw| SessionRef::parse(raw))
+        .collect()
 }
 
 /// Reads, in parallel and in file order, the entries whose room `keep` accepts; the
@@ -77,17 +83,28 @@ mod tests {
     fn split_keeps_bytes_and_reports_positions() {
         let json = br#"[ {"a": 1} ,{"b":[2, 3]}]"#;
         let e = split(json).unwrap();
-        assert_eq!(e.iter().map(|r| r.get()).collect::<Vec<_>>(), [r#"{"a": 1}"#, r#"{"b":[2, 3]}"#]);
-        assert_eq!(&*write_array(e.iter().map(|r| Cow::Borrowed(r.get()))), br#"[{"a": 1},{"b":[2, 3]}]"#);
+        assert_eq!(
+            e.iter().map(|r| r.get()).collect::<Vec<_>>(),
+            [r#"{"a": 1}"#, r#"{"b":[2, 3]}"#]
+        );
+        assert_eq!(
+            &*write_array(e.iter().map(|r| Cow::Borrowed(r.get()))),
+            br#"[{"a": 1},{"b":[2, 3]}]"#
+        );
         assert!(split(b"[]").unwrap().is_empty());
         match split(b"{\"not\": \"array\"}") {
             Err(Error::NotSessionArray { line: 1, .. }) => {}
             other => panic!("{other:?}"),
         }
         match split(b"[\n{},\n{") {
-            Err(Error::NotSessionArray { line: 3, column, .. }) => assert_eq!(column, 1),
+            Err(Error::NotSessionArray {
+                line: 3, column, ..
+            }) => assert_eq!(column, 1),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(split(b"[\"\xff\"]"), Err(Error::NotUtf8 { offset: 2 })));
+        assert!(matches!(
+            split(b"[\"\xff\"]"),
+            Err(Error::NotUtf8 { offset: 2 })
+        ));
     }
 }

@@ -118,7 +118,11 @@ impl Error {
         if let Some(cut) = reason.find(" at line ") {
             reason.truncate(cut);
         }
-        Error::NotSessionArray { reason, line: e.line(), column: e.column() }
+        Error::NotSessionArray {
+            reason,
+            line: e.line(),
+            column: e.column(),
+        }
     }
 }
 

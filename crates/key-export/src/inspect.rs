@@ -98,9 +98,16 @@ pub fn inspect(plain: &Plaintext) -> Result<Report> {
     }
     let mut rooms: Vec<RoomCount> = rooms
         .into_iter()
-        .map(|(room_id, sessions)| RoomCount { room_id: room_id.to_owned(), sessions })
+        .map(|(room_id, sessions)| RoomCount {
+            room_id: room_id.to_owned(),
+            sessions,
+        })
         .collect();
-    rooms.sort_by(|a, b| b.sessions.cmp(&a.sessions).then_with(|| a.room_id.cmp(&b.room_id)));
+    rooms.sort_by(|a, b| {
+        b.sessions
+            .cmp(&a.sessions)
+            .then_with(|| a.room_id.cmp(&b.room_id))
+    });
     let duplicates = order
         .into_iter()
         .map(|k| Duplicate {

@@ -34,7 +34,11 @@ pub struct MergeOptions {
 
 impl Default for MergeOptions {
     fn default() -> Self {
-        MergeOptions { selection: RoomSelection::everything(), drop_invalid: false, strict: false }
+        MergeOptions {
+            selection: RoomSelection::everything(),
+            drop_invalid: false,
+            strict: false,
+        }
     }
 }
 
@@ -142,11 +146,17 @@ struct Slot<'s, 'a> {
 /// Inputs may already be narrowed to the selected rooms (see
 /// [`crate::entries::parse_where`]); the caller then adds what it left out to
 /// [`Summary::dropped_by_selection`] and [`Summary::read`].
-pub fn merge<'s, 'a>(inputs: &'s [Vec<SessionRef<'a>>], options: &MergeOptions) -> Result<Merged<'s, 'a>, MergeError> {
+pub fn merge<'s, 'a>(
+    inputs: &'s [Vec<SessionRef<'a>>],
+    options: &MergeOptions,
+) -> Result<Merged<'s, 'a>, MergeError> {
     let total: usize = inputs.iter().map(Vec::len).sum();
     let mut slots: Vec<Slot<'s, 'a>> = Vec::with_capacity(total);
     let mut by_id: HashMap<(&'s str, &'s str), usize> = HashMap::with_capacity(total);
-    let mut summary = Summary { read: inputs.iter().map(Vec::len).collect(), ..Summary::default() };
+    let mut summary = Summary {
+        read: inputs.iter().map(Vec::len).collect(),
+        ..Summary::default()
+    };
     let mut conflicts = Vec::new();
     let mut invalid = Vec::new();
 
@@ -198,10 +208,23 @@ pub fn merge<'s, 'a>(inputs: &'s [Vec<SessionRef<'a>>], options: &MergeOptions) 
     summary.kept = slots.len();
     let present: HashSet<&str> = slots.iter().map(|s| s.session.room_id.as_ref()).collect();
     summary.rooms_kept = present.len();
-    let all_rooms: HashSet<&str> = inputs.iter().flatten().map(|s| s.room_id.as_ref()).collect();
-    summary.rooms_without_keys =
-        options.selection.missing(&all_rooms).into_iter().map(str::to_owned).collect();
-    Ok(Merged { sessions: slots.into_iter().map(|s| s.session).collect(), summary, conflicts, invalid })
+    let all_rooms: HashSet<&str> = inputs
+        .iter()
+        .flatten()
+        .map(|s| s.room_id.as_ref())
+        .collect();
+    summary.rooms_without_keys = options
+        .selection
+        .missing(&all_rooms)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    Ok(Merged {
+        sessions: slots.into_iter().map(|s| s.session).collect(),
+        summary,
+        conflicts,
+        invalid,
+    })
 }
 
 enum Decision {
@@ -238,6 +261,8 @@ fn compare(a: &SessionRef<'_>, b: &SessionRef<'_>) -> SessionOrdering {
 }
 
 /// The JSON text of each merged session, ready for [`crate::entries::write_array`].
-pub fn output_entries<'s, 'a>(merged: &'s Merged<'s, 'a>) -> impl Iterator<Item = Cow<'a, str>> + 's {
+pub fn output_entries<'s, 'a>(
+    merged: &'s Merged<'s, 'a>,
+) -> impl Iterator<Item = Cow<'a, str>> + 's {
     merged.sessions.iter().map(|s| s.output_json())
 }

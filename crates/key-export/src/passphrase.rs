@@ -71,7 +71,10 @@ impl DerivedKeys {
         let mut out = Zeroizing::new([0u8; 64]);
         pbkdf2::pbkdf2::<Hmac<Sha512>>(passphrase.as_bytes(), salt, rounds, &mut out[..])
             .expect("HMAC accepts keys of any length");
-        let mut keys = DerivedKeys { aes: [0; 32], mac: [0; 32] };
+        let mut keys = DerivedKeys {
+            aes: [0; 32],
+            mac: [0; 32],
+        };
         keys.aes.copy_from_slice(&out[..32]);
         keys.mac.copy_from_slice(&out[32..]);
         keys

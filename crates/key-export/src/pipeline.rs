@@ -76,14 +76,20 @@ pub fn filter_merge<R: Read + Send, W: Write>(
     options: &MergeOptions,
 ) -> Result<(Finished, W), PipelineError> {
     // Detached, so that a bad input is reported at once instead of after the KDF.
-    let out_key = std::thread::spawn(move || SealingKey::derive(&destination.passphrase, destination.rounds));
+    let out_key =
+        std::thread::spawn(move || SealingKey::derive(&destination.passphrase, destination.rounds));
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
     let plains: Vec<Plaintext> = sources
         .into_par_iter()
         .enumerate()
         .map(|(input, s)| {
-            container::decrypt(s.reader, s.len, &s.passphrase, read)
-                .map_err(|error| PipelineError::Input { input, name: s.name, error })
+            container::decrypt(s.reader, s.len, &s.passphrase, read).map_err(|error| {
+                PipelineError::Input {
+                    input,
+                    name: s.name,
+                    error,
+                }
+            })
         })
         .collect::<Result<_, _>>()?;
     // Entries of rooms that do not move are only counted: their room_id is all we read.
@@ -92,9 +98,13 @@ pub fn filter_merge<R: Read + Send, W: Write>(
         .iter()
         .enumerate()
         .map(|(input, p)| {
-            let raw = entries::split(p.as_bytes())
-                .map_err(|error| PipelineError::Input { input, name: names[input].clone(), error })?;
-            let (kept, dropped) = entries::parse_where(&raw, |room| options.selection.matches(room));
+            let raw = entries::split(p.as_bytes()).map_err(|error| PipelineError::Input {
+                input,
+                name: names[input].clone(),
+                error,
+            })?;
+            let (kept, dropped) =
+                entries::parse_where(&raw, |room| options.selection.matches(room));
             left_out.push(dropped);
             Ok(kept)
         })
@@ -104,11 +114,18 @@ pub fn filter_merge<R: Read + Send, W: Write>(
         *read += dropped;
     }
     merged.summary.dropped_by_selection += left_out.iter().sum::<usize>();
-    let key = out_key.join().expect("key derivation does not panic").map_err(PipelineError::Output)?;
+    let key = out_key
+        .join()
+        .expect("key derivation does not panic")
+        .map_err(PipelineError::Output)?;
     let mut writer = key.seal_to(sink).map_err(PipelineError::Output)?;
     entries::write_array_to(merge::output_entries(&merged), &mut writer)
         .map_err(|e| PipelineError::Output(e.into()))?;
     let sink = writer.finish().map_err(PipelineError::Output)?;
-    let done = Finished { summary: merged.summary, conflicts: merged.conflicts, dropped_invalid: merged.invalid };
+    let done = Finished {
+        summary: merged.summary,
+        conflicts: merged.conflicts,
+        dropped_invalid: merged.invalid,
+    };
     Ok((done, sink))
 }

@@ -33,14 +33,22 @@ pub struct RoomSelection {
 impl RoomSelection {
     /// Every room.
     pub fn everything() -> Self {
-        RoomSelection { everything: true, ..Default::default() }
+        RoomSelection {
+            everything: true,
+            ..Default::default()
+        }
     }
 
     /// The given rooms (or, with `exclude`, every room but them). An empty list without
     /// `exclude` selects nothing.
     pub fn new(rooms: Vec<String>, exclude: bool) -> Self {
         let set = rooms.iter().cloned().collect();
-        RoomSelection { rooms, set, exclude, everything: false }
+        RoomSelection {
+            rooms,
+            set,
+            exclude,
+            everything: false,
+        }
     }
 
     /// True when keys of `room_id` are kept.
@@ -120,14 +128,22 @@ fn parse_json(text: &str, source_name: &str) -> Result<Vec<String>, BadRoomId> {
             })
             .collect(),
     };
-    rooms.into_iter().enumerate().map(|(i, r)| check(&r, source_name, i + 1)).collect()
+    rooms
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| check(&r, source_name, i + 1))
+        .collect()
 }
 
 fn check(value: &str, source_name: &str, line: usize) -> Result<String, BadRoomId> {
     if is_room_id(value) {
         Ok(value.to_owned())
     } else {
-        Err(BadRoomId { source_name: source_name.to_owned(), line, value: value.to_owned() })
+        Err(BadRoomId {
+            source_name: source_name.to_owned(),
+            line,
+            value: value.to_owned(),
+        })
     }
 }
 
@@ -137,9 +153,16 @@ mod tests {
 
     #[test]
     fn text_files_with_comments_blank_lines_and_v12_ids() {
-        let text = "# moving\n!a:example.org\n\n  !GmZ1jXGQ9OYb0Sy4sZ0I2mG-9cxNtZx4ZI2Gw3hvzBs  # v12\r\n";
+        let text =
+            "# moving\n!a:example.org\n\n  !GmZ1jXGQ9OYb0Sy4sZ0I2mG-9cxNtZx4ZI2Gw3hvzBs  # v12\r\n";
         let rooms = parse_rooms_file(text, "rooms.txt").unwrap();
-        assert_eq!(rooms, ["!a:example.org", "!GmZ1jXGQ9OYb0Sy4sZ0I2mG-9cxNtZx4ZI2Gw3hvzBs"]);
+        assert_eq!(
+            rooms,
+            [
+                "!a:example.org",
+                "!GmZ1jXGQ9OYb0Sy4sZ0I2mG-9cxNtZx4ZI2Gw3hvzBs"
+            ]
+        );
         let err = parse_rooms_file("!a:x\n#c\n#alias:example.org\nroom\n", "f").unwrap_err();
         assert_eq!((err.line, err.value.as_str()), (4, "room"));
         let err = parse_rooms_file("!a:x\n!b c\n", "f").unwrap_err();
@@ -148,7 +171,10 @@ mod tests {
 
     #[test]
     fn json_lists_and_inspect_reports() {
-        assert_eq!(parse_rooms_file("[\"!a\", \"!b:x\"]", "f").unwrap(), ["!a", "!b:x"]);
+        assert_eq!(
+            parse_rooms_file("[\"!a\", \"!b:x\"]", "f").unwrap(),
+            ["!a", "!b:x"]
+        );
         let report = r#"{"rounds": 10, "rooms": [{"room_id": "!a:x", "sessions": 3}]}"#;
         assert_eq!(parse_rooms_file(report, "f").unwrap(), ["!a:x"]);
         assert!(parse_rooms_file("[\"a\"]", "f").is_err());
@@ -163,6 +189,11 @@ mod tests {
         let x = RoomSelection::new(vec!["!a".into()], true);
         assert!(!x.matches("!a") && x.matches("!c"));
         assert!(RoomSelection::everything().matches("!anything"));
-        assert_eq!(parse_room_args(&["!a".into(), "b".into()]).unwrap_err().line, 2);
+        assert_eq!(
+            parse_room_args(&["!a".into(), "b".into()])
+                .unwrap_err()
+                .line,
+            2
+        );
     }
 }

@@ -45,8 +45,11 @@ pub enum SharedHistoryKey {
 
 impl SharedHistoryKey {
     /// Every spelling, in the order they are looked up.
-    pub const ALL: [SharedHistoryKey; 3] =
-        [SharedHistoryKey::Spec, SharedHistoryKey::Stable, SharedHistoryKey::Msc3061];
+    pub const ALL: [SharedHistoryKey; 3] = [
+        SharedHistoryKey::Spec,
+        SharedHistoryKey::Stable,
+        SharedHistoryKey::Msc3061,
+    ];
 
     /// The JSON field name.
     pub fn field(self) -> &'static str {
@@ -242,12 +245,19 @@ impl<'a> SessionRef<'a> {
         s.has_forwarding_chain = fields.forwarding_curve25519_key_chain.is_some();
         s.session_key = fields.session_key;
         s.problem = s
-            .check(fields.algorithm.as_ref().map(|a| &*a.0), fields.forwarding_curve25519_key_chain.as_deref())
+            .check(
+                fields.algorithm.as_ref().map(|a| &*a.0),
+                fields.forwarding_curve25519_key_chain.as_deref(),
+            )
             .err();
         s
     }
 
-    fn check(&mut self, algorithm: Option<&str>, chain: Option<&[Text<'_>]>) -> Result<(), Invalid> {
+    fn check(
+        &mut self,
+        algorithm: Option<&str>,
+        chain: Option<&[Text<'_>]>,
+    ) -> Result<(), Invalid> {
         match algorithm {
             None => return Err(Invalid::Missing("algorithm")),
             Some(MEGOLM_V1) => {}
@@ -310,7 +320,9 @@ impl<'a> SessionRef<'a> {
             Some(open) => {
                 let empty = open.trim_end().ends_with('{');
                 let sep = if empty { "" } else { "," };
-                Cow::Owned(format!("{open}{sep}\"forwarding_curve25519_key_chain\":[]}}"))
+                Cow::Owned(format!(
+                    "{open}{sep}\"forwarding_curve25519_key_chain\":[]}}"
+                ))
             }
             None => Cow::Borrowed(self.raw.get()),
         }
@@ -323,7 +335,9 @@ pub fn is_room_id(s: &str) -> bool {
     s.len() > 1
         && s.len() <= 255
         && s.starts_with('!')
-        && !s.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        && !s
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
 }
 
 /// A base64 (padded or not) string of a 32-byte public key.
@@ -335,7 +349,9 @@ fn is_key32(s: &str) -> bool {
 /// Decodes an exported session key: returns its first known index and signing key.
 fn decode_session_key(key: &str) -> Result<(u32, [u8; 32]), Invalid> {
     if key.ends_with('=') {
-        return Err(Invalid::BadSessionKey("padded base64 (matrix-sdk-crypto rejects it)"));
+        return Err(Invalid::BadSessionKey(
+            "padded base64 (matrix-sdk-crypto rejects it)",
+        ));
     }
     let mut buf = Zeroizing::new([0u8; SESSION_KEY_LEN + 3]);
     let n = B64_UNPADDED
@@ -393,15 +409,20 @@ pub struct ExportedSession {
 impl ExportedSession {
     /// The shared-history flag and the spelling it was stored under, if present.
     pub fn shared_history(&self) -> Option<(bool, SharedHistoryKey)> {
-        SharedHistoryKey::ALL
-            .iter()
-            .find_map(|k| self.other.get(k.field()).and_then(|v| v.as_bool()).map(|b| (b, *k)))
+        SharedHistoryKey::ALL.iter().find_map(|k| {
+            self.other
+                .get(k.field())
+                .and_then(|v| v.as_bool())
+                .map(|b| (b, *k))
+        })
     }
 
     /// Sets the shared-history flag, keeping the spelling already present, else using
     /// the stable `m.shared_history` that current Element writes.
     pub fn set_shared_history(&mut self, value: bool) {
-        let key = self.shared_history().map_or(SharedHistoryKey::Stable, |(_, k)| k);
+        let key = self
+            .shared_history()
+            .map_or(SharedHistoryKey::Stable, |(_, k)| k);
         self.other.insert(key.field().to_owned(), value.into());
     }
 
@@ -454,40 +475,98 @@ mod tests {
 
     #[test]
     fn each_problem_is_named() {
-        let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, Invalid)> = vec![
-            (Box::new(|v| v["algorithm"] = "m.olm.v1".into()), Invalid::UnknownAlgorithm("m.olm.v1".into())),
-            (Box::new(|v| { v.as_object_mut().unwrap().remove("algorithm"); }), Invalid::Missing("algorithm")),
-            (Box::new(|v| { v.as_object_mut().unwrap().remove("room_id"); }), Invalid::Missing("room_id")),
-            (Box::new(|v| v["room_id"] = "room".into()), Invalid::BadRoomId("room".into())),
-            (Box::new(|v| v["sender_key"] = "abc".into()), Invalid::BadSenderKey),
-            (Box::new(|v| { v.as_object_mut().unwrap().remove("session_key"); }), Invalid::Missing("session_key")),
-            (Box::new(|v| v["session_key"] = "AAAA".into()), Invalid::BadSessionKey("not base64 of 165 bytes")),
+        type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(Edit, Invalid)> = vec![
             (
-                Box::new(|v| v["session_key"] = format!("{}=", v["session_key"].as_str().unwrap()).into()),
+                Box::new(|v| v["algorithm"] = "m.olm.v1".into()),
+                Invalid::UnknownAlgorithm("m.olm.v1".into()),
+            ),
+            (
+                Box::new(|v| {
+                    v.as_object_mut().unwrap().remove("algorithm");
+                }),
+                Invalid::Missing("algorithm"),
+            ),
+            (
+                Box::new(|v| {
+                    v.as_object_mut().unwrap().remove("room_id");
+                }),
+                Invalid::Missing("room_id"),
+            ),
+            (
+                Box::new(|v| v["room_id"] = "room".into()),
+                Invalid::BadRoomId("room".into()),
+            ),
+            (
+                Box::new(|v| v["sender_key"] = "abc".into()),
+                Invalid::BadSenderKey,
+            ),
+            (
+                Box::new(|v| {
+                    v.as_object_mut().unwrap().remove("session_key");
+                }),
+                Invalid::Missing("session_key"),
+            ),
+            (
+                Box::new(|v| v["session_key"] = "AAAA".into()),
+                Invalid::BadSessionKey("not base64 of 165 bytes"),
+            ),
+            (
+                Box::new(|v| {
+                    v["session_key"] = format!("{}=", v["session_key"].as_str().unwrap()).into()
+                }),
                 Invalid::BadSessionKey("padded base64 (matrix-sdk-crypto rejects it)"),
             ),
-            (Box::new(|v| v["session_id"] = KEY32.into()), Invalid::SessionIdMismatch),
-            (Box::new(|v| v["sender_claimed_keys"] = serde_json::json!({"ed25519": ""})), Invalid::MissingClaimedEd25519),
-            (Box::new(|v| v["sender_claimed_keys"] = serde_json::json!({})), Invalid::MissingClaimedEd25519),
-            (Box::new(|v| v["sender_claimed_keys"] = serde_json::json!({"ed25519": "xx"})), Invalid::BadClaimedEd25519),
-            (Box::new(|v| v["forwarding_curve25519_key_chain"] = serde_json::json!(["no"])), Invalid::BadForwardingChain),
+            (
+                Box::new(|v| v["session_id"] = KEY32.into()),
+                Invalid::SessionIdMismatch,
+            ),
+            (
+                Box::new(|v| v["sender_claimed_keys"] = serde_json::json!({"ed25519": ""})),
+                Invalid::MissingClaimedEd25519,
+            ),
+            (
+                Box::new(|v| v["sender_claimed_keys"] = serde_json::json!({})),
+                Invalid::MissingClaimedEd25519,
+            ),
+            (
+                Box::new(|v| v["sender_claimed_keys"] = serde_json::json!({"ed25519": "xx"})),
+                Invalid::BadClaimedEd25519,
+            ),
+            (
+                Box::new(|v| v["forwarding_curve25519_key_chain"] = serde_json::json!(["no"])),
+                Invalid::BadForwardingChain,
+            ),
         ];
         for (modify, expected) in cases {
             let raw = entry(modify);
             assert_eq!(SessionRef::parse(&raw).problem, Some(expected));
         }
         let raw = RawValue::from_string("[1]".into()).unwrap();
-        assert!(matches!(SessionRef::parse(&raw).problem, Some(Invalid::NotAnObject(_))));
+        assert!(matches!(
+            SessionRef::parse(&raw).problem,
+            Some(Invalid::NotAnObject(_))
+        ));
         let raw = entry(|v| v["room_id"] = 5.into());
-        assert!(matches!(SessionRef::parse(&raw).problem, Some(Invalid::NotAnObject(_))));
+        assert!(matches!(
+            SessionRef::parse(&raw).problem,
+            Some(Invalid::NotAnObject(_))
+        ));
     }
 
     #[test]
     fn strings_are_borrowed_unless_escaped() {
         let raw = entry(|_| {});
         let s = SessionRef::parse(&raw);
-        assert!(matches!(s.room_id, Cow::Borrowed(_)) && matches!(s.session_key.as_ref().unwrap().0, Cow::Borrowed(_)));
-        let escaped = RawValue::from_string(raw.get().replace("!room:example.org", "!room:example\\/org")).unwrap();
+        assert!(
+            matches!(s.room_id, Cow::Borrowed(_))
+                && matches!(s.session_key.as_ref().unwrap().0, Cow::Borrowed(_))
+        );
+        let escaped = RawValue::from_string(
+            raw.get()
+                .replace("!room:example.org", "!room:example\\/org"),
+        )
+        .unwrap();
         let s = SessionRef::parse(&escaped);
         assert_eq!(s.room_id, "!room:example/org");
         assert!(matches!(s.room_id, Cow::Owned(_)));
@@ -502,12 +581,17 @@ mod tests {
     #[test]
     fn missing_forwarding_chain_is_added_on_output() {
         let raw = entry(|v| {
-            v.as_object_mut().unwrap().remove("forwarding_curve25519_key_chain");
+            v.as_object_mut()
+                .unwrap()
+                .remove("forwarding_curve25519_key_chain");
         });
         let s = SessionRef::parse(&raw);
         assert!(s.is_valid() && !s.has_forwarding_chain);
         let out: serde_json::Value = serde_json::from_str(&s.output_json()).unwrap();
-        assert_eq!(out["forwarding_curve25519_key_chain"], serde_json::json!([]));
+        assert_eq!(
+            out["forwarding_curve25519_key_chain"],
+            serde_json::json!([])
+        );
         assert_eq!(out["x.vendor"], serde_json::json!({"kept": [1, 2]}));
     }
 
@@ -521,7 +605,10 @@ mod tests {
         assert_eq!(back, orig);
         let mut s2 = s.clone();
         s2.set_shared_history(false);
-        assert_eq!(s2.shared_history(), Some((false, SharedHistoryKey::Msc3061)));
+        assert_eq!(
+            s2.shared_history(),
+            Some((false, SharedHistoryKey::Msc3061))
+        );
         assert!(!format!("{s:?}").contains(s.session_key.0.as_str()));
     }
 }

@@ -73,7 +73,10 @@ impl TestSession {
 
     /// The session as an export entry that can decrypt from message `index` on.
     pub fn export_at(&mut self, index: u32) -> ExportedSession {
-        let key = self.inbound.export_at(index).expect("index 0 is known, so every later one is");
+        let key = self
+            .inbound
+            .export_at(index)
+            .expect("index 0 is known, so every later one is");
         self.entry(&key)
     }
 

@@ -24,7 +24,10 @@ fn same_session(ours: &ExportedSession, theirs: &matrix_sdk_crypto::olm::Exporte
     assert_eq!(ours.session_id, theirs.session_id);
     assert_eq!(ours.sender_key, theirs.sender_key.to_base64());
     assert_eq!(ours.session_key.0.as_str(), theirs.session_key.to_base64());
-    assert_eq!(ours.shared_history().map(|(b, _)| b).unwrap_or(false), theirs.shared_history);
+    assert_eq!(
+        ours.shared_history().map(|(b, _)| b).unwrap_or(false),
+        theirs.shared_history
+    );
 }
 
 #[test]
@@ -44,11 +47,17 @@ fn we_read_what_matrix_sdk_crypto_writes() {
     let ours = sessions(9);
     // Let matrix-sdk-crypto parse our sessions into its own type, then export them itself.
     let json = testkit::to_json(&ours);
-    let theirs: Vec<matrix_sdk_crypto::olm::ExportedRoomKey> = serde_json::from_slice(&json).unwrap();
+    let theirs: Vec<matrix_sdk_crypto::olm::ExportedRoomKey> =
+        serde_json::from_slice(&json).unwrap();
     let file = encrypt_room_key_export(&theirs, "pässwörd", 1000).unwrap();
     assert!(!file.ends_with('\n'), "the SDK writes no final newline");
-    let plain = container::decrypt(file.as_bytes(), 0, &Passphrase::new("pässwörd".into()), &ReadOptions::default())
-        .unwrap();
+    let plain = container::decrypt(
+        file.as_bytes(),
+        0,
+        &Passphrase::new("pässwörd".into()),
+        &ReadOptions::default(),
+    )
+    .unwrap();
     assert_eq!(plain.layout().base64_lines, 1);
     let back: Vec<ExportedSession> = serde_json::from_slice(plain.as_bytes()).unwrap();
     assert_eq!(back.len(), 9);
@@ -63,7 +72,9 @@ fn we_read_what_matrix_sdk_crypto_writes() {
 #[test]
 fn decrypt_encrypt_decrypt_is_lossless() {
     let mut ours = sessions(4);
-    ours[0].other.insert("x.custom".into(), serde_json::json!({"keep": [1, "two"]}));
+    ours[0]
+        .other
+        .insert("x.custom".into(), serde_json::json!({"keep": [1, "two"]}));
     ours[1].other.remove("org.matrix.msc3061.shared_history");
     ours[1].other.insert("shared_history".into(), true.into());
     ours[2].other.remove("org.matrix.msc3061.shared_history");
@@ -77,6 +88,12 @@ fn decrypt_encrypt_decrypt_is_lossless() {
     let back: Vec<ExportedSession> = serde_json::from_slice(plain2.as_bytes()).unwrap();
     assert_eq!(back, ours);
     use key_export::session::SharedHistoryKey::*;
-    let spellings: Vec<_> = back.iter().map(|s| s.shared_history().map(|x| x.1)).collect();
-    assert_eq!(spellings, [Some(Msc3061), Some(Spec), Some(Stable), Some(Msc3061)]);
+    let spellings: Vec<_> = back
+        .iter()
+        .map(|s| s.shared_history().map(|x| x.1))
+        .collect();
+    assert_eq!(
+        spellings,
+        [Some(Msc3061), Some(Spec), Some(Stable), Some(Msc3061)]
+    );
 }

@@ -7,24 +7,45 @@ use key_export::merge::{self, ConflictKind, MergeError, MergeOptions};
 use key_export::pipeline::{self, Destination, Source};
 use key_export::select::RoomSelection;
 use key_export::testkit::{self, Device, TestSession};
-use key_export::{container, entries, ExportedSession, Invalid, Passphrase, ReadOptions, SessionRef};
+use key_export::{
+    container, entries, ExportedSession, Invalid, Passphrase, ReadOptions, SessionRef,
+};
 use proptest::prelude::*;
 
 fn raw_entries(sessions: &[ExportedSession]) -> Vec<Box<serde_json::value::RawValue>> {
-    sessions.iter().map(|s| serde_json::value::RawValue::from_string(s.to_json()).unwrap()).collect()
+    sessions
+        .iter()
+        .map(|s| serde_json::value::RawValue::from_string(s.to_json()).unwrap())
+        .collect()
 }
 
 /// Runs the merge on owned sessions; returns (room, session) → first known index.
-fn merged_indexes(inputs: &[Vec<ExportedSession>], options: &MergeOptions) -> Result<BTreeMap<(String, String), u32>, MergeError> {
+fn merged_indexes(
+    inputs: &[Vec<ExportedSession>],
+    options: &MergeOptions,
+) -> Result<BTreeMap<(String, String), u32>, MergeError> {
     let raws: Vec<_> = inputs.iter().map(|i| raw_entries(i)).collect();
-    let parsed: Vec<Vec<SessionRef<'_>>> =
-        raws.iter().map(|r| r.iter().map(|b| SessionRef::parse(b)).collect()).collect();
+    let parsed: Vec<Vec<SessionRef<'_>>> = raws
+        .iter()
+        .map(|r| r.iter().map(|b| SessionRef::parse(b)).collect())
+        .collect();
     let m = merge::merge(&parsed, options)?;
-    Ok(m.sessions.iter().map(|s| ((s.room_id.to_string(), s.session_id.to_string()), s.first_known_index)).collect())
+    Ok(m.sessions
+        .iter()
+        .map(|s| {
+            (
+                (s.room_id.to_string(), s.session_id.to_string()),
+                s.first_known_index,
+            )
+        })
+        .collect())
 }
 
 fn select(rooms: &[&str]) -> MergeOptions {
-    MergeOptions { selection: RoomSelection::new(rooms.iter().map(|s| s.to_string()).collect(), false), ..Default::default() }
+    MergeOptions {
+        selection: RoomSelection::new(rooms.iter().map(|s| s.to_string()).collect(), false),
+        ..Default::default()
+    }
 }
 
 struct World {
@@ -34,10 +55,17 @@ struct World {
 impl World {
     fn new(n: usize, rooms: usize) -> Self {
         let device = Device::new();
-        World { sessions: (0..n).map(|i| device.new_session(&format!("!r{}:example.org", i % rooms))).collect() }
+        World {
+            sessions: (0..n)
+                .map(|i| device.new_session(&format!("!r{}:example.org", i % rooms)))
+                .collect(),
+        }
     }
     fn export(&mut self, picks: &[(usize, u32)]) -> Vec<ExportedSession> {
-        picks.iter().map(|&(i, idx)| self.sessions[i].export_at(idx)).collect()
+        picks
+            .iter()
+            .map(|&(i, idx)| self.sessions[i].export_at(idx))
+            .collect()
     }
 }
 
@@ -46,13 +74,26 @@ fn lowest_index_wins_in_any_order_across_files() {
     let mut w = World::new(4, 2);
     let laptop = w.export(&[(0, 10), (1, 0), (2, 7)]);
     let phone = w.export(&[(0, 3), (1, 5), (3, 1), (2, 7)]);
-    for inputs in [vec![laptop.clone(), phone.clone()], vec![phone.clone(), laptop.clone()]] {
+    for inputs in [
+        vec![laptop.clone(), phone.clone()],
+        vec![phone.clone(), laptop.clone()],
+    ] {
         let got = merged_indexes(&inputs, &MergeOptions::default()).unwrap();
-        let idx: Vec<u32> = (0..4).map(|i| got[&(format!("!r{}:example.org", i % 2), w.sessions[i].session_id().to_owned())]).collect();
+        let idx: Vec<u32> = (0..4)
+            .map(|i| {
+                got[&(
+                    format!("!r{}:example.org", i % 2),
+                    w.sessions[i].session_id().to_owned(),
+                )]
+            })
+            .collect();
         assert_eq!(idx, [3, 0, 7, 1]);
     }
     let raws: Vec<_> = [laptop, phone].iter().map(|i| raw_entries(i)).collect();
-    let parsed: Vec<Vec<SessionRef<'_>>> = raws.iter().map(|r| r.iter().map(|b| SessionRef::parse(b)).collect()).collect();
+    let parsed: Vec<Vec<SessionRef<'_>>> = raws
+        .iter()
+        .map(|r| r.iter().map(|b| SessionRef::parse(b)).collect())
+        .collect();
     let m = merge::merge(&parsed, &MergeOptions::default()).unwrap();
     assert_eq!(m.summary.read, [3, 4]);
     assert_eq!(m.summary.kept, 4);
@@ -69,47 +110,97 @@ fn forged_copy_and_other_sender_are_conflicts_first_copy_kept() {
     let mut other_sender = w.sessions[0].export_at(2);
     other_sender.sender_key = Device::new().curve25519().to_owned();
     let mut other_claim = w.sessions[0].export_at(2);
-    other_claim.sender_claimed_keys.insert("ed25519".into(), other_sender.sender_key.clone());
-    let raws = vec![raw_entries(&[real.clone()]), raw_entries(&[forged, other_sender, other_claim])];
-    let parsed: Vec<Vec<SessionRef<'_>>> = raws.iter().map(|r| r.iter().map(|b| SessionRef::parse(b)).collect()).collect();
-    assert!(parsed.iter().flatten().all(|s| s.is_valid()), "a forged copy passes structural checks");
+    other_claim
+        .sender_claimed_keys
+        .insert("ed25519".into(), other_sender.sender_key.clone());
+    let raws = [
+        raw_entries(std::slice::from_ref(&real)),
+        raw_entries(&[forged, other_sender, other_claim]),
+    ];
+    let parsed: Vec<Vec<SessionRef<'_>>> = raws
+        .iter()
+        .map(|r| r.iter().map(|b| SessionRef::parse(b)).collect())
+        .collect();
+    assert!(
+        parsed.iter().flatten().all(|s| s.is_valid()),
+        "a forged copy passes structural checks"
+    );
     let m = merge::merge(&parsed, &MergeOptions::default()).unwrap();
     let kinds: Vec<_> = m.conflicts.iter().map(|c| c.kind).collect();
-    assert_eq!(kinds, [ConflictKind::Unconnected, ConflictKind::SenderKeyDiffers, ConflictKind::ClaimedKeyDiffers]);
+    assert_eq!(
+        kinds,
+        [
+            ConflictKind::Unconnected,
+            ConflictKind::SenderKeyDiffers,
+            ConflictKind::ClaimedKeyDiffers
+        ]
+    );
     assert_eq!(m.sessions.len(), 1);
-    assert_eq!(m.sessions[0].first_known_index, 5, "the first copy stays, even though others claim lower indexes");
+    assert_eq!(
+        m.sessions[0].first_known_index, 5,
+        "the first copy stays, even though others claim lower indexes"
+    );
     assert_eq!(m.conflicts[0].kept.input, 0);
-    assert_eq!((m.conflicts[0].rejected.input, m.conflicts[0].rejected.index), (1, 0));
+    assert_eq!(
+        (m.conflicts[0].rejected.input, m.conflicts[0].rejected.index),
+        (1, 0)
+    );
     assert_eq!(m.summary.duplicates_merged, 0);
-    let strict = MergeOptions { strict: true, ..Default::default() };
-    assert!(matches!(merge::merge(&parsed, &strict), Err(MergeError::Conflicts(c)) if c.len() == 3));
+    let strict = MergeOptions {
+        strict: true,
+        ..Default::default()
+    };
+    assert!(
+        matches!(merge::merge(&parsed, &strict), Err(MergeError::Conflicts(c)) if c.len() == 3)
+    );
 }
 
 #[test]
 fn invalid_entries_fail_unless_dropped_and_only_in_selected_rooms() {
     let mut w = World::new(3, 3);
     let mut s = w.export(&[(0, 0), (1, 0), (2, 0)]);
-    s[1].sender_claimed_keys.insert("ed25519".into(), String::new());
+    s[1].sender_claimed_keys
+        .insert("ed25519".into(), String::new());
     s[2].session_id = s[0].session_id.clone();
     match merged_indexes(&[s.clone()], &MergeOptions::default()) {
         Err(MergeError::Invalid(bad)) => {
-            let got: Vec<_> = bad.iter().map(|b| (b.entry.index, b.entry.problem.clone())).collect();
-            assert_eq!(got, [(1, Invalid::MissingClaimedEd25519), (2, Invalid::SessionIdMismatch)]);
+            let got: Vec<_> = bad
+                .iter()
+                .map(|b| (b.entry.index, b.entry.problem.clone()))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    (1, Invalid::MissingClaimedEd25519),
+                    (2, Invalid::SessionIdMismatch)
+                ]
+            );
         }
         other => panic!("{other:?}"),
     }
-    let drop = MergeOptions { drop_invalid: true, ..Default::default() };
+    let drop = MergeOptions {
+        drop_invalid: true,
+        ..Default::default()
+    };
     assert_eq!(merged_indexes(&[s.clone()], &drop).unwrap().len(), 1);
     // Bad entries in rooms that are not moving do not matter.
-    assert_eq!(merged_indexes(&[s], &select(&["!r0:example.org"])).unwrap().len(), 1);
+    assert_eq!(
+        merged_indexes(&[s], &select(&["!r0:example.org"]))
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
 fn selection_reports_rooms_without_keys_and_an_empty_result_is_a_valid_export() {
     let mut w = World::new(2, 2);
     let s = w.export(&[(0, 0), (1, 0)]);
-    let raws = vec![raw_entries(&s)];
-    let parsed: Vec<Vec<SessionRef<'_>>> = raws.iter().map(|r| r.iter().map(|b| SessionRef::parse(b)).collect()).collect();
+    let raws = [raw_entries(&s)];
+    let parsed: Vec<Vec<SessionRef<'_>>> = raws
+        .iter()
+        .map(|r| r.iter().map(|b| SessionRef::parse(b)).collect())
+        .collect();
     let opts = select(&["!r1:example.org", "!nothing:example.org"]);
     let m = merge::merge(&parsed, &opts).unwrap();
     assert_eq!(m.summary.rooms_without_keys, ["!nothing:example.org"]);
@@ -132,27 +223,67 @@ fn pipeline_output_imports_into_matrix_sdk_crypto_with_the_lowest_index() {
     b[2].forwarding_curve25519_key_chain.clear();
     let b_json = testkit::to_json(&b);
     let mut b_value: serde_json::Value = serde_json::from_slice(&b_json).unwrap();
-    b_value[2].as_object_mut().unwrap().remove("forwarding_curve25519_key_chain");
+    b_value[2]
+        .as_object_mut()
+        .unwrap()
+        .remove("forwarding_curve25519_key_chain");
     let b_plain = serde_json::to_vec(&b_value).unwrap();
     let file_a = testkit::export_file(&a, "laptop", 10).unwrap();
     let file_b = container::encrypt(&b_plain, &Passphrase::new("phone".into()), 10).unwrap();
     let sources = vec![
-        Source { name: "a".into(), reader: file_a.as_bytes(), len: file_a.len(), passphrase: Passphrase::new("laptop".into()) },
-        Source { name: "b".into(), reader: file_b.as_bytes(), len: file_b.len(), passphrase: Passphrase::new("phone".into()) },
+        Source {
+            name: "a".into(),
+            reader: file_a.as_bytes(),
+            len: file_a.len(),
+            passphrase: Passphrase::new("laptop".into()),
+        },
+        Source {
+            name: "b".into(),
+            reader: file_b.as_bytes(),
+            len: file_b.len(),
+            passphrase: Passphrase::new("phone".into()),
+        },
     ];
     let rooms = ["!r0:example.org", "!r1:example.org"];
-    let (done, armored) = pipeline::filter_merge(sources, Destination { passphrase: Passphrase::new("new".into()), rounds: 10 }, Vec::new(), &ReadOptions::default(), &select(&rooms)).unwrap();
+    let (done, armored) = pipeline::filter_merge(
+        sources,
+        Destination {
+            passphrase: Passphrase::new("new".into()),
+            rounds: 10,
+        },
+        Vec::new(),
+        &ReadOptions::default(),
+        &select(&rooms),
+    )
+    .unwrap();
     // Sessions 0 and 3 (room r0), 1 and 4 (room r1).
     assert_eq!(done.summary.kept, 4);
-    let plain = container::decrypt(&armored[..], 0, &Passphrase::new("new".into()), &ReadOptions::default()).unwrap();
+    let plain = container::decrypt(
+        &armored[..],
+        0,
+        &Passphrase::new("new".into()),
+        &ReadOptions::default(),
+    )
+    .unwrap();
     let v: Vec<serde_json::Value> = serde_json::from_slice(plain.as_bytes()).unwrap();
-    assert!(v.iter().all(|e| e["forwarding_curve25519_key_chain"].is_array() && e["sender_claimed_keys"]["ed25519"].is_string()));
+    assert!(v
+        .iter()
+        .all(|e| e["forwarding_curve25519_key_chain"].is_array()
+            && e["sender_claimed_keys"]["ed25519"].is_string()));
 
     // Import into matrix-sdk-crypto's store and read back what it holds.
     let keys = matrix_sdk_crypto::decrypt_room_key_export(&armored[..], "new").unwrap();
     let held = futures_executor::block_on(async {
-        let machine = matrix_sdk_crypto::OlmMachine::new(ruma::user_id!("@new:example.org"), ruma::device_id!("NEWDEVICE")).await;
-        let result = machine.store().import_exported_room_keys(keys, |_, _| {}).await.unwrap();
+        let machine = matrix_sdk_crypto::OlmMachine::new(
+            ruma::user_id!("@new:example.org"),
+            ruma::device_id!("NEWDEVICE"),
+        )
+        .await;
+        let result = machine
+            .store()
+            .import_exported_room_keys(keys, |_, _| {})
+            .await
+            .unwrap();
         assert_eq!((result.imported_count, result.total_count), (4, 4));
         machine.store().export_room_keys(|_| true).await.unwrap()
     });
@@ -164,7 +295,10 @@ fn pipeline_output_imports_into_matrix_sdk_crypto_with_the_lowest_index() {
         })
         .collect();
     got.sort();
-    let mut want: Vec<(String, u32)> = [(0, 2), (1, 4), (3, 1), (4, 3)].iter().map(|&(i, x)| (w.sessions[i].session_id().to_owned(), x)).collect();
+    let mut want: Vec<(String, u32)> = [(0, 2), (1, 4), (3, 1), (4, 3)]
+        .iter()
+        .map(|&(i, x)| (w.sessions[i].session_id().to_owned(), x))
+        .collect();
     want.sort();
     assert_eq!(got, want);
 }
@@ -173,11 +307,41 @@ fn pipeline_output_imports_into_matrix_sdk_crypto_with_the_lowest_index() {
 fn pipeline_names_the_input_that_failed() {
     let good = testkit::export_file(&[], "p", 10).unwrap();
     let sources = vec![
-        Source { name: "good.txt".into(), reader: good.as_bytes(), len: 0, passphrase: Passphrase::new("p".into()) },
-        Source { name: "bad.txt".into(), reader: good.as_bytes(), len: 0, passphrase: Passphrase::new("wrong".into()) },
+        Source {
+            name: "good.txt".into(),
+            reader: good.as_bytes(),
+            len: 0,
+            passphrase: Passphrase::new("p".into()),
+        },
+        Source {
+            name: "bad.txt".into(),
+            reader: good.as_bytes(),
+            len: 0,
+            passphrase: Passphrase::new("wrong".into()),
+        },
     ];
-    let err = pipeline::filter_merge(sources, Destination { passphrase: Passphrase::new("n".into()), rounds: 10 }, Vec::new(), &ReadOptions::default(), &MergeOptions::default()).unwrap_err();
-    assert!(matches!(&err, pipeline::PipelineError::Input { input: 1, error: key_export::Error::WrongPassphraseOrCorrupted, .. }), "{err}");
+    let err = pipeline::filter_merge(
+        sources,
+        Destination {
+            passphrase: Passphrase::new("n".into()),
+            rounds: 10,
+        },
+        Vec::new(),
+        &ReadOptions::default(),
+        &MergeOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            pipeline::PipelineError::Input {
+                input: 1,
+                error: key_export::Error::WrongPassphraseOrCorrupted,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().starts_with("bad.txt: wrong passphrase"));
 }
 
@@ -203,7 +367,10 @@ fn files_strategy() -> impl Strategy<Value = Vec<Vec<usize>>> {
 }
 
 fn build(files: &[Vec<usize>]) -> Vec<Vec<ExportedSession>> {
-    files.iter().map(|f| f.iter().map(|&i| pool().0[i].clone()).collect()).collect()
+    files
+        .iter()
+        .map(|f| f.iter().map(|&i| pool().0[i].clone()).collect())
+        .collect()
 }
 
 proptest! {
@@ -246,5 +413,7 @@ proptest! {
 
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD_NO_PAD.decode(s).unwrap()
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(s)
+        .unwrap()
 }

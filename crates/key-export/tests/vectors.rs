@@ -43,12 +43,18 @@ fn all_four_vectors_decrypt_to_their_plaintext() {
 #[test]
 fn vector_4_needs_the_64_bit_counter() {
     let v = &vectors()[3];
-    let body = base64::engine::general_purpose::STANDARD.decode(&v.body).unwrap();
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(&v.body)
+        .unwrap();
     assert_eq!(&body[17..33], &[0xff; 16], "the IV is all ones");
     // With a 128-bit counter the second block's keystream differs, so the text would not
     // match; ours matches, which pins the counter width.
-    let plain = container::decrypt_body(body, &Passphrase::new(v.passphrase.clone()), &ReadOptions::default())
-        .unwrap();
+    let plain = container::decrypt_body(
+        body,
+        &Passphrase::new(v.passphrase.clone()),
+        &ReadOptions::default(),
+    )
+    .unwrap();
     assert_eq!(plain.as_bytes(), v.plaintext.as_bytes());
     assert!(v.plaintext.len() > 16, "spans more than one counter block");
 }
@@ -56,7 +62,12 @@ fn vector_4_needs_the_64_bit_counter() {
 #[test]
 fn wrong_passphrase_on_a_vector_is_a_mac_error() {
     let v = &vectors()[0];
-    let r = container::decrypt(armoured(&v.body).as_bytes(), 0, &Passphrase::new("Password".into()), &ReadOptions::default());
+    let r = container::decrypt(
+        armoured(&v.body).as_bytes(),
+        0,
+        &Passphrase::new("Password".into()),
+        &ReadOptions::default(),
+    );
     assert!(matches!(r, Err(Error::WrongPassphraseOrCorrupted)));
 }
 
@@ -68,23 +79,47 @@ fn vectors_in_every_reader_layout() {
         let padded = STANDARD.encode(&raw);
         let unpadded = STANDARD_NO_PAD.encode(&raw);
         let lines = |s: &str, n: usize, eol: &str| {
-            s.as_bytes().chunks(n).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(eol)
+            s.as_bytes()
+                .chunks(n)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect::<Vec<_>>()
+                .join(eol)
         };
         let layouts = [
             // Element Web: 128-char padded lines, trailing newline.
-            format!("{}\n{}\n{}\n", armor::BEGIN, lines(&padded, 128, "\n"), armor::END),
+            format!(
+                "{}\n{}\n{}\n",
+                armor::BEGIN,
+                lines(&padded, 128, "\n"),
+                armor::END
+            ),
             // matrix-rust-sdk: one unpadded line, no trailing newline.
             format!("{}\n{}\n{}", armor::BEGIN, unpadded, armor::END),
             // Element Android / mautrix-go: 76-char lines.
-            format!("{}\n{}\n{}\n", armor::BEGIN, lines(&padded, 76, "\n"), armor::END),
+            format!(
+                "{}\n{}\n{}\n",
+                armor::BEGIN,
+                lines(&padded, 76, "\n"),
+                armor::END
+            ),
             // matrix-nio: one unpadded line with newline.
             format!("{}\n{}\n{}\n", armor::BEGIN, unpadded, armor::END),
             // CRLF, indentation and text around.
-            format!("Keys\r\n\r\n  {}\r\n {}\r\n{}\r\n-- \r\n", armor::BEGIN, lines(&padded, 64, "\r\n "), armor::END),
+            format!(
+                "Keys\r\n\r\n  {}\r\n {}\r\n{}\r\n-- \r\n",
+                armor::BEGIN,
+                lines(&padded, 64, "\r\n "),
+                armor::END
+            ),
         ];
         for text in layouts {
-            let plain = container::decrypt(text.as_bytes(), 0, &Passphrase::new(v.passphrase.clone()), &ReadOptions::default())
-                .unwrap_or_else(|e| panic!("{e}: {text}"));
+            let plain = container::decrypt(
+                text.as_bytes(),
+                0,
+                &Passphrase::new(v.passphrase.clone()),
+                &ReadOptions::default(),
+            )
+            .unwrap_or_else(|e| panic!("{e}: {text}"));
             assert_eq!(plain.as_bytes(), v.plaintext.as_bytes());
         }
     }
