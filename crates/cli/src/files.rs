@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use crate::failure::{Failure, Outcome, IO, OUTPUT_EXISTS};
+use crate::failure::{Failure, Outcome, FORMAT, IO, OUTPUT_EXISTS};
 
 /// An opened input: a file (with its length) or standard input.
 pub struct Input {
@@ -46,6 +46,22 @@ pub fn read_secret(path: &Path) -> Outcome<Zeroizing<Vec<u8>>> {
         .read_to_end(&mut buf)
         .map_err(|e| Failure::new(IO, format!("cannot read {}: {e}", input.name)))?;
     Ok(buf)
+}
+
+/// Reads a whole UTF-8 text input.
+pub fn read_text(path: &Path) -> Outcome<String> {
+    let bytes = read_secret(path)?;
+    std::str::from_utf8(&bytes)
+        .map(str::to_owned)
+        .map_err(|_| Failure::new(FORMAT, format!("{}: not UTF-8 text", path.display())))
+}
+
+/// Reads a list of rooms: one room ID per line (`#` comments), a JSON list, or
+/// `keys inspect --json` output.
+pub fn read_room_list(path: &Path) -> Outcome<Vec<String>> {
+    let text = read_text(path)?;
+    key_export::select::parse_rooms_file(&text, &path.display().to_string())
+        .map_err(|e| Failure::new(FORMAT, e.to_string()))
 }
 
 /// Where output goes.

@@ -11,7 +11,7 @@ use key_export::{container, entries, inspect, Passphrase, ReadOptions};
 use serde::Serialize;
 
 use crate::failure::{Failure, Outcome, INVALID};
-use crate::files::{open_input, read_secret, Output};
+use crate::files::{open_input, read_room_list, read_secret, Output};
 use crate::secrets;
 
 #[derive(Subcommand)]
@@ -338,17 +338,10 @@ fn print_report(file: &Path, r: &inspect::Report, all_rooms: bool) {
 }
 
 fn selection(args: &SelectArgs) -> Outcome<RoomSelection> {
-    let bad = |e: select::BadRoomId| Failure::new(crate::failure::FORMAT, e.to_string());
-    let mut rooms = select::parse_room_args(&args.rooms).map_err(bad)?;
+    let mut rooms = select::parse_room_args(&args.rooms)
+        .map_err(|e| Failure::new(crate::failure::FORMAT, e.to_string()))?;
     if let Some(path) = &args.rooms_file {
-        let text = read_secret(path)?;
-        let text = std::str::from_utf8(&text).map_err(|_| {
-            Failure::new(
-                crate::failure::FORMAT,
-                format!("{}: not UTF-8 text", path.display()),
-            )
-        })?;
-        rooms.extend(select::parse_rooms_file(text, &path.display().to_string()).map_err(bad)?);
+        rooms.extend(read_room_list(path)?);
     } else if args.rooms.is_empty() {
         if args.exclude {
             return Err(Failure::new(

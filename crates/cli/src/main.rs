@@ -1,7 +1,8 @@
 //! `matrix-transplant`: move a Matrix account's E2E room keys and DM list into a new
 //! account, offline. This binary parses arguments and prints; the work is done in the
-//! `key-export` library.
+//! `key-export` and `m-direct` libraries.
 
+mod direct;
 mod failure;
 mod files;
 mod keys;
@@ -26,12 +27,16 @@ enum Command {
     /// Element key-export files ("Export E2E room keys").
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// The m.direct DM list: build the new account's, merge, check.
+    #[command(subcommand)]
+    Direct(direct::DirectCommand),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Keys(cmd) => keys::run(cmd),
+        Command::Direct(cmd) => direct::run(cmd),
     };
     if let Err(failure) = result {
         eprintln!("matrix-transplant: {failure}");

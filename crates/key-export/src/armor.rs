@@ -241,6 +241,9 @@ impl Dearmorer {
         // Complete a quantum left over from the previous segment.
         if !self.carry.is_empty() {
             let take = (4 - self.carry.len()).min(seg.len());
+            if let Some(&b) = seg[..take].iter().find(|&&b| !is_base64_char(b)) {
+                return Err(self.bad_byte(b));
+            }
             self.carry.extend_from_slice(&seg[..take]);
             seg = &seg[take..];
             if self.carry.len() < 4 {
@@ -262,6 +265,11 @@ impl Dearmorer {
         if self.padded && !tail.is_empty() {
             return Err(self.bad("data after the closing \"=\" padding"));
         }
+        // Check held-back characters now, so the first bad character is the one reported
+        // however the file is split into chunks.
+        if let Some(&b) = tail.iter().find(|&&b| !is_base64_char(b)) {
+            return Err(self.bad_byte(b));
+        }
         self.carry.extend_from_slice(tail);
         Ok(())
     }
@@ -282,19 +290,19 @@ impl Dearmorer {
 
     fn bad_decode(&self, e: base64::DecodeError) -> Error {
         match e {
-            base64::DecodeError::InvalidByte(_, b'=') => {
-                self.bad("\"=\" padding in the middle of the data")
-            }
-            base64::DecodeError::InvalidByte(_, b) if is_space(b) => {
-                self.bad("whitespace inside a base64 line")
-            }
-            base64::DecodeError::InvalidByte(_, b) if b.is_ascii_graphic() => {
+            base64::DecodeError::InvalidByte(_, b) => self.bad_byte(b),
+            other => self.bad(&other.to_string()),
+        }
+    }
+
+    fn bad_byte(&self, b: u8) -> Error {
+        match b {
+            b'=' => self.bad("\"=\" padding in the middle of the data"),
+            b if is_space(b) => self.bad("whitespace inside a base64 line"),
+            b if b.is_ascii_graphic() => {
                 self.bad(&format!("character {:?} is not base64", b as char))
             }
-            base64::DecodeError::InvalidByte(_, b) => {
-                self.bad(&format!("byte 0x{b:02x} is not base64"))
-            }
-            other => self.bad(&other.to_string()),
+            b => self.bad(&format!("byte 0x{b:02x} is not base64")),
         }
     }
 
@@ -435,6 +443,10 @@ pub fn armor(body: &[u8]) -> String {
 
 fn memchr_newline(s: &[u8]) -> Option<usize> {
     s.iter().position(|&b| b == b'\n')
+}
+
+fn is_base64_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')
 }
 
 fn is_space(b: u8) -> bool {
@@ -583,6 +595,28 @@ mod tests {
             dearmor(other_marker.as_bytes()),
             Err(Error::BadBase64 { line: 3, .. })
         ));
+    }
+
+    #[test]
+    fn bad_input_gives_the_same_error_whatever_the_chunking() {
+        // The first case was found by the `container` fuzz target.
+        let cases: [&[u8]; 4] = [
+            b"-----BEGIN MEGOLM SESSION DATA-----\n\x01\nJ\r\0\0\0\0\0\0\0\x1a",
+            b"-----BEGIN MEGOLM SESSION DATA-----\nA\x01 B\n",
+            b"-----BEGIN MEGOLM SESSION DATA-----\nA \x01\n",
+            b"-----BEGIN MEGOLM SESSION DATA-----\nAB=A\n",
+        ];
+        for case in cases {
+            let whole = dearmor(case).unwrap_err().to_string();
+            for size in 1..case.len() {
+                let mut d = Dearmorer::with_capacity(0);
+                let r = case
+                    .chunks(size)
+                    .try_for_each(|c| d.feed(c))
+                    .and_then(|_| d.finish());
+                assert_eq!(r.unwrap_err().to_string(), whole, "chunks of {size}");
+            }
+        }
     }
 
     #[test]
