@@ -27,6 +27,8 @@ pub const LINE_LEN: usize = 128;
 
 /// How far into a file the BEGIN line may be before we give up.
 const MAX_PREAMBLE: usize = 1 << 20;
+/// One message for padding followed by more data, however the file was split.
+const MID_PADDING: &str = "\"=\" padding in the middle of the data";
 /// Longest marker line we buffer (BEGIN/END plus generous whitespace).
 const MAX_MARKER: usize = 256;
 
@@ -112,7 +114,6 @@ pub struct Dearmorer {
     last_was_cr: bool,
     out: Vec<u8>,
     layout: Layout,
-    first_chunk: bool,
 }
 
 impl Dearmorer {
@@ -132,7 +133,6 @@ impl Dearmorer {
             last_was_cr: false,
             out: Vec::with_capacity(file_len / 4 * 3 + 8),
             layout: Layout::default(),
-            first_chunk: true,
         }
     }
 
@@ -143,13 +143,6 @@ impl Dearmorer {
 
     /// Feeds the next chunk of the file.
     pub fn feed(&mut self, mut chunk: &[u8]) -> Result<()> {
-        if self.first_chunk && !chunk.is_empty() {
-            self.first_chunk = false;
-            if let Some(rest) = chunk.strip_prefix(b"\xEF\xBB\xBF") {
-                self.layout.bom = true;
-                chunk = rest;
-            }
-        }
         while !chunk.is_empty() {
             let nl = memchr_newline(chunk);
             let (segment, ends_line) = match nl {
@@ -212,8 +205,13 @@ impl Dearmorer {
     }
 
     fn take_marker(&mut self) -> Option<Vec<u8>> {
-        let m = std::mem::take(&mut self.marker);
+        let mut m = std::mem::take(&mut self.marker);
         let overflow = std::mem::replace(&mut self.marker_overflow, false);
+        // A UTF-8 byte-order mark can only start the file.
+        if self.line == 1 && m.starts_with(b"\xEF\xBB\xBF") {
+            self.layout.bom = true;
+            m.drain(..3);
+        }
         (!overflow).then_some(m)
     }
 
@@ -235,7 +233,7 @@ impl Dearmorer {
         }
         self.pending_space = had_space;
         if self.padded {
-            return Err(self.bad("data after the closing \"=\" padding"));
+            return Err(self.bad(MID_PADDING));
         }
         self.line_chars += seg.len();
         // Complete a quantum left over from the previous segment.
@@ -254,7 +252,7 @@ impl Dearmorer {
             self.carry = quantum;
             self.carry.clear();
             if self.padded && !seg.is_empty() {
-                return Err(self.bad("data after the closing \"=\" padding"));
+                return Err(self.bad(MID_PADDING));
             }
         }
         let aligned = seg.len() / 4 * 4;
@@ -263,7 +261,7 @@ impl Dearmorer {
             self.decode(body)?;
         }
         if self.padded && !tail.is_empty() {
-            return Err(self.bad("data after the closing \"=\" padding"));
+            return Err(self.bad(MID_PADDING));
         }
         // Check held-back characters now, so the first bad character is the one reported
         // however the file is split into chunks.
@@ -297,7 +295,7 @@ impl Dearmorer {
 
     fn bad_byte(&self, b: u8) -> Error {
         match b {
-            b'=' => self.bad("\"=\" padding in the middle of the data"),
+            b'=' => self.bad(MID_PADDING),
             b if is_space(b) => self.bad("whitespace inside a base64 line"),
             b if b.is_ascii_graphic() => {
                 self.bad(&format!("character {:?} is not base64", b as char))
@@ -599,12 +597,14 @@ mod tests {
 
     #[test]
     fn bad_input_gives_the_same_error_whatever_the_chunking() {
-        // The first case was found by the `container` fuzz target.
-        let cases: [&[u8]; 4] = [
+        // The first two cases and the last were found by the `container` fuzz target.
+        let cases: [&[u8]; 6] = [
             b"-----BEGIN MEGOLM SESSION DATA-----\n\x01\nJ\r\0\0\0\0\0\0\0\x1a",
+            b"\xef\xbb\xbf-----BEGIN MEGOLM SESSION DATA-----\n\t\n",
             b"-----BEGIN MEGOLM SESSION DATA-----\nA\x01 B\n",
             b"-----BEGIN MEGOLM SESSION DATA-----\nA \x01\n",
             b"-----BEGIN MEGOLM SESSION DATA-----\nAB=A\n",
+            b"-----BEGIN MEGOLM SESSION DATA-----\nSEN+=OATI\n",
         ];
         for case in cases {
             let whole = dearmor(case).unwrap_err().to_string();

@@ -1,0 +1,122 @@
+//! What can go wrong talking to a homeserver; every message says what to do.
+
+/// An error of the online operations.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A plain-http URL that is not a loopback address.
+    #[error(
+        "refusing to send credentials over plain http to {url}: use https (plain http is only \
+         allowed to loopback addresses, or with --allow-insecure-http)"
+    )]
+    InsecureUrl {
+        /// The URL.
+        url: String,
+    },
+    /// The homeserver URL does not parse.
+    #[error("bad homeserver URL {url:?}: {reason}")]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// .well-known discovery failed.
+    #[error("could not find the homeserver of {server}: {reason} (give --homeserver URL)")]
+    Discovery {
+        /// The server name.
+        server: String,
+        /// Why.
+        reason: String,
+    },
+    /// The network failed.
+    #[error("cannot reach the homeserver at {url}: {reason}")]
+    Transport {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The server answered with a Matrix error.
+    #[error(
+        "the homeserver refused {what}: HTTP {status} {errcode}: {message}{}",
+        advice(errcode)
+    )]
+    Api {
+        /// The operation.
+        what: String,
+        /// HTTP status.
+        status: u16,
+        /// Matrix errcode.
+        errcode: String,
+        /// Its message.
+        message: String,
+    },
+    /// The server's answer is not what the spec says.
+    #[error("unexpected answer from the homeserver to {what}: {reason}")]
+    BadResponse {
+        /// The operation.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// The account has no key backup.
+    #[error(
+        "the account has no server-side key backup: set one up in Element (Settings → Security & \
+         Privacy → Secure Backup, or Element X: Settings → Encryption → Recovery) and run this again"
+    )]
+    NoBackup,
+    /// The recovery key's public key differs from the backup's.
+    #[error(
+        "the recovery key does not match this account's backup (version {version}): nothing was \
+         uploaded. Give the recovery key of THIS account's current backup (if the backup was \
+         reset, the key shown then)"
+    )]
+    BackupKeyMismatch {
+        /// The backup version on the server.
+        version: String,
+    },
+    /// The backup version changed under us (M_WRONG_ROOM_KEYS_VERSION).
+    #[error(
+        "the account's backup was replaced while uploading (M_WRONG_ROOM_KEYS_VERSION, after {uploaded} \
+         sessions): another device reset it. Stopped; check the recovery key and run again (a rerun is safe)"
+    )]
+    WrongBackupVersion {
+        /// Sessions uploaded before it happened.
+        uploaded: usize,
+    },
+    /// A backup algorithm we do not speak.
+    #[error("the backup uses {0:?}; only m.megolm_backup.v1.curve25519-aes-sha2 is supported")]
+    UnsupportedBackup(String),
+    /// The recovery key text is not a recovery key.
+    #[error("not a recovery key: {0} (a recovery key looks like \"EsTc 8Pbw ...\": 48 characters in groups of 4)")]
+    RecoveryKey(String),
+    /// Encrypting a session failed, or its self-check did not decrypt it back.
+    #[error("backup encryption failed its self-check: {0}")]
+    Encryption(String),
+    /// A backed-up session could not be decrypted with the recovery key.
+    #[error("a backed-up session of room {room_id} could not be decrypted with this recovery key: {reason}")]
+    Decryption {
+        /// Its room.
+        room_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// Key-export errors.
+    #[error(transparent)]
+    KeyExport(#[from] key_export::Error),
+}
+
+fn advice(errcode: &str) -> &'static str {
+    match errcode {
+        "M_UNKNOWN_TOKEN" | "M_MISSING_TOKEN" => {
+            " (the access token is not valid: log in again or give a fresh token)"
+        }
+        "M_FORBIDDEN" => " (the account is not allowed to do this)",
+        "M_LIMIT_EXCEEDED" => " (rate limited too many times in a row; wait and run again)",
+        _ => "",
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,24 @@
+//! A small blocking client of the Matrix client-server API, for what a migration needs:
+//! the `m.direct` account data and server-side key backup
+//! (`m.megolm_backup.v1.curve25519-aes-sha2`).
+//!
+//! - [`client`]: homeserver URL policy and discovery, access tokens, password login,
+//!   requests with rate-limit handling;
+//! - [`direct`]: GET, merge and PUT `m.direct` (a PUT replaces the whole object);
+//! - [`backup`]: the recovery key, the backup version, encrypting sessions to the backup
+//!   key, uploading them in pipelined batches, downloading and decrypting them.
+//!
+//! Keys are uploaded only to a backup whose public key equals the one derived from the
+//! recovery key the user gave: a server cannot substitute a key of its own.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod backup;
+pub mod client;
+pub mod direct;
+pub mod error;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use client::{AccessToken, Client, Homeserver};
+pub use error::{Error, Result};
