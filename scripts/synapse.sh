@@ -8,7 +8,7 @@ SYNAPSE_HOME=${SYNAPSE_HOME:-$(pwd)/.synapse}
 
 synapse_install() {
   local venv="$SYNAPSE_HOME/venv"
-  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import synapse, sys; sys.exit(synapse.__version__ != '$SYNAPSE_VERSION')" 2>/dev/null; then
+  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import synapse, sys; sys.exit(not synapse.__version__.startswith('$SYNAPSE_VERSION'))" 2>/dev/null; then
     return 0
   fi
   echo "installing Synapse $SYNAPSE_VERSION into $venv"

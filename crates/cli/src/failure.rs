@@ -9,6 +9,7 @@
 //! | 4 | wrong passphrase, or the file is corrupted |
 //! | 5 | entries failed validation, or copies of a session conflict (nothing written) |
 //! | 6 | the output exists (use --force) or would overwrite an input |
+//! | 7 | the homeserver refused or could not be reached |
 
 use std::fmt;
 
@@ -25,6 +26,7 @@ pub const FORMAT: i32 = 3;
 pub const PASSPHRASE: i32 = 4;
 pub const INVALID: i32 = 5;
 pub const OUTPUT_EXISTS: i32 = 6;
+pub const SERVER: i32 = 7;
 
 impl Failure {
     pub fn new(code: i32, message: impl Into<String>) -> Self {

@@ -337,7 +337,7 @@ fn print_report(file: &Path, r: &inspect::Report, all_rooms: bool) {
     }
 }
 
-fn selection(args: &SelectArgs) -> Outcome<RoomSelection> {
+pub fn selection(args: &SelectArgs) -> Outcome<RoomSelection> {
     let mut rooms = select::parse_room_args(&args.rooms)
         .map_err(|e| Failure::new(crate::failure::FORMAT, e.to_string()))?;
     if let Some(path) = &args.rooms_file {

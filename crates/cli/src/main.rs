@@ -1,11 +1,12 @@
 //! `matrix-transplant`: move a Matrix account's E2E room keys and DM list into a new
 //! account, offline. This binary parses arguments and prints; the work is done in the
-//! `key-export` and `m-direct` libraries.
+//! `key-export`, `m-direct` and `online` libraries.
 
 mod direct;
 mod failure;
 mod files;
 mod keys;
+mod online;
 mod secrets;
 
 use clap::{Parser, Subcommand};
@@ -14,7 +15,7 @@ use clap::{Parser, Subcommand};
 #[command(name = "matrix-transplant", version, about, long_about = None)]
 #[command(
     after_help = "Exit codes: 0 ok, 1 I/O, 2 usage, 3 unreadable input, 4 wrong passphrase \
-or corrupted file, 5 invalid entries or conflicts, 6 output exists or is an input.\n\
+or corrupted file, 5 invalid entries or conflicts, 6 output exists or is an input, 7 the homeserver refused.\n\
 Passphrases come from --passphrase-file, $MATRIX_TRANSPLANT_PASSPHRASE, or a terminal prompt; never argv."
 )]
 struct Cli {
@@ -30,6 +31,12 @@ enum Command {
     /// The m.direct DM list: build the new account's, merge, check.
     #[command(subcommand)]
     Direct(direct::DirectCommand),
+    /// Put a DM list or room keys into an account (m.direct, server-side key backup).
+    #[command(subcommand)]
+    Upload(online::UploadCommand),
+    /// Fetch an account's DM list or key backup.
+    #[command(subcommand)]
+    Download(online::DownloadCommand),
 }
 
 fn main() {
@@ -37,6 +44,8 @@ fn main() {
     let result = match cli.command {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Direct(cmd) => direct::run(cmd),
+        Command::Upload(cmd) => online::upload(cmd),
+        Command::Download(cmd) => online::download(cmd),
     };
     if let Err(failure) = result {
         eprintln!("matrix-transplant: {failure}");

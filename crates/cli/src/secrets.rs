@@ -92,6 +92,20 @@ pub fn new(file: Option<&Path>, env: &str, fallback: Option<&Passphrase>) -> Out
     Err(no_source("--passphrase-file", env))
 }
 
+/// A secret typed once at the terminal (an account password, a recovery key).
+pub fn password(prompt_text: &str) -> Outcome<Passphrase> {
+    if !have_tty() {
+        return Err(Failure::new(
+            IO,
+            format!(
+                "{} needs a terminal to ask on; see --help for the file and environment options",
+                prompt_text.trim_end_matches(": ")
+            ),
+        ));
+    }
+    prompt(prompt_text)
+}
+
 fn confirm(first: Passphrase) -> Outcome<Passphrase> {
     if first.is_empty() {
         return Err(Failure::new(

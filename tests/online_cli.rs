@@ -1,0 +1,248 @@
+//! End-to-end tests of `matrix-transplant upload|download` against the real Synapse
+//! that scripts/test-all starts. They fail, never skip, when it is not running.
+
+mod support;
+
+use key_export::{container, ExportedSession, Passphrase};
+use online::backup::{self, RecoveryKey};
+use online::testkit::{server, TestUser};
+use support::*;
+
+fn online(user: &TestUser, args: &[&dyn AsRef<std::ffi::OsStr>]) -> std::process::Output {
+    let mut c = bin();
+    c.env("MATRIX_ACCESS_TOKEN", &user.token);
+    for a in args {
+        c.arg(a);
+    }
+    c.arg("--homeserver").arg(&server().url);
+    c.output().unwrap()
+}
+
+#[test]
+fn m_direct_download_build_and_upload() {
+    let old = server().register("old");
+    let new = server().register("new");
+    let dm = old.create_room("dm");
+    let s = Scratch::new();
+    // The old account's m.direct, as its client wrote it.
+    s.write(
+        "old-set.json",
+        format!(
+            r#"{{"@peer:localhost": ["{dm}"], "{}": ["!self:localhost"]}}"#,
+            old.user_id
+        ),
+    );
+    let o = online(&old, &[&"upload", &"direct", &s.path("old-set.json")]);
+    assert_code(&o, 0);
+    let o = online(&old, &[&"download", &"direct", &"-o", &s.path("old.json")]);
+    assert_code(&o, 0);
+    assert_eq!(s.mode("old.json"), 0o600);
+    s.write("moving.txt", format!("{dm}\n!self:localhost\n"));
+    let o = run(&[
+        &"direct",
+        &"build",
+        &"--from",
+        &s.path("old.json"),
+        &"--rooms-file",
+        &s.path("moving.txt"),
+        &"--old",
+        &old.user_id,
+        &"--new",
+        &new.user_id,
+        &"-o",
+        &s.path("new.json"),
+    ]);
+    assert_code(&o, 0);
+    // The new account already has an m.direct entry of its own: it must survive.
+    s.write(
+        "existing.json",
+        r#"{"@friend:localhost": ["!f:localhost"]}"#,
+    );
+    assert_code(
+        &online(&new, &[&"upload", &"direct", &s.path("existing.json")]),
+        0,
+    );
+    let o = online(
+        &new,
+        &[&"upload", &"direct", &s.path("new.json"), &"--dry-run"],
+    );
+    assert_code(&o, 0);
+    assert!(
+        stderr(&o).contains(&format!("+ @peer:localhost: {dm}")) && stderr(&o).contains("dry run"),
+        "{}",
+        stderr(&o)
+    );
+    let after_dry = online::direct::download(&new.client, &new.user_id).unwrap();
+    assert_eq!(
+        after_dry.to_value(),
+        serde_json::json!({"@friend:localhost": ["!f:localhost"]})
+    );
+    let o = online(&new, &[&"upload", &"direct", &s.path("new.json")]);
+    assert_code(&o, 0);
+    let now = online::direct::download(&new.client, &new.user_id).unwrap();
+    assert_eq!(
+        now.to_value(),
+        serde_json::json!({"@friend:localhost": ["!f:localhost"], "@peer:localhost": [dm]})
+    );
+    let o = online(&new, &[&"upload", &"direct", &s.path("new.json")]);
+    assert!(stderr(&o).contains("nothing to do"));
+}
+
+#[test]
+fn keys_upload_then_download_round_trip() {
+    let user = server().register("keysup");
+    let moving = user.create_room("moving");
+    let s = Scratch::new();
+    let dev = key_export::testkit::Device::new();
+    let sessions: Vec<ExportedSession> = (0..300)
+        .map(|i| {
+            dev.new_session(if i % 3 == 0 {
+                &moving
+            } else {
+                "!stays:localhost"
+            })
+            .export_at(i as u32 % 4)
+        })
+        .collect();
+    s.write("keys.txt", export(&sessions, "pw"));
+    s.write("pw", "pw");
+    let (key, text) = RecoveryKey::generate();
+    s.write("recovery", format!("{}\n", &*text));
+    // No backup yet: a clear error, nothing else happens.
+    let o = online(
+        &user,
+        &[
+            &"upload",
+            &"keys",
+            &s.path("keys.txt"),
+            &"--passphrase-file",
+            &s.path("pw"),
+            &"--recovery-key-file",
+            &s.path("recovery"),
+        ],
+    );
+    assert_code(&o, 7);
+    assert!(
+        stderr(&o).contains("no server-side key backup"),
+        "{}",
+        stderr(&o)
+    );
+    backup::create_version(&user.client, &key).unwrap();
+    // A wrong key: refused before anything is uploaded.
+    let (_, wrong) = RecoveryKey::generate();
+    s.write("wrong", &*wrong);
+    let o = online(
+        &user,
+        &[
+            &"upload",
+            &"keys",
+            &s.path("keys.txt"),
+            &"--passphrase-file",
+            &s.path("pw"),
+            &"--recovery-key-file",
+            &s.path("wrong"),
+        ],
+    );
+    assert_code(&o, 7);
+    assert!(stderr(&o).contains("does not match"), "{}", stderr(&o));
+    assert_eq!(backup::current(&user.client).unwrap().unwrap().count, 0);
+    // Only the moving room's sessions.
+    let o = online(
+        &user,
+        &[
+            &"upload",
+            &"keys",
+            &s.path("keys.txt"),
+            &"--passphrase-file",
+            &s.path("pw"),
+            &"--recovery-key-file",
+            &s.path("recovery"),
+            &"--room",
+            &moving,
+        ],
+    );
+    assert_code(&o, 0);
+    assert!(
+        stderr(&o).contains("uploaded 100 sessions") && stderr(&o).contains("(100 new)"),
+        "{}",
+        stderr(&o)
+    );
+    let o = online(
+        &user,
+        &[
+            &"upload",
+            &"keys",
+            &s.path("keys.txt"),
+            &"--passphrase-file",
+            &s.path("pw"),
+            &"--recovery-key-file",
+            &s.path("recovery"),
+            &"--room",
+            &moving,
+        ],
+    );
+    assert!(
+        stderr(&o).contains("(0 new)"),
+        "a rerun is safe: {}",
+        stderr(&o)
+    );
+    // Back down into a new export.
+    s.write("newpw", "fresh passphrase");
+    let o = online(
+        &user,
+        &[
+            &"download",
+            &"keys",
+            &"--recovery-key-file",
+            &s.path("recovery"),
+            &"--out-passphrase-file",
+            &s.path("newpw"),
+            &"--rounds",
+            &"10",
+            &"-o",
+            &s.path("from-backup.txt"),
+        ],
+    );
+    assert_code(&o, 0);
+    assert_eq!(s.mode("from-backup.txt"), 0o600);
+    let plain = container::decrypt(
+        &s.read("from-backup.txt")[..],
+        0,
+        &Passphrase::new("fresh passphrase".into()),
+        &Default::default(),
+    )
+    .unwrap();
+    let mut got: Vec<ExportedSession> = serde_json::from_slice(plain.as_bytes()).unwrap();
+    let mut want: Vec<ExportedSession> = sessions
+        .into_iter()
+        .filter(|x| x.room_id == moving)
+        .collect();
+    got.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+    want.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+    assert_eq!(got, want);
+}
+
+#[test]
+fn credentials_are_never_sent_over_plain_http_to_another_machine() {
+    let s = Scratch::new();
+    s.write("d.json", "{}");
+    let o = bin()
+        .env("MATRIX_ACCESS_TOKEN", "secret-token")
+        .args(["upload", "direct"])
+        .arg(s.path("d.json"))
+        .args(["--homeserver", "http://matrix.example.org"])
+        .output()
+        .unwrap();
+    assert_code(&o, 2);
+    assert!(
+        stderr(&o).contains("plain http") && !stderr(&o).contains("secret-token"),
+        "{}",
+        stderr(&o)
+    );
+    let o = bin()
+        .args(["download", "direct", "--homeserver", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_code(&o, 2);
+    assert!(stderr(&o).contains("no access token"), "{}", stderr(&o));
+}
