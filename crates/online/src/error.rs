@@ -114,6 +114,7 @@ fn advice(errcode: &str) -> &'static str {
         }
         "M_FORBIDDEN" => " (the account is not allowed to do this)",
         "M_LIMIT_EXCEEDED" => " (rate limited too many times in a row; wait and run again)",
+        "M_TOO_LARGE" => " (the request was too large for the server: run again with a smaller --batch; a rerun is safe)",
         _ => "",
     }
 }

@@ -1,0 +1,28 @@
+//! Makes an account with a key backup on the test Synapse (scripts/synapse.sh) for
+//! benches/upload.sh: writes DIR/token and DIR/recovery-key (mode 0600).
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+
+use online::backup::{self, RecoveryKey};
+
+fn secret_file(path: &std::path::Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .expect("create");
+    f.write_all(text.as_bytes()).expect("write");
+}
+
+fn main() {
+    let dir = std::path::PathBuf::from(std::env::args().nth(1).expect("usage: bench-account DIR"));
+    let user = online::testkit::server().register("bench");
+    let (key, text) = RecoveryKey::generate();
+    let version = backup::create_version(&user.client, &key).expect("create backup");
+    secret_file(&dir.join("token"), &user.token);
+    secret_file(&dir.join("recovery-key"), &text);
+    eprintln!("{} with backup version {version}", user.user_id);
+}
