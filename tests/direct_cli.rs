@@ -24,21 +24,7 @@ fn build_rebuilds_the_new_accounts_dm_list() {
     let s = Scratch::new();
     s.write("old.json", OLD);
     s.write("moving.txt", MOVING);
-    let o = run(&[
-        &"direct",
-        &"build",
-        &"--from",
-        &s.path("old.json"),
-        &"--rooms-file",
-        &s.path("moving.txt"),
-        &"--old",
-        &"@alice:corp.example",
-        &"--new",
-        &"@alice:example.org",
-        &"-o",
-        &s.path("new.json"),
-        &"--json",
-    ]);
+    let o = s.run("direct build --from %old.json --rooms-file %moving.txt --old @alice:corp.example --new @alice:example.org -o %new.json --json");
     assert_code(&o, 0);
     let new: serde_json::Value = serde_json::from_slice(&s.read("new.json")).unwrap();
     assert_eq!(
@@ -76,47 +62,16 @@ fn build_takes_the_rooms_from_a_key_export_or_an_inspect_report() {
     s.write("moving-keys.txt", export(&sessions, "pw"));
     s.write("pw", "pw");
     s.write("old.json", OLD);
-    let o = run(&[
-        &"direct",
-        &"build",
-        &"--from",
-        &s.path("old.json"),
-        &"--rooms-from-export",
-        &s.path("moving-keys.txt"),
-        &"--passphrase-file",
-        &s.path("pw"),
-        &"--old",
-        &"@alice:corp.example",
-        &"--new",
-        &"@alice:example.org",
-    ]);
+    let o = s.run("direct build --from %old.json --rooms-from-export %moving-keys.txt --passphrase-file %pw --old @alice:corp.example --new @alice:example.org");
     assert_code(&o, 0);
     let new: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(
         new,
         serde_json::json!({"@carol:example.org": ["!dm-carol:example.org"], "@dave:example.org": ["!GmZ1jXGQ9OYb0Sy4sZ0I2mG"]})
     );
-    let report = run(&[
-        &"keys",
-        &"inspect",
-        &s.path("moving-keys.txt"),
-        &"--passphrase-file",
-        &s.path("pw"),
-        &"--json",
-    ]);
+    let report = s.run("keys inspect %moving-keys.txt --passphrase-file %pw --json");
     s.write("report.json", &report.stdout);
-    let o2 = run(&[
-        &"direct",
-        &"build",
-        &"--from",
-        &s.path("old.json"),
-        &"--rooms-file",
-        &s.path("report.json"),
-        &"--old",
-        &"@alice:corp.example",
-        &"--new",
-        &"@alice:example.org",
-    ]);
+    let o2 = s.run("direct build --from %old.json --rooms-file %report.json --old @alice:corp.example --new @alice:example.org");
     assert_code(&o2, 0);
     assert_eq!(o2.stdout, o.stdout);
 }
@@ -126,65 +81,22 @@ fn build_errors() {
     let s = Scratch::new();
     s.write("old.json", OLD);
     s.write("bad-rooms.txt", "!ok:x\n#not-a-room:x\nnot a room\n");
-    let o = run(&[
-        &"direct",
-        &"build",
-        &"--from",
-        &s.path("old.json"),
-        &"--rooms-file",
-        &s.path("bad-rooms.txt"),
-        &"--old",
-        &"@a:x",
-        &"--new",
-        &"@b:y",
-    ]);
+    let o =
+        s.run("direct build --from %old.json --rooms-file %bad-rooms.txt --old @a:x --new @b:y");
     assert_code(&o, 3);
     assert!(stderr(&o).contains("line 3"), "{}", stderr(&o));
     s.write("rooms.txt", "!ok:x\n");
-    let o = run(&[
-        &"direct",
-        &"build",
-        &"--from",
-        &s.path("old.json"),
-        &"--rooms-file",
-        &s.path("rooms.txt"),
-        &"--old",
-        &"alice",
-        &"--new",
-        &"@b:y",
-    ]);
+    let o = s.run("direct build --from %old.json --rooms-file %rooms.txt --old alice --new @b:y");
     assert_code(&o, 2);
     assert!(stderr(&o).contains("--old \"alice\" is not a user ID"));
     s.write("broken.json", "{\"@a:x\": [");
-    let o = run(&[
-        &"direct",
-        &"build",
-        &"--from",
-        &s.path("broken.json"),
-        &"--rooms-file",
-        &s.path("rooms.txt"),
-        &"--old",
-        &"@a:x",
-        &"--new",
-        &"@b:y",
-    ]);
+    let o = s.run("direct build --from %broken.json --rooms-file %rooms.txt --old @a:x --new @b:y");
     assert_code(&o, 3);
     assert!(stderr(&o).contains("not JSON"));
     s.write("push.json", r#"{"type": "m.push_rules", "content": {}}"#);
-    let o = run(&[
-        &"direct",
-        &"build",
-        &"--from",
-        &s.path("push.json"),
-        &"--rooms-file",
-        &s.path("rooms.txt"),
-        &"--old",
-        &"@a:x",
-        &"--new",
-        &"@b:y",
-        &"-o",
-        &s.path("out.json"),
-    ]);
+    let o = s.run(
+        "direct build --from %push.json --rooms-file %rooms.txt --old @a:x --new @b:y -o %out.json",
+    );
     assert_code(&o, 3);
     assert!(stderr(&o).contains("not m.direct"));
     assert!(!s.path("out.json").exists());
@@ -198,14 +110,7 @@ fn merge_unions_in_stable_order_and_refuses_to_clobber() {
         "b.json",
         r#"{"type": "m.direct", "content": {"@z:x": ["!3:x", "!1:x"]}}"#,
     );
-    let o = run(&[
-        &"direct",
-        &"merge",
-        &s.path("a.json"),
-        &s.path("b.json"),
-        &"-o",
-        &s.path("m.json"),
-    ]);
+    let o = s.run("direct merge %a.json %b.json -o %m.json");
     assert_code(&o, 0);
     let m: serde_json::Value = serde_json::from_slice(&s.read("m.json")).unwrap();
     assert_eq!(
@@ -214,13 +119,7 @@ fn merge_unions_in_stable_order_and_refuses_to_clobber() {
     );
     let keys: Vec<String> = m.as_object().unwrap().keys().cloned().collect();
     assert_eq!(keys, ["@a:x", "@z:x"]);
-    let o = run(&[
-        &"direct",
-        &"merge",
-        &s.path("a.json"),
-        &"-o",
-        &s.path("m.json"),
-    ]);
+    let o = s.run("direct merge %a.json -o %m.json");
     assert_code(&o, 6);
 }
 
@@ -228,13 +127,7 @@ fn merge_unions_in_stable_order_and_refuses_to_clobber() {
 fn check_reports_and_fix_writes_a_clean_copy() {
     let s = Scratch::new();
     s.write("old.json", OLD);
-    let o = run(&[
-        &"direct",
-        &"check",
-        &s.path("old.json"),
-        &"--self",
-        &"@alice:corp.example",
-    ]);
+    let o = s.run("direct check %old.json --self @alice:corp.example");
     assert_code(&o, 5);
     let err = stderr(&o);
     for needle in [
@@ -247,17 +140,7 @@ fn check_reports_and_fix_writes_a_clean_copy() {
     ] {
         assert!(err.contains(needle), "{needle}: {err}");
     }
-    let o = run(&[
-        &"direct",
-        &"check",
-        &s.path("old.json"),
-        &"--self",
-        &"@alice:corp.example",
-        &"--fix",
-        &"-o",
-        &s.path("clean.json"),
-        &"--json",
-    ]);
+    let o = s.run("direct check %old.json --self @alice:corp.example --fix -o %clean.json --json");
     assert_code(&o, 0);
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["fixable"], 3);
@@ -269,18 +152,12 @@ fn check_reports_and_fix_writes_a_clean_copy() {
         clean["@frank:example.org"],
         serde_json::json!(["!shared:example.org"])
     );
-    let o = run(&[
-        &"direct",
-        &"check",
-        &s.path("clean.json"),
-        &"--self",
-        &"@alice:corp.example",
-    ]);
+    let o = s.run("direct check %clean.json --self @alice:corp.example");
     assert_code(&o, 0);
     assert!(
         stderr(&o).contains("listed under 2 users"),
         "ambiguity is only reported"
     );
-    let o = run(&[&"direct", &"check", &s.path("old.json"), &"--fix"]);
+    let o = s.run("direct check %old.json --fix");
     assert_code(&o, 2);
 }

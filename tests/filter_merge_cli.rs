@@ -33,19 +33,7 @@ fn filter_keeps_exactly_the_moving_rooms_with_the_input_passphrase() {
     s.write("keys.txt", export(&all, "old"));
     s.write("pass", "old\n");
     s.write("rooms.txt", "# moving to the personal account\n!room1:example.org\n\n!room3:example.org  # book club\n!gone:example.org\n");
-    let o = run(&[
-        &"keys",
-        &"filter",
-        &s.path("keys.txt"),
-        &"--passphrase-file",
-        &s.path("pass"),
-        &"--rooms-file",
-        &s.path("rooms.txt"),
-        &"--rounds",
-        &"10",
-        &"-o",
-        &s.path("moving.txt"),
-    ]);
+    let o = s.run("keys filter %keys.txt --passphrase-file %pass --rooms-file %rooms.txt --rounds 10 -o %moving.txt");
     assert_code(&o, 0);
     let kept = decrypt(&s, "moving.txt", "old");
     let want: Vec<&ExportedSession> = all
@@ -66,22 +54,7 @@ fn filter_keeps_exactly_the_moving_rooms_with_the_input_passphrase() {
 
     // --exclude inverts; a new passphrase from a file.
     s.write("newpass", "fresh");
-    let o = run(&[
-        &"keys",
-        &"filter",
-        &s.path("keys.txt"),
-        &"--passphrase-file",
-        &s.path("pass"),
-        &"--room",
-        &"!room1:example.org",
-        &"--exclude",
-        &"--out-passphrase-file",
-        &s.path("newpass"),
-        &"--rounds",
-        &"10",
-        &"-o",
-        &s.path("rest.txt"),
-    ]);
+    let o = s.run("keys filter %keys.txt --passphrase-file %pass --room !room1:example.org --exclude --out-passphrase-file %newpass --rounds 10 -o %rest.txt");
     assert_code(&o, 0);
     let rest = decrypt(&s, "rest.txt", "fresh");
     assert_eq!(rest.len(), 9);
@@ -108,23 +81,7 @@ fn merge_of_two_devices_keeps_the_best_copy_and_reports() {
     s.write("phone.txt", export(&phone, "pho"));
     s.write("p1", "lap");
     s.write("p2", "pho");
-    let o = run(&[
-        &"keys",
-        &"merge",
-        &s.path("laptop.txt"),
-        &s.path("phone.txt"),
-        &"--passphrase-file",
-        &s.path("p1"),
-        &"--passphrase-file",
-        &s.path("p2"),
-        &"--rounds",
-        &"10",
-        &"--json",
-        &"--conflicts",
-        &s.path("conflicts.json"),
-        &"-o",
-        &s.path("merged.txt"),
-    ]);
+    let o = s.run("keys merge %laptop.txt %phone.txt --passphrase-file %p1 --passphrase-file %p2 --rounds 10 --json --conflicts %conflicts.json -o %merged.txt");
     assert_code(&o, 0);
     let merged = decrypt(&s, "merged.txt", "lap");
     let got: Vec<(String, u32)> = merged
@@ -147,19 +104,7 @@ fn merge_of_two_devices_keeps_the_best_copy_and_reports() {
     assert_eq!(conflicts[0]["session_id"], t[4].session_id());
     assert_eq!(s.mode("conflicts.json"), 0o600);
 
-    let o = run(&[
-        &"keys",
-        &"merge",
-        &s.path("laptop.txt"),
-        &s.path("phone.txt"),
-        &"--passphrase-file",
-        &s.path("p1"),
-        &"--passphrase-file",
-        &s.path("p2"),
-        &"--strict",
-        &"-o",
-        &s.path("strict.txt"),
-    ]);
+    let o = s.run("keys merge %laptop.txt %phone.txt --passphrase-file %p1 --passphrase-file %p2 --strict -o %strict.txt");
     assert_code(&o, 5);
     assert!(
         stderr(&o).contains("Unconnected") && stderr(&o).contains("--strict"),
@@ -222,19 +167,9 @@ fn merge_errors_invalid_entries_bad_rooms_and_passphrase_counts() {
         stderr(&o)
     );
 
-    let o = run(&[
-        &"keys",
-        &"merge",
-        &s.path("a.txt"),
-        &s.path("b.txt"),
-        &s.path("b.txt"),
-        &"--passphrase-file",
-        &s.path("pw"),
-        &"--passphrase-file",
-        &s.path("pw"),
-        &"-o",
-        &s.path("x.txt"),
-    ]);
+    let o = s.run(
+        "keys merge %a.txt %b.txt %b.txt --passphrase-file %pw --passphrase-file %pw -o %x.txt",
+    );
     assert_code(&o, 2);
     assert!(stderr(&o).contains("one per input"));
 }
@@ -244,19 +179,7 @@ fn an_empty_selection_result_is_a_valid_empty_export() {
     let s = Scratch::new();
     s.write("k.txt", export(&sessions(3, 1), "pw"));
     s.write("pw", "pw");
-    let o = run(&[
-        &"keys",
-        &"filter",
-        &s.path("k.txt"),
-        &"--passphrase-file",
-        &s.path("pw"),
-        &"--room",
-        &"!elsewhere:example.org",
-        &"--rounds",
-        &"10",
-        &"-o",
-        &s.path("empty.txt"),
-    ]);
+    let o = s.run("keys filter %k.txt --passphrase-file %pw --room !elsewhere:example.org --rounds 10 -o %empty.txt");
     assert_code(&o, 0);
     assert!(decrypt(&s, "empty.txt", "pw").is_empty());
     let sdk = sessions_in(&s.read("empty.txt"));

@@ -20,15 +20,7 @@ fn setup(n: usize) -> (Scratch, Vec<ExportedSession>) {
 fn decrypt_writes_the_json_mode_0600_and_leaves_the_input_alone() {
     let (s, sessions) = setup(6);
     let before = s.read("keys.txt");
-    let o = run(&[
-        &"keys",
-        &"decrypt",
-        &s.path("keys.txt"),
-        &"--passphrase-file",
-        &s.path("pass"),
-        &"-o",
-        &s.path("out.json"),
-    ]);
+    let o = s.run("keys decrypt %keys.txt --passphrase-file %pass -o %out.json");
     assert_code(&o, 0);
     assert!(stderr(&o).contains("decrypted 6 sessions"));
     let back: Vec<ExportedSession> = serde_json::from_slice(&s.read("out.json")).unwrap();
@@ -67,8 +59,13 @@ fn no_passphrase_source_and_no_terminal_is_a_clear_error() {
 
 #[test]
 fn the_passphrase_is_never_an_argument() {
-    let o = run(&[&"keys", &"decrypt", &"x", &"--passphrase", &"secret"]);
+    let o = Scratch::new().run("keys decrypt x --passphrase secret");
     assert_code(&o, 2);
+    assert!(
+        stderr(&o).contains("unexpected argument '--passphrase'"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -76,17 +73,7 @@ fn encrypt_then_decrypt_round_trips_and_matches_element_layout() {
     let (s, sessions) = setup(4);
     let json = key_export::testkit::to_json(&sessions);
     s.write("in.json", &*json);
-    let o = run(&[
-        &"keys",
-        &"encrypt",
-        &s.path("in.json"),
-        &"--passphrase-file",
-        &s.path("pass"),
-        &"--rounds",
-        &"1000",
-        &"-o",
-        &s.path("new.txt"),
-    ]);
+    let o = s.run("keys encrypt %in.json --passphrase-file %pass --rounds 1000 -o %new.txt");
     assert_code(&o, 0);
     let text = String::from_utf8(s.read("new.txt")).unwrap();
     assert!(text.starts_with(armor::BEGIN) && text.ends_with(&format!("{}\n", armor::END)));
@@ -108,17 +95,7 @@ fn encrypt_refuses_invalid_entries_unless_allowed() {
     let (s, mut sessions) = setup(2);
     sessions[1].session_id = sessions[0].session_id.clone();
     s.write("in.json", &*key_export::testkit::to_json(&sessions));
-    let o = run(&[
-        &"keys",
-        &"encrypt",
-        &s.path("in.json"),
-        &"--passphrase-file",
-        &s.path("pass"),
-        &"--rounds",
-        &"10",
-        &"-o",
-        &s.path("new.txt"),
-    ]);
+    let o = s.run("keys encrypt %in.json --passphrase-file %pass --rounds 10 -o %new.txt");
     assert_code(&o, 5);
     assert!(
         stderr(&o).contains("entry 1") && stderr(&o).contains("session_id does not match"),
@@ -126,18 +103,9 @@ fn encrypt_refuses_invalid_entries_unless_allowed() {
         stderr(&o)
     );
     assert!(!s.path("new.txt").exists());
-    let o = run(&[
-        &"keys",
-        &"encrypt",
-        &s.path("in.json"),
-        &"--passphrase-file",
-        &s.path("pass"),
-        &"--rounds",
-        &"10",
-        &"--allow-invalid",
-        &"-o",
-        &s.path("new.txt"),
-    ]);
+    let o = s.run(
+        "keys encrypt %in.json --passphrase-file %pass --rounds 10 --allow-invalid -o %new.txt",
+    );
     assert_code(&o, 0);
 }
 
@@ -166,16 +134,7 @@ fn never_clobbers_without_force_and_never_writes_over_an_input() {
     assert_code(&o, 0);
     assert_ne!(s.read("out.json"), b"precious");
     assert_eq!(s.mode("out.json"), 0o600);
-    let o = run(&[
-        &"keys",
-        &"decrypt",
-        &s.path("keys.txt"),
-        &"--passphrase-file",
-        &s.path("pass"),
-        &"-o",
-        &s.path("keys.txt"),
-        &"--force",
-    ]);
+    let o = s.run("keys decrypt %keys.txt --passphrase-file %pass -o %keys.txt --force");
     assert_code(&o, 6);
     assert!(stderr(&o).contains("also an input"));
 }
@@ -193,14 +152,7 @@ fn inspect_reports_without_printing_keys() {
     sessions.push(bad);
     s.write("keys.txt", export(&sessions, PASS));
     s.write("pass", PASS);
-    let o = run(&[
-        &"keys",
-        &"inspect",
-        &s.path("keys.txt"),
-        &"--passphrase-file",
-        &s.path("pass"),
-        &"--json",
-    ]);
+    let o = s.run("keys inspect %keys.txt --passphrase-file %pass --json");
     assert_code(&o, 0);
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["rounds"], 10);
@@ -217,13 +169,7 @@ fn inspect_reports_without_printing_keys() {
         "missing_claimed_ed25519"
     );
     assert_eq!(r["layout"]["longest_line"], 128);
-    let human = run(&[
-        &"keys",
-        &"inspect",
-        &s.path("keys.txt"),
-        &"--passphrase-file",
-        &s.path("pass"),
-    ]);
+    let human = s.run("keys inspect %keys.txt --passphrase-file %pass");
     assert_code(&human, 0);
     assert!(stdout(&human).contains("6 distinct sessions"));
     for sess in &sessions {
@@ -297,15 +243,9 @@ fn every_error_kind_through_the_binary() {
     ];
     for (name, content, code, needle) in cases {
         s.write(name, &content);
-        let o = run(&[
-            &"keys",
-            &"decrypt",
-            &s.path(name),
-            &"--passphrase-file",
-            &s.path("pass"),
-            &"-o",
-            &s.path("out.json"),
-        ]);
+        let o = s.run(&format!(
+            "keys decrypt %{name} --passphrase-file %pass -o %out.json"
+        ));
         assert_code(&o, code);
         assert!(stderr(&o).contains(needle), "{name}: {}", stderr(&o));
         assert!(stderr(&o).contains(name), "names the file: {}", stderr(&o));
@@ -320,42 +260,16 @@ fn every_error_kind_through_the_binary() {
     let mut many = armor::dearmor(good.as_bytes()).unwrap().0;
     many[33..37].copy_from_slice(&20_000_000u32.to_be_bytes());
     s.write("many", armor::armor(&many));
-    let o = run(&[
-        &"keys",
-        &"inspect",
-        &s.path("many"),
-        &"--passphrase-file",
-        &s.path("pass"),
-        &"--max-rounds",
-        &"1",
-    ]);
+    let o = s.run("keys inspect %many --passphrase-file %pass --max-rounds 1");
     assert_code(&o, 3);
     assert!(stderr(&o).contains("20000000 PBKDF2 rounds"));
     // Missing input file.
-    let o = run(&[
-        &"keys",
-        &"decrypt",
-        &s.path("nope"),
-        &"--passphrase-file",
-        &s.path("pass"),
-        &"-o",
-        &s.path("out.json"),
-    ]);
+    let o = s.run("keys decrypt %nope --passphrase-file %pass -o %out.json");
     assert_code(&o, 1);
     assert!(stderr(&o).contains("cannot open"));
     // Rounds the writer refuses.
     s.write("in.json", "[]");
-    let o = run(&[
-        &"keys",
-        &"encrypt",
-        &s.path("in.json"),
-        &"--passphrase-file",
-        &s.path("pass"),
-        &"--rounds",
-        &"0",
-        &"-o",
-        &s.path("o.txt"),
-    ]);
+    let o = s.run("keys encrypt %in.json --passphrase-file %pass --rounds 0 -o %o.txt");
     assert_code(&o, 3);
     assert!(stderr(&o).contains("choose 1 to 2147483647"));
     assert!(!s.path("o.txt").exists());

@@ -8,12 +8,10 @@ use online::backup::{self, RecoveryKey};
 use online::testkit::{server, TestUser};
 use support::*;
 
-fn online(user: &TestUser, args: &[&dyn AsRef<std::ffi::OsStr>]) -> std::process::Output {
-    let mut c = bin();
+/// Runs a command line (see `Scratch::cmd`) as `user`, against the test server.
+fn online(user: &TestUser, s: &Scratch, line: &str) -> std::process::Output {
+    let mut c = s.cmd(line);
     c.env("MATRIX_ACCESS_TOKEN", &user.token);
-    for a in args {
-        c.arg(a);
-    }
     c.arg("--homeserver").arg(&server().url);
     c.output().unwrap()
 }
@@ -32,40 +30,24 @@ fn m_direct_download_build_and_upload() {
             old.user_id
         ),
     );
-    let o = online(&old, &[&"upload", &"direct", &s.path("old-set.json")]);
+    let o = online(&old, &s, "upload direct %old-set.json");
     assert_code(&o, 0);
-    let o = online(&old, &[&"download", &"direct", &"-o", &s.path("old.json")]);
+    let o = online(&old, &s, "download direct -o %old.json");
     assert_code(&o, 0);
     assert_eq!(s.mode("old.json"), 0o600);
     s.write("moving.txt", format!("{dm}\n!self:localhost\n"));
-    let o = run(&[
-        &"direct",
-        &"build",
-        &"--from",
-        &s.path("old.json"),
-        &"--rooms-file",
-        &s.path("moving.txt"),
-        &"--old",
-        &old.user_id,
-        &"--new",
-        &new.user_id,
-        &"-o",
-        &s.path("new.json"),
-    ]);
+    let o = s.run(&format!(
+        "direct build --from %old.json --rooms-file %moving.txt --old {} --new {} -o %new.json",
+        old.user_id, new.user_id
+    ));
     assert_code(&o, 0);
     // The new account already has an m.direct entry of its own: it must survive.
     s.write(
         "existing.json",
         r#"{"@friend:localhost": ["!f:localhost"]}"#,
     );
-    assert_code(
-        &online(&new, &[&"upload", &"direct", &s.path("existing.json")]),
-        0,
-    );
-    let o = online(
-        &new,
-        &[&"upload", &"direct", &s.path("new.json"), &"--dry-run"],
-    );
+    assert_code(&online(&new, &s, "upload direct %existing.json"), 0);
+    let o = online(&new, &s, "upload direct %new.json --dry-run");
     assert_code(&o, 0);
     assert!(
         stderr(&o).contains(&format!("+ @peer:localhost: {dm}")) && stderr(&o).contains("dry run"),
@@ -77,14 +59,14 @@ fn m_direct_download_build_and_upload() {
         after_dry.to_value(),
         serde_json::json!({"@friend:localhost": ["!f:localhost"]})
     );
-    let o = online(&new, &[&"upload", &"direct", &s.path("new.json")]);
+    let o = online(&new, &s, "upload direct %new.json");
     assert_code(&o, 0);
     let now = online::direct::download(&new.client, &new.user_id).unwrap();
     assert_eq!(
         now.to_value(),
         serde_json::json!({"@friend:localhost": ["!f:localhost"], "@peer:localhost": [dm]})
     );
-    let o = online(&new, &[&"upload", &"direct", &s.path("new.json")]);
+    let o = online(&new, &s, "upload direct %new.json");
     assert!(stderr(&o).contains("nothing to do"));
 }
 
@@ -111,15 +93,8 @@ fn keys_upload_then_download_round_trip() {
     // No backup yet: a clear error, nothing else happens.
     let o = online(
         &user,
-        &[
-            &"upload",
-            &"keys",
-            &s.path("keys.txt"),
-            &"--passphrase-file",
-            &s.path("pw"),
-            &"--recovery-key-file",
-            &s.path("recovery"),
-        ],
+        &s,
+        "upload keys %keys.txt --passphrase-file %pw --recovery-key-file %recovery",
     );
     assert_code(&o, 7);
     assert!(
@@ -133,15 +108,8 @@ fn keys_upload_then_download_round_trip() {
     s.write("wrong", &*wrong);
     let o = online(
         &user,
-        &[
-            &"upload",
-            &"keys",
-            &s.path("keys.txt"),
-            &"--passphrase-file",
-            &s.path("pw"),
-            &"--recovery-key-file",
-            &s.path("wrong"),
-        ],
+        &s,
+        "upload keys %keys.txt --passphrase-file %pw --recovery-key-file %wrong",
     );
     assert_code(&o, 7);
     assert!(stderr(&o).contains("does not match"), "{}", stderr(&o));
@@ -149,17 +117,11 @@ fn keys_upload_then_download_round_trip() {
     // Only the moving room's sessions.
     let o = online(
         &user,
-        &[
-            &"upload",
-            &"keys",
-            &s.path("keys.txt"),
-            &"--passphrase-file",
-            &s.path("pw"),
-            &"--recovery-key-file",
-            &s.path("recovery"),
-            &"--room",
-            &moving,
-        ],
+        &s,
+        &format!(
+            "upload keys %keys.txt --passphrase-file %pw --recovery-key-file %recovery --room {}",
+            moving
+        ),
     );
     assert_code(&o, 0);
     assert!(
@@ -169,17 +131,11 @@ fn keys_upload_then_download_round_trip() {
     );
     let o = online(
         &user,
-        &[
-            &"upload",
-            &"keys",
-            &s.path("keys.txt"),
-            &"--passphrase-file",
-            &s.path("pw"),
-            &"--recovery-key-file",
-            &s.path("recovery"),
-            &"--room",
-            &moving,
-        ],
+        &s,
+        &format!(
+            "upload keys %keys.txt --passphrase-file %pw --recovery-key-file %recovery --room {}",
+            moving
+        ),
     );
     assert!(
         stderr(&o).contains("(0 new)"),
@@ -188,21 +144,7 @@ fn keys_upload_then_download_round_trip() {
     );
     // Back down into a new export.
     s.write("newpw", "fresh passphrase");
-    let o = online(
-        &user,
-        &[
-            &"download",
-            &"keys",
-            &"--recovery-key-file",
-            &s.path("recovery"),
-            &"--out-passphrase-file",
-            &s.path("newpw"),
-            &"--rounds",
-            &"10",
-            &"-o",
-            &s.path("from-backup.txt"),
-        ],
-    );
+    let o = online(&user, &s, "download keys --recovery-key-file %recovery --out-passphrase-file %newpw --rounds 10 -o %from-backup.txt");
     assert_code(&o, 0);
     assert_eq!(s.mode("from-backup.txt"), 0o600);
     let plain = container::decrypt(

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use key_export::testkit::{self, Device};
@@ -39,6 +39,24 @@ impl Scratch {
         v.sort();
         v
     }
+    /// The binary with the arguments of `line`, split at spaces; a word `%name` stands
+    /// for the path of `name` in this folder.
+    pub fn cmd(&self, line: &str) -> Command {
+        let mut c = bin();
+        for word in line.split_whitespace() {
+            match word.strip_prefix('%') {
+                Some(name) => c.arg(self.path(name)),
+                None => c.arg(word),
+            };
+        }
+        c
+    }
+
+    /// Runs [`Scratch::cmd`] and waits for it.
+    pub fn run(&self, line: &str) -> Output {
+        self.cmd(line).output().unwrap()
+    }
+
     pub fn mode(&self, name: &str) -> u32 {
         std::fs::metadata(self.path(name))
             .unwrap()
@@ -56,14 +74,6 @@ pub fn bin() -> Command {
     c.env_remove("MATRIX_TRANSPLANT_PASSPHRASE");
     c.env_remove("MATRIX_TRANSPLANT_OUT_PASSPHRASE");
     c
-}
-
-pub fn run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    let mut c = bin();
-    for a in args {
-        c.arg(a);
-    }
-    c.output().unwrap()
 }
 
 pub fn stderr(o: &Output) -> String {
@@ -93,8 +103,4 @@ pub fn sessions(n: usize, rooms: usize) -> Vec<ExportedSession> {
 
 pub fn export(sessions: &[ExportedSession], pass: &str) -> String {
     testkit::export_file(sessions, pass, 10).unwrap()
-}
-
-pub fn is_file(p: &Path) -> bool {
-    p.is_file()
 }
