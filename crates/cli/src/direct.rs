@@ -13,7 +13,7 @@ use m_direct::merge::merge;
 use m_direct::DirectMap;
 use serde::Serialize;
 
-use crate::failure::{Failure, Outcome, FORMAT, INVALID};
+use crate::failure::{Failure, Outcome, FORMAT, INVALID, USAGE};
 use crate::files::{read_room_list, read_text, Output};
 use crate::keys::{decrypt_file, ReadArgs};
 use crate::secrets;
@@ -104,7 +104,7 @@ pub fn run(cmd: DirectCommand) -> Outcome {
             for (flag, id) in [("--old", &old), ("--new", &new)] {
                 if key_kind(id) != KeyKind::User {
                     return Err(Failure::new(
-                        2,
+                        USAGE,
                         format!("{flag} {id:?} is not a user ID (@name:server)"),
                     ));
                 }

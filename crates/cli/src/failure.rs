@@ -22,6 +22,7 @@ pub struct Failure {
 }
 
 pub const IO: i32 = 1;
+pub const USAGE: i32 = 2;
 pub const FORMAT: i32 = 3;
 pub const PASSPHRASE: i32 = 4;
 pub const INVALID: i32 = 5;

@@ -10,7 +10,7 @@ use key_export::select::{self, RoomSelection};
 use key_export::{container, entries, inspect, Passphrase, ReadOptions};
 use serde::Serialize;
 
-use crate::failure::{Failure, Outcome, INVALID};
+use crate::failure::{Failure, Outcome, FORMAT, INVALID, USAGE};
 use crate::files::{open_input, read_room_list, read_secret, Output};
 use crate::secrets;
 
@@ -266,19 +266,30 @@ pub fn invalid_entries(name: &str, bad: &[inspect::InvalidEntry]) -> Failure {
         "{name}: {} entries fail validation (nothing was written):",
         bad.len()
     );
-    for b in bad.iter().take(20) {
-        msg.push_str(&format!(
-            "\n  entry {}: room {:?} session {:?}: {}",
+    msg.push_str(&listing(bad, |b| {
+        format!(
+            "entry {}: room {:?} session {:?}: {}",
             b.index, b.room_id, b.session_id, b.problem
-        ));
-    }
-    if bad.len() > 20 {
-        msg.push_str(&format!("\n  ... and {} more", bad.len() - 20));
-    }
+        )
+    }));
     msg.push_str(
         "\nImporters reject a whole file for one bad entry; use --drop-invalid to leave them out.",
     );
     Failure::new(INVALID, msg)
+}
+
+/// Up to 20 indented lines, one per item, then how many more there are.
+fn listing<T>(items: &[T], line: impl Fn(&T) -> String) -> String {
+    const SHOWN: usize = 20;
+    let mut out: String = items
+        .iter()
+        .take(SHOWN)
+        .map(|i| format!("\n  {}", line(i)))
+        .collect();
+    if items.len() > SHOWN {
+        out.push_str(&format!("\n  ... and {} more", items.len() - SHOWN));
+    }
+    out
 }
 
 fn print_report(file: &Path, r: &inspect::Report, all_rooms: bool) {
@@ -338,14 +349,14 @@ fn print_report(file: &Path, r: &inspect::Report, all_rooms: bool) {
 }
 
 pub fn selection(args: &SelectArgs) -> Outcome<RoomSelection> {
-    let mut rooms = select::parse_room_args(&args.rooms)
-        .map_err(|e| Failure::new(crate::failure::FORMAT, e.to_string()))?;
+    let mut rooms =
+        select::parse_room_args(&args.rooms).map_err(|e| Failure::new(FORMAT, e.to_string()))?;
     if let Some(path) = &args.rooms_file {
         rooms.extend(read_room_list(path)?);
     } else if args.rooms.is_empty() {
         if args.exclude {
             return Err(Failure::new(
-                2,
+                USAGE,
                 "--exclude needs rooms to exclude (--room or --rooms-file)",
             ));
         }
@@ -381,7 +392,7 @@ fn filter_merge(
     }
     if !(pass_files.len() <= 1 || pass_files.len() == files.len()) {
         return Err(Failure::new(
-            2,
+            USAGE,
             format!("{} inputs but {} --passphrase-file: give one for all inputs or one per input, in order", files.len(), pass_files.len()),
         ));
     }
@@ -455,9 +466,9 @@ fn pipeline_failure(e: PipelineError, files: &[PathBuf]) -> Failure {
                 "{} conflicting copies of sessions and --strict was given; nothing was written:",
                 c.len()
             );
-            for x in c.iter().take(20) {
-                msg.push_str(&format!(
-                    "\n  {} {}: {:?} ({} entry {} vs {} entry {})",
+            msg.push_str(&listing(&c, |x| {
+                format!(
+                    "{} {}: {:?} ({} entry {} vs {} entry {})",
                     x.room_id,
                     x.session_id,
                     x.kind,
@@ -465,8 +476,8 @@ fn pipeline_failure(e: PipelineError, files: &[PathBuf]) -> Failure {
                     x.kept.index,
                     files[x.rejected.input].display(),
                     x.rejected.index
-                ));
-            }
+                )
+            }));
             Failure::new(INVALID, msg)
         }
         PipelineError::Output(e) => e.into(),

@@ -11,7 +11,7 @@ use m_direct::DirectMap;
 use online::backup::{self, RecoveryKey};
 use online::{AccessToken, Client, Homeserver};
 
-use crate::failure::{Failure, Outcome, FORMAT, INVALID, IO, SERVER};
+use crate::failure::{Failure, Outcome, FORMAT, INVALID, IO, SERVER, USAGE};
 use crate::files::{read_text, Output};
 use crate::keys::{decrypt_file, invalid_entries, selection, ReadArgs, SelectArgs};
 use crate::secrets;
@@ -138,7 +138,7 @@ fn server_failure(e: online::Error) -> Failure {
         online::Error::KeyExport(_) => FORMAT,
         online::Error::InsecureUrl { .. }
         | online::Error::BadUrl { .. }
-        | online::Error::RecoveryKey(_) => 2,
+        | online::Error::RecoveryKey(_) => USAGE,
         _ => SERVER,
     };
     Failure::new(code, e.to_string())
@@ -150,7 +150,7 @@ fn connect(args: &SessionArgs) -> Outcome<Connection> {
         (None, Some(user)) => Homeserver::discover(user, args.allow_insecure_http),
         (None, None) => {
             return Err(Failure::new(
-                2,
+                USAGE,
                 "give --homeserver URL, or --user @me:server to find it",
             ))
         }
@@ -178,7 +178,7 @@ fn connect(args: &SessionArgs) -> Outcome<Connection> {
     }
     let Some(user) = &args.user else {
         return Err(Failure::new(
-            2,
+            USAGE,
             format!("no access token: give --access-token-file, set {TOKEN_ENV}, or give --user to log in with a password"),
         ));
     };
