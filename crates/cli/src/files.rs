@@ -48,11 +48,11 @@ pub fn read_secret(path: &Path) -> Outcome<Zeroizing<Vec<u8>>> {
     Ok(buf)
 }
 
-/// Reads a whole UTF-8 text input.
-pub fn read_text(path: &Path) -> Outcome<String> {
+/// Reads a whole UTF-8 text input (wiped from memory on drop: it may be a token).
+pub fn read_text(path: &Path) -> Outcome<Zeroizing<String>> {
     let bytes = read_secret(path)?;
     std::str::from_utf8(&bytes)
-        .map(str::to_owned)
+        .map(|t| Zeroizing::new(t.to_owned()))
         .map_err(|_| Failure::new(FORMAT, format!("{}: not UTF-8 text", path.display())))
 }
 

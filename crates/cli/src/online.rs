@@ -10,6 +10,7 @@ use key_export::{container, entries, Passphrase};
 use m_direct::DirectMap;
 use online::backup::{self, RecoveryKey};
 use online::{AccessToken, Client, Homeserver};
+use zeroize::Zeroizing;
 
 use crate::failure::{Failure, Outcome, FORMAT, INVALID, IO, SERVER, USAGE};
 use crate::files::{read_text, Output};
@@ -158,7 +159,9 @@ fn connect(args: &SessionArgs) -> Outcome<Connection> {
     .map_err(server_failure)?;
     let token = match &args.access_token_file {
         Some(path) => Some(AccessToken::new(&read_text(path)?)),
-        None => std::env::var(TOKEN_ENV).ok().map(|t| AccessToken::new(&t)),
+        None => std::env::var(TOKEN_ENV)
+            .ok()
+            .map(|t| AccessToken::new(&Zeroizing::new(t))),
     };
     let mut client = match &token {
         Some(t) => Client::new(homeserver, t.clone()),
