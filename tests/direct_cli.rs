@@ -110,8 +110,13 @@ fn merge_unions_in_stable_order_and_refuses_to_clobber() {
         "b.json",
         r#"{"type": "m.direct", "content": {"@z:x": ["!3:x", "!1:x"]}}"#,
     );
-    let o = s.run("direct merge %a.json %b.json -o %m.json");
+    let o = s.run("direct merge %a.json %b.json -o %m.json --json");
     assert_code(&o, 0);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        report,
+        serde_json::json!({"users": 2, "replaced_non_lists": []})
+    );
     let m: serde_json::Value = serde_json::from_slice(&s.read("m.json")).unwrap();
     assert_eq!(
         m,

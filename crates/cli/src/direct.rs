@@ -58,6 +58,9 @@ pub enum DirectCommand {
         /// The maps.
         #[arg(required = true, num_args = 1..)]
         files: Vec<PathBuf>,
+        /// Print the report as JSON on standard output (needs -o).
+        #[arg(long, requires = "output")]
+        json: bool,
         /// Output file (default: standard output).
         #[arg(short, long, value_name = "PATH")]
         output: Option<PathBuf>,
@@ -162,6 +165,7 @@ pub fn run(cmd: DirectCommand) -> Outcome {
         }
         DirectCommand::Merge {
             files,
+            json,
             output,
             force,
         } => {
@@ -173,6 +177,19 @@ pub fn run(cmd: DirectCommand) -> Outcome {
                 .collect::<Outcome<Vec<_>>>()?;
             let (merged, report) = merge(&maps);
             out.write(merged.to_pretty_json().as_bytes())?;
+            if json {
+                #[derive(Serialize)]
+                struct J<'a> {
+                    users: usize,
+                    #[serde(flatten)]
+                    report: &'a m_direct::merge::MergeReport,
+                }
+                let j = J {
+                    users: merged.len(),
+                    report: &report,
+                };
+                println!("{}", serde_json::to_string_pretty(&j).expect("serialises"));
+            }
             eprintln!(
                 "merged {} maps: {} users -> {}",
                 maps.len(),

@@ -530,6 +530,20 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_reader_is_an_io_error() {
+        struct Broken;
+        impl Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("disk on fire"))
+            }
+        }
+        match decrypt(Broken, 0, &pass("p"), &ReadOptions::default()) {
+            Err(Error::Io(e)) => assert_eq!(e.to_string(), "disk on fire"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn writer_refuses_rounds_element_cannot_read() {
         assert!(matches!(
             encrypt(b"[]", &pass("p"), 0),
