@@ -357,28 +357,45 @@ pub struct SealWriter<W: Write> {
 
 impl<W: Write> SealWriter<W> {
     fn seal_piece(&mut self) -> std::io::Result<()> {
+        const LINE: usize = armor::RAW_PER_LINE;
         let aes = &self.key.keys.aes;
         let iv = &self.iv;
         let base = self.offset;
-        let added = self.plain.len();
         self.plain
             .par_chunks_mut(1 << 16)
             .enumerate()
             .for_each(|(i, piece)| {
                 apply_keystream(piece, base + i * (1 << 16), aes, iv);
             });
-        self.offset += added;
-        self.pending.extend_from_slice(&self.plain);
-        self.plain.clear();
-        let whole = self.pending.len() / armor::RAW_PER_LINE * armor::RAW_PER_LINE;
-        let (mac, pending, text) = (&mut self.mac, &self.pending, &mut self.text);
-        // The header was MACed up front and older bytes already: MAC only the new ciphertext.
-        let new = &pending[pending.len() - added..];
-        rayon::join(
-            || mac.update(new),
-            || armor::encode_lines(&pending[..whole], text),
+        self.offset += self.plain.len();
+        // `pending` holds less than one line (at first: the header, MACed up front).
+        // Complete it from the new ciphertext, then encode the rest straight from `plain`.
+        let head = ((LINE - self.pending.len() % LINE) % LINE).min(self.plain.len());
+        self.pending.extend_from_slice(&self.plain[..head]);
+        let rest = &self.plain[head..];
+        let whole = rest.len() / LINE * LINE;
+        let (mac, pending, text, ciphertext) = (
+            &mut self.mac,
+            &self.pending,
+            &mut self.text,
+            &self.plain[..],
         );
-        self.pending.drain(..whole);
+        rayon::join(
+            || mac.update(ciphertext),
+            || {
+                if pending.len() == LINE {
+                    armor::encode_lines(pending, text);
+                }
+                armor::encode_lines(&rest[..whole], text);
+            },
+        );
+        // Either `pending` was completed (and encoded), or `plain` ran out before it was
+        // (then `rest` is empty): what is left of `rest` is the new partial line.
+        if self.pending.len() == LINE {
+            self.pending.clear();
+        }
+        self.pending.extend_from_slice(&rest[whole..]);
+        self.plain.clear();
         self.sink.write_all(&self.text)?;
         self.text.clear();
         Ok(())
@@ -455,6 +472,34 @@ mod tests {
             assert_eq!(out.as_bytes(), &plain[..], "len {len}");
             assert_eq!(out.header().rounds, 3);
             assert_eq!(out.header().iv[8] & 0x80, 0, "bit 63 of the IV is cleared");
+        }
+    }
+
+    #[test]
+    fn every_split_of_the_output_into_lines_round_trips() {
+        // Plaintext lengths around line and piece boundaries (the header is 37 bytes, a
+        // line 96), written in pieces of every phase.
+        for len in [
+            0,
+            58,
+            59,
+            60,
+            155,
+            59 + 96 * 3,
+            SEAL_CHUNK - 37,
+            SEAL_CHUNK + 59,
+        ] {
+            let plain: Vec<u8> = (0..len).map(|i| (i % 89) as u8).collect();
+            let mut w = SealingKey::derive(&pass("pw"), 1)
+                .unwrap()
+                .seal_to(Vec::new())
+                .unwrap();
+            for piece in plain.chunks(SEAL_CHUNK - 59) {
+                w.write_all(piece).unwrap();
+            }
+            let text = w.finish().unwrap();
+            let out = decrypt(&text[..], 0, &pass("pw"), &ReadOptions::default()).unwrap();
+            assert_eq!(out.as_bytes(), &plain[..], "len {len}");
         }
     }
 
