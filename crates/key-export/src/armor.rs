@@ -12,6 +12,7 @@ use base64::{
     engine::{general_purpose::GeneralPurpose, DecodePaddingMode, GeneralPurposeConfig},
     Engine,
 };
+use base64_simd::AsOut;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -41,6 +42,8 @@ const DECODER: GeneralPurpose = GeneralPurpose::new(
         .with_decode_allow_trailing_bits(true),
 );
 const ENCODER: GeneralPurpose = base64::engine::general_purpose::STANDARD;
+/// SIMD decoder for unpadded whole quanta (where padded and unpadded decoding agree).
+const SIMD_DECODER: base64_simd::Base64 = base64_simd::STANDARD;
 
 /// What the armour of a file looked like: reported by `keys inspect` to tell
 /// which tool made a file.
@@ -274,6 +277,16 @@ impl Dearmorer {
 
     /// Decodes whole quanta (a multiple of 4 characters) onto the output.
     fn decode(&mut self, b64: &[u8]) -> Result<()> {
+        // The common case, no padding: the SIMD decoder (several times faster). On any
+        // error fall through to the scalar one, which names the bad character.
+        if b64.last() != Some(&b'=') {
+            let start = self.out.len();
+            self.out.resize(start + b64.len() / 4 * 3, 0);
+            if SIMD_DECODER.decode(b64, self.out[start..].as_out()).is_ok() {
+                return Ok(());
+            }
+            self.out.truncate(start);
+        }
         match DECODER.decode_vec(b64, &mut self.out) {
             Ok(()) => {
                 if b64.last() == Some(&b'=') {
