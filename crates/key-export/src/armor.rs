@@ -453,7 +453,7 @@ pub fn armor(body: &[u8]) -> String {
 }
 
 fn memchr_newline(s: &[u8]) -> Option<usize> {
-    s.iter().position(|&b| b == b'\n')
+    memchr::memchr(b'\n', s)
 }
 
 fn is_base64_char(b: u8) -> bool {
