@@ -40,7 +40,9 @@ pub fn open_input(path: &Path) -> Outcome<Input> {
 /// Reads a whole input into a buffer wiped on drop (for plaintext inputs).
 pub fn read_secret(path: &Path) -> Outcome<Zeroizing<Vec<u8>>> {
     let mut input = open_input(path)?;
-    let mut buf = Zeroizing::new(Vec::with_capacity(input.len));
+    // Room for the whole file and read_to_end's end-of-file probe, so the buffer is never
+    // reallocated (which would leave an unwiped copy behind).
+    let mut buf = Zeroizing::new(Vec::with_capacity(input.len + 64));
     input
         .reader
         .read_to_end(&mut buf)
