@@ -58,6 +58,77 @@ fn no_passphrase_source_and_no_terminal_is_a_clear_error() {
 }
 
 #[test]
+fn on_a_terminal_passphrases_are_asked_and_a_new_one_twice() {
+    let (s, sessions) = setup(2);
+    s.write("in.json", &*key_export::testkit::to_json(&sessions));
+    let o = s.run_on_terminal(
+        "keys encrypt %in.json --rounds 10 -o %new.txt",
+        "fresh one\nfresh one\n",
+    );
+    assert_code(&o, 0);
+    let screen = stdout(&o);
+    assert!(
+        screen.contains("New passphrase for the output:") && screen.contains("Type it again:"),
+        "{screen}"
+    );
+    let plain = container::decrypt(
+        &s.read("new.txt")[..],
+        0,
+        &Passphrase::new("fresh one".into()),
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Vec<ExportedSession>>(plain.as_bytes()).unwrap(),
+        sessions
+    );
+    // Two different typings: nothing is written.
+    let o = s.run_on_terminal(
+        "keys encrypt %in.json --rounds 10 -o %other.txt",
+        "one\ntwo\n",
+    );
+    assert_code(&o, 1);
+    assert!(
+        stdout(&o).contains("the two passphrases differ"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!s.path("other.txt").exists());
+    // Reading asks once; decrypted keys are not printed to the terminal.
+    let o = s.run_on_terminal("keys inspect %new.txt", "fresh one\n");
+    assert_code(&o, 0);
+    assert!(
+        stdout(&o).contains("Passphrase for") && stdout(&o).contains("2 distinct sessions"),
+        "{}",
+        stdout(&o)
+    );
+    let o = s.run_on_terminal("keys decrypt %new.txt", "fresh one\n");
+    assert_code(&o, 1);
+    assert!(
+        stdout(&o).contains("refusing to print decrypted keys to the terminal"),
+        "{}",
+        stdout(&o)
+    );
+    // A filter on a terminal: Enter keeps the input's passphrase for the output.
+    let o = s.run_on_terminal(
+        "keys filter %new.txt --rounds 10 -o %kept.txt",
+        "fresh one\n\n",
+    );
+    assert_code(&o, 0);
+    let plain = container::decrypt(
+        &s.read("kept.txt")[..],
+        0,
+        &Passphrase::new("fresh one".into()),
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Vec<ExportedSession>>(plain.as_bytes()).unwrap(),
+        sessions
+    );
+}
+
+#[test]
 fn the_passphrase_is_never_an_argument() {
     let o = Scratch::new().run("keys decrypt x --passphrase secret");
     assert_code(&o, 2);
@@ -232,7 +303,7 @@ fn every_error_kind_through_the_binary() {
             "not-array",
             seal_raw(b"{\"a\": 1}"),
             3,
-            "not a JSON array of sessions",
+            "not an array of sessions",
         ),
         (
             "wrong-pass",

@@ -165,6 +165,49 @@ fn keys_upload_then_download_round_trip() {
 }
 
 #[test]
+fn password_login_on_the_terminal_leaves_no_device_behind() {
+    let user = server().register("pwlogin");
+    let s = Scratch::new();
+    let devices = |c: &online::Client| -> usize {
+        let bytes = c
+            .call(
+                "list devices",
+                "GET",
+                &["v3", "devices"],
+                &[],
+                online::client::Body::None,
+            )
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["devices"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let before = devices(&user.client);
+    let line = format!(
+        "download direct --user {} --homeserver {} -o %d.json",
+        user.user_id,
+        server().url
+    );
+    let o = s.run_on_terminal(&line, &format!("{}\n", user.password));
+    assert_code(&o, 0);
+    assert!(
+        stdout(&o).contains(&format!("Password for {}", user.user_id)),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(s.read("d.json"), b"{}\n");
+    assert_eq!(
+        devices(&user.client),
+        before,
+        "the session the tool opened was logged out"
+    );
+    let o = s.run_on_terminal(&line.replace("%d.json", "%e.json"), "wrong password\n");
+    assert_code(&o, 7);
+    assert!(stdout(&o).contains("M_FORBIDDEN"), "{}", stdout(&o));
+}
+
+#[test]
 fn credentials_are_never_sent_over_plain_http_to_another_machine() {
     let s = Scratch::new();
     s.write("d.json", "{}");

@@ -57,6 +57,36 @@ impl Scratch {
         self.cmd(line).output().unwrap()
     }
 
+    /// Runs `line` (as in [`Scratch::cmd`]) on a pseudo-terminal made by `script`, with
+    /// `typed` as the keyboard: what a person at a terminal would see and do. No
+    /// passphrase is in the environment.
+    pub fn run_on_terminal(&self, line: &str, typed: &str) -> Output {
+        use std::io::Write;
+        let mut words = vec![env!("CARGO_BIN_EXE_matrix-transplant").to_owned()];
+        for word in line.split_whitespace() {
+            words.push(match word.strip_prefix('%') {
+                Some(name) => self.path(name).display().to_string(),
+                None => word.to_owned(),
+            });
+        }
+        let mut child = Command::new("script")
+            .args(["-qec", &words.join(" "), "/dev/null"])
+            .env_remove("MATRIX_TRANSPLANT_PASSPHRASE")
+            .env_remove("MATRIX_TRANSPLANT_OUT_PASSPHRASE")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("script(1) from util-linux");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(typed.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
     pub fn mode(&self, name: &str) -> u32 {
         std::fs::metadata(self.path(name))
             .unwrap()

@@ -72,6 +72,7 @@ impl Layout {
     pub fn producer_hint(&self) -> &'static str {
         match (self.base64_lines, self.longest_line, self.padded) {
             (n, 128, true) if n >= 1 => "Element Web (128-character lines)",
+            (1, n, true) if n < 128 && self.final_newline => "Element Web (a short file)",
             (n, 76, _) if n >= 1 => "Element Android (old SDK) or mautrix-go (76-character lines)",
             (1, _, false) => "matrix-rust-sdk, matrix-nio or nheko (one unpadded line)",
             (1, _, true) => "one padded line",

@@ -81,7 +81,7 @@ pub enum Error {
 
     /// Decrypted, authenticated, but the plaintext is not UTF-8.
     #[error(
-        "the decrypted export is not UTF-8 text (invalid byte at offset {offset}); the file \
+        "the export's JSON is not UTF-8 text (invalid byte at offset {offset}); the file \
          was made by a broken tool"
     )]
     NotUtf8 {
@@ -91,7 +91,7 @@ pub enum Error {
 
     /// The plaintext is not a JSON array of session objects.
     #[error(
-        "the decrypted export is not a JSON array of sessions: {reason} at line {line}, column {column}"
+        "the export's JSON is not an array of sessions: {reason} at line {line}, column {column}"
     )]
     NotSessionArray {
         /// What the JSON parser found wrong.
