@@ -6,18 +6,6 @@ use key_export::testkit::Device;
 use key_export::{container, ExportedSession, Passphrase};
 use support::*;
 
-fn decrypt(s: &Scratch, name: &str, pass: &str) -> Vec<ExportedSession> {
-    let text = s.read(name);
-    let plain = container::decrypt(
-        &text[..],
-        0,
-        &Passphrase::new(pass.into()),
-        &Default::default(),
-    )
-    .unwrap();
-    serde_json::from_slice(plain.as_bytes()).unwrap()
-}
-
 fn index(s: &ExportedSession) -> u32 {
     use base64::Engine;
     let b = base64::engine::general_purpose::STANDARD_NO_PAD
@@ -35,7 +23,7 @@ fn filter_keeps_exactly_the_moving_rooms_with_the_input_passphrase() {
     s.write("rooms.txt", "# moving to the personal account\n!room1:example.org\n\n!room3:example.org  # book club\n!gone:example.org\n");
     let o = s.run("keys filter %keys.txt --passphrase-file %pass --rooms-file %rooms.txt --rounds 10 -o %moving.txt");
     assert_code(&o, 0);
-    let kept = decrypt(&s, "moving.txt", "old");
+    let kept = s.sessions_in("moving.txt", "old");
     let want: Vec<&ExportedSession> = all
         .iter()
         .filter(|x| x.room_id == "!room1:example.org" || x.room_id == "!room3:example.org")
@@ -56,7 +44,7 @@ fn filter_keeps_exactly_the_moving_rooms_with_the_input_passphrase() {
     s.write("newpass", "fresh");
     let o = s.run("keys filter %keys.txt --passphrase-file %pass --room !room1:example.org --exclude --out-passphrase-file %newpass --rounds 10 -o %rest.txt");
     assert_code(&o, 0);
-    let rest = decrypt(&s, "rest.txt", "fresh");
+    let rest = s.sessions_in("rest.txt", "fresh");
     assert_eq!(rest.len(), 9);
     assert!(rest.iter().all(|x| x.room_id != "!room1:example.org"));
 }
@@ -83,7 +71,7 @@ fn merge_of_two_devices_keeps_the_best_copy_and_reports() {
     s.write("p2", "pho");
     let o = s.run("keys merge %laptop.txt %phone.txt --passphrase-file %p1 --passphrase-file %p2 --rounds 10 --json --conflicts %conflicts.json -o %merged.txt");
     assert_code(&o, 0);
-    let merged = decrypt(&s, "merged.txt", "lap");
+    let merged = s.sessions_in("merged.txt", "lap");
     let got: Vec<(String, u32)> = merged
         .iter()
         .map(|x| (x.session_id.clone(), index(x)))
@@ -149,7 +137,7 @@ fn merge_errors_invalid_entries_bad_rooms_and_passphrase_counts() {
         "{}",
         stderr(&o)
     );
-    assert_eq!(decrypt(&s, "m.txt", "pw").len(), 4);
+    assert_eq!(s.sessions_in("m.txt", "pw").len(), 4);
 
     s.write("rooms.txt", "!ok:example.org\n@bob:example.org\n");
     let o = base(
@@ -181,7 +169,7 @@ fn an_empty_selection_result_is_a_valid_empty_export() {
     s.write("pw", "pw");
     let o = s.run("keys filter %k.txt --passphrase-file %pw --room !elsewhere:example.org --rounds 10 -o %empty.txt");
     assert_code(&o, 0);
-    assert!(decrypt(&s, "empty.txt", "pw").is_empty());
+    assert!(s.sessions_in("empty.txt", "pw").is_empty());
     let sdk = sessions_in(&s.read("empty.txt"));
     assert_eq!(sdk, 0);
 }

@@ -87,6 +87,15 @@ impl Scratch {
         child.wait_with_output().unwrap()
     }
 
+    /// The sessions in the export `name`, decrypted with `pass`.
+    pub fn sessions_in(&self, name: &str, pass: &str) -> Vec<ExportedSession> {
+        let text = self.read(name);
+        let pass = key_export::Passphrase::new(pass.into());
+        let plain =
+            key_export::container::decrypt(&text[..], 0, &pass, &Default::default()).unwrap();
+        serde_json::from_slice(plain.as_bytes()).unwrap()
+    }
+
     pub fn mode(&self, name: &str) -> u32 {
         std::fs::metadata(self.path(name))
             .unwrap()

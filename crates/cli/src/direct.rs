@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::failure::{Failure, Outcome, FORMAT, INVALID, USAGE};
 use crate::files::{read_room_list, read_text, Output};
-use crate::keys::{decrypt_file, ReadArgs};
+use crate::keys::{decrypt_file, OutArgs, ReadArgs};
 use crate::secrets;
 
 #[derive(Subcommand)]
@@ -46,12 +46,8 @@ pub enum DirectCommand {
         /// Print the report as JSON on standard output (needs -o).
         #[arg(long, requires = "output")]
         json: bool,
-        /// Output file (default: standard output).
-        #[arg(short, long, value_name = "PATH")]
-        output: Option<PathBuf>,
-        /// Replace the output file if it exists.
-        #[arg(long)]
-        force: bool,
+        #[command(flatten)]
+        out: OutArgs,
     },
     /// Merge m.direct maps: per user, the union of their rooms (earlier files first).
     Merge {
@@ -61,12 +57,8 @@ pub enum DirectCommand {
         /// Print the report as JSON on standard output (needs -o).
         #[arg(long, requires = "output")]
         json: bool,
-        /// Output file (default: standard output).
-        #[arg(short, long, value_name = "PATH")]
-        output: Option<PathBuf>,
-        /// Replace the output file if it exists.
-        #[arg(long)]
-        force: bool,
+        #[command(flatten)]
+        out: OutArgs,
     },
     /// Find what is wrong in an m.direct map; with --fix, write a cleaned copy.
     Check {
@@ -100,10 +92,9 @@ pub fn run(cmd: DirectCommand) -> Outcome {
             old,
             new,
             json,
-            output,
-            force,
+            out,
         } => {
-            let out = Output::plan(output.as_deref(), force, false, &[&from])?;
+            let out = Output::plan(out.output.as_deref(), out.force, false, &[&from])?;
             for (flag, id) in [("--old", &old), ("--new", &new)] {
                 if key_kind(id) != KeyKind::User {
                     return Err(Failure::new(
@@ -163,14 +154,9 @@ pub fn run(cmd: DirectCommand) -> Outcome {
             }
             Ok(())
         }
-        DirectCommand::Merge {
-            files,
-            json,
-            output,
-            force,
-        } => {
+        DirectCommand::Merge { files, json, out } => {
             let inputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
-            let out = Output::plan(output.as_deref(), force, false, &inputs)?;
+            let out = Output::plan(out.output.as_deref(), out.force, false, &inputs)?;
             let maps = files
                 .iter()
                 .map(|f| read_map(f))
