@@ -329,16 +329,8 @@ impl<'a> SessionRef<'a> {
     }
 }
 
-/// Room IDs are `!opaque` or `!opaque:server`; room version 12 has no server part, so no
-/// server is ever parsed out. We check only what every room ID has.
-pub fn is_room_id(s: &str) -> bool {
-    s.len() > 1
-        && s.len() <= 255
-        && s.starts_with('!')
-        && !s
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-}
+/// Room IDs: the one rule of the workspace ([`matrix_ids::is_room_id`]).
+pub use matrix_ids::is_room_id;
 
 /// A base64 (padded or not) string of a 32-byte public key.
 fn is_key32(s: &str) -> bool {
