@@ -4,13 +4,16 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use key_export::merge::{self, MergeOptions};
 use key_export::passphrase::DerivedKeys;
-use key_export::{armor, container, entries, testkit, Passphrase, ReadOptions, SealingKey};
+use key_export::{armor, container, entries, testkit, Passphrase, ReadOptions, Rounds, SealingKey};
 
 fn stages(c: &mut Criterion) {
     let (sessions, _) = benches::corpus(20_000, 300, 0);
     let json = testkit::to_json(&sessions);
     let pass = Passphrase::new("bench".into());
-    let armored = SealingKey::derive(&pass, 1).unwrap().seal(&json).unwrap();
+    let armored = SealingKey::derive(&pass, Rounds::new(1).unwrap())
+        .unwrap()
+        .seal(&json)
+        .unwrap();
     let (body, _) = armor::dearmor(armored.as_bytes()).unwrap();
 
     let mut g = c.benchmark_group("stage");
@@ -42,7 +45,7 @@ fn stages(c: &mut Criterion) {
     });
     g.bench_function("seal (aes-ctr+hmac+base64, 1 kdf round)", |b| {
         b.iter_batched(
-            || SealingKey::derive(&pass, 1).unwrap(),
+            || SealingKey::derive(&pass, Rounds::new(1).unwrap()).unwrap(),
             |k| k.seal(&json).unwrap(),
             criterion::BatchSize::SmallInput,
         )

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use key_export::{testkit, ExportedSession, Passphrase, SealingKey};
+use key_export::{testkit, ExportedSession, Passphrase, Rounds, SealingKey};
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
     args.iter()
@@ -67,8 +67,8 @@ fn main() {
 
 fn write(path: &PathBuf, sessions: &[ExportedSession], pass: &Passphrase, rounds: u32) {
     let json = testkit::to_json(sessions);
-    let text = SealingKey::derive(pass, rounds)
-        .expect("rounds")
+    let text = SealingKey::derive(pass, Rounds::new(rounds).expect("rounds"))
+        .expect("key derivation")
         .seal(&json)
         .expect("seal");
     std::fs::write(path, text).expect("write export");

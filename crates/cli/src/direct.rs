@@ -1,22 +1,20 @@
-//! `matrix-transplant direct ...`: argument handling and printing around the m-direct
-//! library.
+//! `matrix-transplant direct ...`: each subcommand resolves its arguments, makes one
+//! library call (`migrate::direct::build`, `m_direct::merge`, `m_direct::check`), and
+//! prints the report.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use key_export::inspect;
-use m_direct::build::{build, Accounts};
-use m_direct::check::check;
-use m_direct::ids::{key_kind, KeyKind};
+use m_direct::build::Accounts;
+use m_direct::check::{check, Finding};
 use m_direct::merge::merge;
-use m_direct::DirectMap;
+use migrate::direct::{self, MovingRooms};
 use serde::Serialize;
 
-use crate::failure::{Failure, Outcome, FORMAT, INVALID, USAGE};
-use crate::files::{read_room_list, read_text, Output};
-use crate::keys::{decrypt_file, OutArgs, ReadArgs};
-use crate::secrets;
+use crate::args::{user_id, OutArgs, ReadArgs};
+use crate::exit::{self, Exit, Failure, Outcome};
+use crate::files::{names, read_direct_map, read_room_list, Output, Sources};
+use crate::print;
 
 #[derive(Subcommand)]
 pub enum DirectCommand {
@@ -38,10 +36,10 @@ pub enum DirectCommand {
         #[command(flatten)]
         read: ReadArgs,
         /// The old account's user ID.
-        #[arg(long, value_name = "@old:server")]
+        #[arg(long, value_name = "@old:server", value_parser = user_id)]
         old: String,
         /// The new account's user ID.
-        #[arg(long, value_name = "@new:server")]
+        #[arg(long, value_name = "@new:server", value_parser = user_id)]
         new: String,
         /// Print the report as JSON on standard output (needs -o).
         #[arg(long, requires = "output")]
@@ -73,12 +71,8 @@ pub enum DirectCommand {
         /// Print the findings as JSON on standard output.
         #[arg(long)]
         json: bool,
-        /// Output file for --fix.
-        #[arg(short, long, value_name = "PATH")]
-        output: Option<PathBuf>,
-        /// Replace the output file if it exists.
-        #[arg(long)]
-        force: bool,
+        #[command(flatten)]
+        out: OutArgs,
     },
 }
 
@@ -94,163 +88,139 @@ pub fn run(cmd: DirectCommand) -> Outcome {
             json,
             out,
         } => {
-            let out = Output::plan(out.output.as_deref(), out.force, false, &[&from])?;
-            for (flag, id) in [("--old", &old), ("--new", &new)] {
-                if key_kind(id) != KeyKind::User {
-                    return Err(Failure::new(
-                        USAGE,
-                        format!("{flag} {id:?} is not a user ID (@name:server)"),
-                    ));
-                }
-            }
-            let map = read_map(&from)?;
-            let moving: HashSet<String> = match (&rooms_file, &rooms_from_export) {
-                (Some(path), _) => read_room_list(path)?.into_iter().collect(),
-                (None, Some(export)) => {
-                    let pass = secrets::existing(
-                        read.passphrase_file.as_deref(),
-                        &export.display().to_string(),
-                    )?;
-                    let plain = decrypt_file(export, &pass, &read)?;
-                    let report = inspect::inspect(&plain)
-                        .map_err(|e| Failure::from(e).in_file(&export.display().to_string()))?;
-                    report.rooms.into_iter().map(|r| r.room_id).collect()
-                }
-                (None, None) => unreachable!("clap requires one"),
+            let moving = Moving {
+                rooms_file,
+                rooms_from_export,
+                read,
             };
-            let (result, report) = build(&map, &moving, &Accounts { old, new });
-            out.write(result.to_pretty_json().as_bytes())?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("report serialises")
-                );
-            }
-            eprintln!(
-                "{} of the {} moving rooms are DMs: {} entries written to {}",
-                report.dm_rooms,
-                moving.len(),
-                report.entries,
-                out.describe()
-            );
-            for a in &report.ambiguous {
-                eprintln!(
-                    "  ambiguous: {} is listed under {} (kept under each)",
-                    a.room,
-                    a.peers.join(", ")
-                );
-            }
-            for (k, r) in &report.self_entries {
-                eprintln!("  left out: {r} under the account itself ({k}); Element would re-guess the peer");
-            }
-            for k in &report.third_party {
-                eprintln!("  kept: {k:?} is a third-party identifier (an invite by email)");
-            }
-            for k in &report.odd_keys {
-                eprintln!("  kept as found: {k:?} is not a user ID");
-            }
-            for k in &report.not_lists {
-                eprintln!("  ignored: {k:?} holds something that is not a list of rooms");
-            }
-            Ok(())
+            build(&from, moving, Accounts { old, new }, json, &out)
         }
-        DirectCommand::Merge { files, json, out } => {
-            let inputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
-            let out = Output::plan(out.output.as_deref(), out.force, false, &inputs)?;
-            let maps = files
-                .iter()
-                .map(|f| read_map(f))
-                .collect::<Outcome<Vec<_>>>()?;
-            let (merged, report) = merge(&maps);
-            out.write(merged.to_pretty_json().as_bytes())?;
-            if json {
-                #[derive(Serialize)]
-                struct J<'a> {
-                    users: usize,
-                    #[serde(flatten)]
-                    report: &'a m_direct::merge::MergeReport,
-                }
-                let j = J {
-                    users: merged.len(),
-                    report: &report,
-                };
-                println!("{}", serde_json::to_string_pretty(&j).expect("serialises"));
-            }
-            eprintln!(
-                "merged {} maps: {} users -> {}",
-                maps.len(),
-                merged.len(),
-                out.describe()
-            );
-            for k in &report.replaced_non_lists {
-                eprintln!("  {k:?}: a value that was not a list was replaced by the list from another file");
-            }
-            Ok(())
-        }
+        DirectCommand::Merge { files, json, out } => merge_maps(&files, json, &out),
         DirectCommand::Check {
             file,
             own,
             fix,
             json,
-            output,
-            force,
-        } => {
-            let out = fix
-                .then(|| Output::plan(output.as_deref(), force, false, &[&file]))
-                .transpose()?;
-            let map = read_map(&file)?;
-            let (findings, clean) = check(&map, own.as_deref());
-            if json {
-                #[derive(Serialize)]
-                struct J<'a> {
-                    findings: &'a [m_direct::check::Finding],
-                    fixable: usize,
-                }
-                let fixable = findings.iter().filter(|f| f.is_fixable()).count();
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&J {
-                        findings: &findings,
-                        fixable
-                    })
-                    .expect("serialises")
-                );
-            }
-            for f in &findings {
-                eprintln!("  {f}");
-            }
-            let fixable = findings.iter().filter(|f| f.is_fixable()).count();
-            match out {
-                Some(out) => {
-                    out.write(clean.to_pretty_json().as_bytes())?;
-                    eprintln!(
-                        "{fixable} problems fixed; cleaned map ({} users) written to {}",
-                        clean.len(),
-                        out.describe()
-                    );
-                    Ok(())
-                }
-                None if fixable > 0 => Err(Failure::new(
-                    INVALID,
-                    format!(
-                        "{}: {fixable} problems found (use --fix -o OUT to write a cleaned copy)",
-                        file.display()
-                    ),
-                )),
-                None => {
-                    eprintln!(
-                        "{}: no problems found ({} users)",
-                        file.display(),
-                        map.len()
-                    );
-                    Ok(())
-                }
-            }
-        }
+            out,
+        } => check_map(&file, own.as_deref(), fix, json, &out),
     }
 }
 
-fn read_map(path: &Path) -> Outcome<DirectMap> {
-    let text = read_text(path)?;
-    DirectMap::parse(&text).map_err(|e| Failure::new(FORMAT, format!("{}: {e}", path.display())))
+/// Where `direct build` takes the moving rooms from.
+struct Moving {
+    rooms_file: Option<PathBuf>,
+    rooms_from_export: Option<PathBuf>,
+    read: ReadArgs,
+}
+
+fn build(from: &Path, moving: Moving, accounts: Accounts, json: bool, out: &OutArgs) -> Outcome {
+    let output = Output::plan(out.output.as_deref(), out.force, false, &[from])?;
+    let map = read_direct_map(from)?;
+    let (rooms, export_name) = match (&moving.rooms_file, &moving.rooms_from_export) {
+        (Some(path), _) => (MovingRooms::List(read_room_list(path)?), vec![]),
+        (None, Some(export)) => {
+            let source = Sources::one(export, moving.read.passphrase_file.as_deref())?;
+            let rooms = MovingRooms::Export(source, moving.read.limits.read_options());
+            (rooms, names(std::slice::from_ref(export)))
+        }
+        (None, None) => {
+            return Err(Failure::new(
+                Exit::Usage,
+                "give --rooms-file or --rooms-from-export",
+            ))
+        }
+    };
+    let built = direct::build(&map, rooms, &accounts).map_err(|e| exit::job(e, &export_name))?;
+    output.write(built.map.to_pretty_json().as_bytes())?;
+    if json {
+        print::json(&built.report);
+    }
+    print::direct_build(&built.report, built.moving_rooms, &output.describe());
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct MergeJson<'a> {
+    users: usize,
+    #[serde(flatten)]
+    report: &'a m_direct::merge::MergeReport,
+}
+
+fn merge_maps(files: &[PathBuf], json: bool, out: &OutArgs) -> Outcome {
+    let inputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let output = Output::plan(out.output.as_deref(), out.force, false, &inputs)?;
+    let maps = files
+        .iter()
+        .map(|f| read_direct_map(f))
+        .collect::<Outcome<Vec<_>>>()?;
+    let (merged, report) = merge(&maps);
+    output.write(merged.to_pretty_json().as_bytes())?;
+    if json {
+        print::json(&MergeJson {
+            users: merged.len(),
+            report: &report,
+        });
+    }
+    eprintln!(
+        "merged {} maps: {} users -> {}",
+        maps.len(),
+        merged.len(),
+        output.describe()
+    );
+    for k in &report.replaced_non_lists {
+        eprintln!(
+            "  {k:?}: a value that was not a list was replaced by the list from another file"
+        );
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct CheckJson<'a> {
+    findings: &'a [Finding],
+    fixable: usize,
+}
+
+fn check_map(file: &Path, own: Option<&str>, fix: bool, json: bool, out: &OutArgs) -> Outcome {
+    let output = fix
+        .then(|| Output::plan(out.output.as_deref(), out.force, false, &[file]))
+        .transpose()?;
+    let map = read_direct_map(file)?;
+    let (findings, clean) = check(&map, own);
+    let fixable = findings.iter().filter(|f| f.is_fixable()).count();
+    if json {
+        print::json(&CheckJson {
+            findings: &findings,
+            fixable,
+        });
+    }
+    for f in &findings {
+        eprintln!("  {f}");
+    }
+    match output {
+        Some(output) => {
+            output.write(clean.to_pretty_json().as_bytes())?;
+            eprintln!(
+                "{fixable} problems fixed; cleaned map ({} users) written to {}",
+                clean.len(),
+                output.describe()
+            );
+            Ok(())
+        }
+        None if fixable > 0 => Err(Failure::new(
+            Exit::Invalid,
+            format!(
+                "{}: {fixable} problems found (use --fix -o OUT to write a cleaned copy)",
+                file.display()
+            ),
+        )),
+        None => {
+            eprintln!(
+                "{}: no problems found ({} users)",
+                file.display(),
+                map.len()
+            );
+            Ok(())
+        }
+    }
 }

@@ -7,9 +7,13 @@ use std::io::{IsTerminal, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use key_export::pipeline::Source;
+use key_export::Passphrase;
 use zeroize::Zeroizing;
 
-use crate::failure::{Failure, Outcome, FORMAT, IO, OUTPUT_EXISTS};
+use crate::secrets;
+
+use crate::exit::{Exit, Failure, Outcome};
 
 /// An opened input: a file (with its length) or standard input.
 pub struct Input {
@@ -28,13 +32,74 @@ pub fn open_input(path: &Path) -> Outcome<Input> {
             len: 0,
         });
     }
-    let f = File::open(path).map_err(|e| Failure::new(IO, format!("cannot open {name}: {e}")))?;
+    let f =
+        File::open(path).map_err(|e| Failure::new(Exit::Io, format!("cannot open {name}: {e}")))?;
     let len = f.metadata().map(|m| m.len() as usize).unwrap_or(0);
     Ok(Input {
         name,
         reader: Box::new(f),
         len,
     })
+}
+
+/// An opened export, with its passphrase: what a job reads.
+pub type ExportSource = Source<Box<dyn Read + Send>>;
+
+/// Opened exports with their passphrases, in order.
+pub struct Sources(Vec<ExportSource>);
+
+impl Sources {
+    /// Opens `files`; `pass_files` names one passphrase file for all inputs, one per input
+    /// in order, or none (then the environment, else a prompt per input).
+    pub fn open(files: &[PathBuf], pass_files: &[PathBuf]) -> Outcome<Self> {
+        if !(pass_files.len() <= 1 || pass_files.len() == files.len()) {
+            return Err(Failure::new(
+                Exit::Usage,
+                format!(
+                    "{} inputs but {} --passphrase-file: give one for all inputs or one per input, in order",
+                    files.len(),
+                    pass_files.len()
+                ),
+            ));
+        }
+        files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                Sources::one(
+                    f,
+                    pass_files
+                        .get(i)
+                        .or(pass_files.first())
+                        .map(PathBuf::as_path),
+                )
+            })
+            .collect::<Outcome<_>>()
+            .map(Sources)
+    }
+
+    /// Opens one export; its passphrase from `pass_file`, else the environment, else a
+    /// prompt.
+    pub fn one(file: &Path, pass_file: Option<&Path>) -> Outcome<ExportSource> {
+        let passphrase = secrets::existing(pass_file, &file.display().to_string())?;
+        let input = open_input(file)?;
+        Ok(Source {
+            name: input.name,
+            reader: input.reader,
+            len: input.len,
+            passphrase,
+        })
+    }
+
+    /// The first input's passphrase (the default for a new export).
+    pub fn first_passphrase(&self) -> Passphrase {
+        self.0[0].passphrase.clone()
+    }
+
+    /// The sources, for a job.
+    pub fn into_vec(self) -> Vec<ExportSource> {
+        self.0
+    }
 }
 
 /// Reads a whole input into a buffer wiped on drop (for plaintext inputs).
@@ -46,7 +111,7 @@ pub fn read_secret(path: &Path) -> Outcome<Zeroizing<Vec<u8>>> {
     input
         .reader
         .read_to_end(&mut buf)
-        .map_err(|e| Failure::new(IO, format!("cannot read {}: {e}", input.name)))?;
+        .map_err(|e| Failure::new(Exit::Io, format!("cannot read {}: {e}", input.name)))?;
     Ok(buf)
 }
 
@@ -55,18 +120,33 @@ pub fn read_text(path: &Path) -> Outcome<Zeroizing<String>> {
     let bytes = read_secret(path)?;
     std::str::from_utf8(&bytes)
         .map(|t| Zeroizing::new(t.to_owned()))
-        .map_err(|_| Failure::new(FORMAT, format!("{}: not UTF-8 text", path.display())))
+        .map_err(|_| Failure::new(Exit::Format, format!("{}: not UTF-8 text", path.display())))
 }
 
 /// Reads a list of rooms: one room ID per line (`#` comments), a JSON list, or
 /// `keys inspect --json` output.
 pub fn read_room_list(path: &Path) -> Outcome<Vec<String>> {
     let text = read_text(path)?;
-    key_export::select::parse_rooms_file(&text, &path.display().to_string())
-        .map_err(|e| Failure::new(FORMAT, e.to_string()))
+    Ok(key_export::select::parse_rooms_file(
+        &text,
+        &path.display().to_string(),
+    )?)
+}
+
+/// Reads and parses an `m.direct` map (content, or a whole event).
+pub fn read_direct_map(path: &Path) -> Outcome<m_direct::DirectMap> {
+    let text = read_text(path)?;
+    m_direct::DirectMap::parse(&text)
+        .map_err(|e| Failure::new(Exit::Format, format!("{}: {e}", path.display())))
+}
+
+/// The display names of `paths`, for messages.
+pub fn names(paths: &[PathBuf]) -> Vec<String> {
+    paths.iter().map(|p| p.display().to_string()).collect()
 }
 
 /// Where output goes.
+#[derive(Debug)]
 pub struct Output {
     target: Option<PathBuf>,
     force: bool,
@@ -77,8 +157,7 @@ impl Output {
     /// standard output; `secret` output is refused on a terminal unless `-` was explicit.
     pub fn plan(path: Option<&Path>, force: bool, secret: bool, inputs: &[&Path]) -> Outcome<Self> {
         match path {
-            None if secret && std::io::stdout().is_terminal() => Err(Failure::new(
-                IO,
+            None if secret && std::io::stdout().is_terminal() => Err(Failure::new(Exit::Io,
                 "refusing to print decrypted keys to the terminal: give -o FILE (or -o - if you really mean it)",
             )),
             None => Ok(Output { target: None, force }),
@@ -86,8 +165,7 @@ impl Output {
             Some(p) => {
                 for i in inputs {
                     if i.as_os_str() != "-" && same_file(i, p) {
-                        return Err(Failure::new(
-                            OUTPUT_EXISTS,
+                        return Err(Failure::new(Exit::OutputExists,
                             format!("{} is also an input; inputs are never modified: choose another output", p.display()),
                         ));
                     }
@@ -126,20 +204,21 @@ impl Output {
             .tempfile_in(dir)
             .map_err(|e| {
                 Failure::new(
-                    IO,
+                    Exit::Io,
                     format!("cannot create a file in {}: {e}", dir.display()),
                 )
             })?;
         let value = {
             let mut w = std::io::BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
             let value = produce(&mut w)?;
-            w.flush()
-                .map_err(|e| Failure::new(IO, format!("cannot write {}: {e}", target.display())))?;
+            w.flush().map_err(|e| {
+                Failure::new(Exit::Io, format!("cannot write {}: {e}", target.display()))
+            })?;
             value
         };
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| Failure::new(IO, format!("cannot write {}: {e}", target.display())))?;
+        tmp.as_file().sync_all().map_err(|e| {
+            Failure::new(Exit::Io, format!("cannot write {}: {e}", target.display()))
+        })?;
         let result = if self.force {
             tmp.persist(target).map(|_| ()).map_err(|e| e.error)
         } else {
@@ -151,7 +230,7 @@ impl Output {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 exists(target)
             } else {
-                Failure::new(IO, format!("cannot write {}: {e}", target.display()))
+                Failure::new(Exit::Io, format!("cannot write {}: {e}", target.display()))
             }
         })?;
         Ok(value)
@@ -167,7 +246,7 @@ impl Output {
 
 fn exists(p: &Path) -> Failure {
     Failure::new(
-        OUTPUT_EXISTS,
+        Exit::OutputExists,
         format!(
             "{} exists; nothing was written (use --force to replace it)",
             p.display()
@@ -179,5 +258,52 @@ fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_failure_once_the_temporary_file_exists_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.txt");
+        let out = Output::plan(Some(&target), false, false, &[]).unwrap();
+        let result = out.write_with(|w| {
+            w.write_all(b"half of the plaintext")?;
+            let now = parts(dir.path());
+            assert_eq!(now.len(), 1, "{now:?}");
+            assert!(now[0].starts_with(".matrix-transplant-") && now[0].ends_with(".part"));
+            let mode = std::fs::metadata(dir.path().join(&now[0]))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+            Err::<(), _>(Failure::new(Exit::Io, "the job failed half way"))
+        });
+        assert_eq!(result.unwrap_err().exit, Exit::Io);
+        assert!(parts(dir.path()).is_empty(), "{:?}", parts(dir.path()));
+    }
+
+    #[test]
+    fn an_existing_output_is_kept_without_force_and_replaced_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.txt");
+        std::fs::write(&target, "old").unwrap();
+        let refused = Output::plan(Some(&target), false, false, &[]).unwrap_err();
+        assert_eq!(refused.exit, Exit::OutputExists);
+        Output::plan(Some(&target), true, false, &[])
+            .unwrap()
+            .write(b"new")
+            .unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
     }
 }

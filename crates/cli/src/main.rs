@@ -1,23 +1,23 @@
 //! `matrix-transplant`: move a Matrix account's E2E room keys and DM list into a new
-//! account, offline. This binary parses arguments and prints; the work is done in the
-//! `key-export`, `m-direct` and `online` libraries.
+//! account. This binary parses arguments, resolves where secrets come from, plans output
+//! files, makes one library call per subcommand and prints its report; the work is done in
+//! the `key-export`, `m-direct`, `online` and `migrate` libraries.
 
+mod account;
+mod args;
 mod direct;
-mod failure;
+mod exit;
 mod files;
 mod keys;
-mod online;
+mod print;
+mod progress;
 mod secrets;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "matrix-transplant", version, about, long_about = None)]
-#[command(
-    after_help = "Exit codes: 0 ok, 1 I/O, 2 usage, 3 unreadable input, 4 wrong passphrase \
-or corrupted file, 5 invalid entries or conflicts, 6 output exists or is an input, 7 the homeserver refused.\n\
-Passphrases come from --passphrase-file, $MATRIX_TRANSPLANT_PASSPHRASE, or a terminal prompt; never argv."
-)]
+#[command(after_help = exit::help_table())]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,10 +33,10 @@ enum Command {
     Direct(direct::DirectCommand),
     /// Put a DM list or room keys into an account (m.direct, server-side key backup).
     #[command(subcommand)]
-    Upload(online::UploadCommand),
+    Upload(account::UploadCommand),
     /// Fetch an account's DM list or key backup.
     #[command(subcommand)]
-    Download(online::DownloadCommand),
+    Download(account::DownloadCommand),
 }
 
 fn main() {
@@ -44,11 +44,21 @@ fn main() {
     let result = match cli.command {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Direct(cmd) => direct::run(cmd),
-        Command::Upload(cmd) => online::upload(cmd),
-        Command::Download(cmd) => online::download(cmd),
+        Command::Upload(cmd) => account::upload(cmd),
+        Command::Download(cmd) => account::download(cmd),
     };
     if let Err(failure) = result {
         eprintln!("matrix-transplant: {failure}");
-        std::process::exit(failure.code);
+        std::process::exit(failure.exit.code());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -4,26 +4,34 @@
 use std::path::Path;
 
 use key_export::Passphrase;
+use online::backup::RecoveryKey;
+use online::{AccessToken, Credentials};
 use zeroize::Zeroizing;
 
-use crate::failure::{Failure, Outcome, IO};
+use crate::files::read_text;
+
+use crate::exit::{Exit, Failure, Outcome};
 
 /// Environment variable holding the passphrase of the input export(s).
 pub const PASSPHRASE_ENV: &str = "MATRIX_TRANSPLANT_PASSPHRASE";
 /// Environment variable holding the passphrase for a new export.
 pub const OUT_PASSPHRASE_ENV: &str = "MATRIX_TRANSPLANT_OUT_PASSPHRASE";
+/// Environment variable with an access token.
+pub const TOKEN_ENV: &str = "MATRIX_ACCESS_TOKEN";
+/// Environment variable with a recovery key.
+pub const RECOVERY_KEY_ENV: &str = "MATRIX_TRANSPLANT_RECOVERY_KEY";
 
 /// Reads a passphrase from a file (one final line ending is ignored).
 pub fn from_file(path: &Path) -> Outcome<Passphrase> {
     let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
         Failure::new(
-            IO,
+            Exit::Io,
             format!("cannot read passphrase file {}: {e}", path.display()),
         )
     })?);
     let text = std::str::from_utf8(&bytes).map_err(|_| {
         Failure::new(
-            IO,
+            Exit::Io,
             format!("passphrase file {} is not UTF-8 text", path.display()),
         )
     })?;
@@ -45,7 +53,7 @@ fn have_tty() -> bool {
 fn prompt(text: &str) -> Outcome<Passphrase> {
     let p = rpassword::prompt_password(text).map_err(|e| {
         Failure::new(
-            IO,
+            Exit::Io,
             format!("cannot read the passphrase from the terminal: {e}"),
         )
     })?;
@@ -96,7 +104,7 @@ pub fn new(file: Option<&Path>, env: &str, fallback: Option<&Passphrase>) -> Out
 pub fn password(prompt_text: &str) -> Outcome<Passphrase> {
     if !have_tty() {
         return Err(Failure::new(
-            IO,
+            Exit::Io,
             format!(
                 "{} needs a terminal to ask on; see --help for the file and environment options",
                 prompt_text.trim_end_matches(": ")
@@ -109,14 +117,14 @@ pub fn password(prompt_text: &str) -> Outcome<Passphrase> {
 fn confirm(first: Passphrase) -> Outcome<Passphrase> {
     if first.is_empty() {
         return Err(Failure::new(
-            IO,
+            Exit::Io,
             "an empty passphrase would leave the keys unprotected; choose one",
         ));
     }
     let second = prompt("Type it again: ")?;
     if first != second {
         return Err(Failure::new(
-            IO,
+            Exit::Io,
             "the two passphrases differ; nothing was written, try again",
         ));
     }
@@ -125,10 +133,51 @@ fn confirm(first: Passphrase) -> Outcome<Passphrase> {
 
 fn no_source(flag: &str, env: &str) -> Failure {
     Failure::new(
-        IO,
+        Exit::Io,
         format!(
             "no passphrase: there is no terminal to ask on; give {flag} PATH or set {env} \
              (passphrases are never taken on the command line)"
         ),
     )
+}
+
+/// How to log in: the token from `token_file`, else the environment, else a password for
+/// `user` asked on the terminal.
+pub fn credentials(token_file: Option<&Path>, user: Option<&str>) -> Outcome<Credentials> {
+    if let Some(path) = token_file {
+        return Ok(Credentials::Token(AccessToken::new(&read_text(path)?)));
+    }
+    if let Ok(token) = std::env::var(TOKEN_ENV) {
+        return Ok(Credentials::Token(AccessToken::new(&Zeroizing::new(token))));
+    }
+    let Some(user) = user else {
+        return Err(Failure::new(
+            Exit::Usage,
+            format!("no access token: give --access-token-file, set {TOKEN_ENV}, or give --user to log in with a password"),
+        ));
+    };
+    let password = password(&format!("Password for {user}: "))?;
+    Ok(Credentials::Password {
+        user_id: user.to_owned(),
+        password: Zeroizing::new(password.expose().to_owned()),
+    })
+}
+
+/// The recovery key: from `file`, else the environment, else asked on the terminal.
+pub fn recovery_key(file: Option<&Path>) -> Outcome<RecoveryKey> {
+    let text = match file {
+        Some(path) => from_file(path)?,
+        None => match std::env::var(RECOVERY_KEY_ENV) {
+            Ok(v) => Passphrase::new(v),
+            Err(_) => password("Recovery key (Security Key) of the backup: ").map_err(|_| {
+                Failure::new(
+                    Exit::Io,
+                    format!(
+                        "no recovery key: give --recovery-key-file PATH or set {RECOVERY_KEY_ENV}"
+                    ),
+                )
+            })?,
+        },
+    };
+    Ok(RecoveryKey::parse(text.expose())?)
 }

@@ -47,6 +47,35 @@ pub const DEFAULT_MAX_ROUNDS: u32 = 10_000_000;
 /// Largest round count a writer may use: Element reads it as a signed 32-bit number.
 pub const MAX_WRITE_ROUNDS: u32 = i32::MAX as u32;
 
+/// A PBKDF2 round count this tool will write: 1 to [`MAX_WRITE_ROUNDS`]. Checked once,
+/// where it is made, so everything that takes one can rely on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rounds(u32);
+
+impl Rounds {
+    /// What Element writes.
+    pub const DEFAULT: Rounds = Rounds(DEFAULT_ROUNDS);
+
+    /// Checks `rounds`.
+    pub fn new(rounds: u32) -> Result<Self> {
+        if rounds == 0 || rounds > MAX_WRITE_ROUNDS {
+            return Err(Error::InvalidRounds { rounds });
+        }
+        Ok(Rounds(rounds))
+    }
+
+    /// The count.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Rounds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// Work is split in pieces of this size for the MAC/decrypt pipeline.
 const CHUNK: usize = 1 << 20;
 
@@ -272,10 +301,8 @@ pub struct SealingKey {
 
 impl SealingKey {
     /// Draws a random salt and derives the keys for `rounds` PBKDF2 rounds.
-    pub fn derive(passphrase: &Passphrase, rounds: u32) -> Result<Self> {
-        if rounds == 0 || rounds > MAX_WRITE_ROUNDS {
-            return Err(Error::InvalidRounds { rounds });
-        }
+    pub fn derive(passphrase: &Passphrase, rounds: Rounds) -> Result<Self> {
+        let rounds = rounds.get();
         let mut salt = [0u8; 16];
         getrandom::getrandom(&mut salt).map_err(|e| Error::Random(e.to_string()))?;
         let keys = DerivedKeys::derive(passphrase, &salt, rounds);
@@ -433,7 +460,7 @@ impl<W: Write> Write for SealWriter<W> {
 
 /// Encrypts `plaintext` into an armoured export (derive + seal in one step).
 pub fn encrypt(plaintext: &[u8], passphrase: &Passphrase, rounds: u32) -> Result<String> {
-    SealingKey::derive(passphrase, rounds)?.seal(plaintext)
+    SealingKey::derive(passphrase, Rounds::new(rounds)?)?.seal(plaintext)
 }
 
 #[cfg(test)]
@@ -490,7 +517,7 @@ mod tests {
             SEAL_CHUNK + 59,
         ] {
             let plain: Vec<u8> = (0..len).map(|i| (i % 89) as u8).collect();
-            let mut w = SealingKey::derive(&pass("pw"), 1)
+            let mut w = SealingKey::derive(&pass("pw"), Rounds::new(1).unwrap())
                 .unwrap()
                 .seal_to(Vec::new())
                 .unwrap();
@@ -506,7 +533,7 @@ mod tests {
     #[test]
     fn streaming_in_odd_writes_equals_one_write() {
         let plain: Vec<u8> = (0..SEAL_CHUNK + 12_345).map(|i| (i % 97) as u8).collect();
-        let mut w = SealingKey::derive(&pass("pw"), 2)
+        let mut w = SealingKey::derive(&pass("pw"), Rounds::new(2).unwrap())
             .unwrap()
             .seal_to(Vec::new())
             .unwrap();
@@ -559,6 +586,17 @@ mod tests {
             })
         ));
         assert!(Header::parse(&body, 11).is_ok());
+        // The default cap at its boundary.
+        body[33..37].copy_from_slice(&DEFAULT_MAX_ROUNDS.to_be_bytes());
+        assert!(Header::parse(&body, ReadOptions::default().max_rounds).is_ok());
+        body[33..37].copy_from_slice(&(DEFAULT_MAX_ROUNDS + 1).to_be_bytes());
+        assert!(matches!(
+            Header::parse(&body, ReadOptions::default().max_rounds),
+            Err(Error::RoundsOutOfRange {
+                rounds: 10_000_001,
+                max: 10_000_000
+            })
+        ));
         body[0] = 2;
         assert!(matches!(
             decrypt_body(body.clone(), &pass(""), &opts),

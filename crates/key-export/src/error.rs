@@ -56,7 +56,7 @@ pub enum Error {
     #[error(
         "the export asks for {rounds} PBKDF2 rounds, outside the accepted range 1..={max} \
          (a hostile file can make decryption take hours; if you trust this file, raise the \
-         cap with --max-rounds)"
+         cap)"
     )]
     RoundsOutOfRange {
         /// Rounds in the file.

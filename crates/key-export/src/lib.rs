@@ -38,7 +38,7 @@ pub mod session;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use container::{Plaintext, ReadOptions, SealingKey};
+pub use container::{Plaintext, ReadOptions, Rounds, SealingKey};
 pub use error::{Error, Result};
 pub use passphrase::Passphrase;
 pub use session::{ExportedSession, Invalid, SessionRef};

@@ -1,16 +1,26 @@
-//! The whole job of `keys filter` and `keys merge`, overlapped for speed: the output
-//! key is derived on its own thread while the inputs are read, decoded and decrypted
-//! (each input deriving its own key at the same time), then entries are read in
-//! parallel, merged, and the result is encrypted in parallel.
+//! The whole jobs of the `keys` commands, each one call: [`decrypt`], [`inspect`],
+//! [`encrypt`] and [`filter_merge`]; and the steps other jobs share ([`decrypt_all`],
+//! [`Decrypted::parse`], [`Parsed::merge`], [`write_export`]).
+//!
+//! A job takes its inputs already opened ([`Source`]: a reader and its passphrase), writes
+//! into a sink the caller chose, and returns a report. It never prints, prompts or exits.
+//!
+//! `filter_merge` is overlapped for speed: the output key is derived on its own thread
+//! while the inputs are read, decoded and decrypted (each input deriving its own key at the
+//! same time), then entries are read in parallel, merged, and streamed through encryption
+//! into the sink.
 
+use std::borrow::Cow;
 use std::io::{Read, Write};
 
 use rayon::prelude::*;
+use serde::Serialize;
 
-use crate::container::{self, Plaintext, ReadOptions, SealingKey};
+use crate::container::{self, Plaintext, ReadOptions, Rounds, SealingKey};
 use crate::entries;
 use crate::error::Error;
-use crate::merge::{self, Conflict, MergeError, MergeOptions, SourcedInvalid, Summary};
+use crate::inspect::{self, InvalidEntry};
+use crate::merge::{self, Conflict, MergeError, MergeOptions, Merged, SourcedInvalid, Summary};
 use crate::passphrase::Passphrase;
 use crate::session::SessionRef;
 
@@ -26,16 +36,16 @@ pub struct Source<R> {
     pub passphrase: Passphrase,
 }
 
-/// How to write the result.
+/// How to write a new export.
 pub struct Destination {
     /// Passphrase of the new export.
     pub passphrase: Passphrase,
     /// PBKDF2 rounds of the new export.
-    pub rounds: u32,
+    pub rounds: Rounds,
 }
 
-/// A finished job.
-#[derive(Debug)]
+/// A finished filter or merge.
+#[derive(Debug, Serialize)]
 pub struct Finished {
     /// Counts.
     pub summary: Summary,
@@ -66,8 +76,98 @@ pub enum PipelineError {
     Output(Error),
 }
 
+impl PipelineError {
+    fn input(input: usize, name: &str, error: Error) -> Self {
+        PipelineError::Input {
+            input,
+            name: name.to_owned(),
+            error,
+        }
+    }
+}
+
+/// Decrypted inputs, in order, with their names.
+pub struct Decrypted {
+    names: Vec<String>,
+    plains: Vec<Plaintext>,
+}
+
+/// Reads, authenticates and decrypts every source, in parallel (each derives its own key).
+pub fn decrypt_all<R: Read + Send>(
+    sources: Vec<Source<R>>,
+    read: &ReadOptions,
+) -> Result<Decrypted, PipelineError> {
+    let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
+    let plains = sources
+        .into_par_iter()
+        .enumerate()
+        .map(|(input, s)| {
+            container::decrypt(s.reader, s.len, &s.passphrase, read)
+                .map_err(|error| PipelineError::input(input, &s.name, error))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Decrypted { names, plains })
+}
+
+/// The entries of decrypted inputs, read only as far as the selection needs.
+pub struct Parsed<'a> {
+    inputs: Vec<Vec<SessionRef<'a>>>,
+    left_out: Vec<usize>,
+}
+
+impl Decrypted {
+    /// The names of the inputs, in order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Splits every input into entries and reads those of the selected rooms. Entries of
+    /// rooms that do not move are only counted: their room_id is all that is read.
+    pub fn parse(&self, options: &MergeOptions) -> Result<Parsed<'_>, PipelineError> {
+        let mut left_out = Vec::with_capacity(self.plains.len());
+        let inputs = self
+            .plains
+            .iter()
+            .enumerate()
+            .map(|(input, p)| {
+                let raw = entries::split(p.as_bytes())
+                    .map_err(|error| PipelineError::input(input, &self.names[input], error))?;
+                let (kept, dropped) =
+                    entries::parse_where(&raw, |room| options.selection.matches(room));
+                left_out.push(dropped);
+                Ok(kept)
+            })
+            .collect::<Result<_, PipelineError>>()?;
+        Ok(Parsed { inputs, left_out })
+    }
+}
+
+impl<'a> Parsed<'a> {
+    /// One best copy of each selected session (see [`merge::merge`]); the summary counts
+    /// the entries the selection left unread too.
+    pub fn merge(&self, options: &MergeOptions) -> Result<Merged<'_, 'a>, MergeError> {
+        let mut merged = merge::merge(&self.inputs, options)?;
+        for (read, dropped) in merged.summary.read.iter_mut().zip(&self.left_out) {
+            *read += dropped;
+        }
+        merged.summary.dropped_by_selection += self.left_out.iter().sum::<usize>();
+        Ok(merged)
+    }
+}
+
+/// Streams `entries` (JSON objects) as one sealed, armoured export into `sink`.
+pub fn write_export<'e, W: Write>(
+    key: SealingKey,
+    entries: impl IntoIterator<Item = Cow<'e, str>>,
+    sink: W,
+) -> Result<W, Error> {
+    let mut writer = key.seal_to(sink)?;
+    entries::write_array_to(entries, &mut writer)?;
+    writer.finish()
+}
+
 /// Reads every source, keeps the selected sessions (best copy of each) and streams them,
-/// sealed, into `sink` as a new armoured export. Returns the sink and the report.
+/// sealed, into `sink` as a new armoured export. Returns the report and the sink.
 pub fn filter_merge<R: Read + Send, W: Write>(
     sources: Vec<Source<R>>,
     destination: Destination,
@@ -78,54 +178,102 @@ pub fn filter_merge<R: Read + Send, W: Write>(
     // Detached, so that a bad input is reported at once instead of after the KDF.
     let out_key =
         std::thread::spawn(move || SealingKey::derive(&destination.passphrase, destination.rounds));
-    let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
-    let plains: Vec<Plaintext> = sources
-        .into_par_iter()
-        .enumerate()
-        .map(|(input, s)| {
-            container::decrypt(s.reader, s.len, &s.passphrase, read).map_err(|error| {
-                PipelineError::Input {
-                    input,
-                    name: s.name,
-                    error,
-                }
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    // Entries of rooms that do not move are only counted: their room_id is all we read.
-    let mut left_out = Vec::with_capacity(plains.len());
-    let parsed: Vec<Vec<SessionRef<'_>>> = plains
-        .iter()
-        .enumerate()
-        .map(|(input, p)| {
-            let raw = entries::split(p.as_bytes()).map_err(|error| PipelineError::Input {
-                input,
-                name: names[input].clone(),
-                error,
-            })?;
-            let (kept, dropped) =
-                entries::parse_where(&raw, |room| options.selection.matches(room));
-            left_out.push(dropped);
-            Ok(kept)
-        })
-        .collect::<Result<_, PipelineError>>()?;
-    let mut merged = merge::merge(&parsed, options)?;
-    for (read, dropped) in merged.summary.read.iter_mut().zip(&left_out) {
-        *read += dropped;
-    }
-    merged.summary.dropped_by_selection += left_out.iter().sum::<usize>();
+    let decrypted = decrypt_all(sources, read)?;
+    let parsed = decrypted.parse(options)?;
+    let merged = parsed.merge(options)?;
     let key = out_key
         .join()
-        .expect("key derivation does not panic")
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         .map_err(PipelineError::Output)?;
-    let mut writer = key.seal_to(sink).map_err(PipelineError::Output)?;
-    entries::write_array_to(merge::output_entries(&merged), &mut writer)
-        .map_err(|e| PipelineError::Output(e.into()))?;
-    let sink = writer.finish().map_err(PipelineError::Output)?;
+    let sink =
+        write_export(key, merge::output_entries(&merged), sink).map_err(PipelineError::Output)?;
     let done = Finished {
         summary: merged.summary,
         conflicts: merged.conflicts,
         dropped_invalid: merged.invalid,
     };
     Ok((done, sink))
+}
+
+/// What [`decrypt`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DecryptReport {
+    /// Entries in the export.
+    pub sessions: usize,
+}
+
+/// Decrypts one export and writes its JSON, byte for byte as it was encrypted, into
+/// `sink`. Nothing is written unless the export authenticates and its JSON is an array.
+pub fn decrypt<R: Read, W: Write>(
+    source: Source<R>,
+    read: &ReadOptions,
+    mut sink: W,
+) -> Result<(DecryptReport, W), PipelineError> {
+    let plain = container::decrypt(source.reader, source.len, &source.passphrase, read)
+        .map_err(|error| PipelineError::input(0, &source.name, error))?;
+    let sessions = entries::split(plain.as_bytes())
+        .map_err(|error| PipelineError::input(0, &source.name, error))?
+        .len();
+    sink.write_all(plain.as_bytes())
+        .map_err(|e| PipelineError::Output(e.into()))?;
+    Ok((DecryptReport { sessions }, sink))
+}
+
+/// What an export holds (see [`inspect::inspect`]), without writing anything.
+pub fn inspect<R: Read>(
+    source: Source<R>,
+    read: &ReadOptions,
+) -> Result<inspect::Report, PipelineError> {
+    let plain = container::decrypt(source.reader, source.len, &source.passphrase, read)
+        .map_err(|error| PipelineError::input(0, &source.name, error))?;
+    inspect::inspect(&plain).map_err(|error| PipelineError::input(0, &source.name, error))
+}
+
+/// What [`encrypt`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EncryptReport {
+    /// Entries written.
+    pub sessions: usize,
+    /// Entries that fail validation, written anyway (`allow_invalid`).
+    pub invalid_written: Vec<InvalidEntry>,
+    /// PBKDF2 rounds of the new export.
+    pub rounds: u32,
+}
+
+/// Encrypts a JSON array of sessions (named `name` in messages) into an export Element can
+/// import, written into `sink`. Every entry gets the fields importers need (a forwarding
+/// chain); unknown fields pass through. Entries that fail validation stop the job
+/// ([`MergeError::Invalid`]) unless `allow_invalid`.
+pub fn encrypt<W: Write>(
+    name: &str,
+    json: &[u8],
+    destination: Destination,
+    allow_invalid: bool,
+    sink: W,
+) -> Result<(EncryptReport, W), PipelineError> {
+    let raw = entries::split(json).map_err(|error| PipelineError::input(0, name, error))?;
+    let sessions = entries::parse_all(&raw);
+    let invalid: Vec<InvalidEntry> = sessions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| InvalidEntry::of(i, s))
+        .collect();
+    if !invalid.is_empty() && !allow_invalid {
+        let sourced = invalid
+            .into_iter()
+            .map(|entry| SourcedInvalid { input: 0, entry })
+            .collect();
+        return Err(MergeError::Invalid(sourced).into());
+    }
+    let rounds = destination.rounds.get();
+    let key = SealingKey::derive(&destination.passphrase, destination.rounds)
+        .map_err(PipelineError::Output)?;
+    let sink = write_export(key, sessions.iter().map(SessionRef::output_json), sink)
+        .map_err(PipelineError::Output)?;
+    let report = EncryptReport {
+        sessions: sessions.len(),
+        invalid_written: invalid,
+        rounds,
+    };
+    Ok((report, sink))
 }

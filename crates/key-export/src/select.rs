@@ -71,11 +71,12 @@ impl RoomSelection {
     }
 }
 
-/// Checks room IDs given one per command-line argument.
-pub fn parse_room_args(args: &[String]) -> Result<Vec<String>, BadRoomId> {
+/// Checks room IDs given one per argument; `source_name` names them in errors (the
+/// position counts as the line).
+pub fn parse_room_args(args: &[String], source_name: &str) -> Result<Vec<String>, BadRoomId> {
     args.iter()
         .enumerate()
-        .map(|(i, r)| check(r.trim(), "--room", i + 1))
+        .map(|(i, r)| check(r.trim(), source_name, i + 1))
         .collect()
 }
 
@@ -117,7 +118,7 @@ fn parse_json(text: &str, source_name: &str) -> Result<Vec<String>, BadRoomId> {
     let parsed: JsonRooms = serde_json::from_str(text).map_err(|e| BadRoomId {
         source_name: source_name.to_owned(),
         line: e.line(),
-        value: "JSON that is neither a list of room IDs nor `keys inspect --json` output".into(),
+        value: "JSON that is neither a list of room IDs nor an inspect report (an object with a `rooms` list)".into(),
     })?;
     let rooms = match parsed {
         JsonRooms::List(v) => v,
@@ -190,7 +191,7 @@ mod tests {
         assert!(!x.matches("!a") && x.matches("!c"));
         assert!(RoomSelection::everything().matches("!anything"));
         assert_eq!(
-            parse_room_args(&["!a".into(), "b".into()])
+            parse_room_args(&["!a".into(), "b".into()], "--room")
                 .unwrap_err()
                 .line,
             2

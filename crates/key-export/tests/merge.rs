@@ -249,7 +249,7 @@ fn pipeline_output_imports_into_matrix_sdk_crypto_with_the_lowest_index() {
         sources,
         Destination {
             passphrase: Passphrase::new("new".into()),
-            rounds: 10,
+            rounds: key_export::Rounds::new(10).unwrap(),
         },
         Vec::new(),
         &ReadOptions::default(),
@@ -324,7 +324,7 @@ fn pipeline_names_the_input_that_failed() {
         sources,
         Destination {
             passphrase: Passphrase::new("n".into()),
-            rounds: 10,
+            rounds: key_export::Rounds::new(10).unwrap(),
         },
         Vec::new(),
         &ReadOptions::default(),

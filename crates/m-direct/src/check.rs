@@ -81,15 +81,15 @@ impl Finding {
 impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Finding::InvalidUserId { key } => write!(f, "{key:?} is not a user ID or 3PID (dropped by --fix)"),
+            Finding::InvalidUserId { key } => write!(f, "{key:?} is not a user ID or 3PID (dropped when fixing)"),
             Finding::ThirdParty { key } => write!(f, "{key:?} is a third-party identifier (an invite by email): kept"),
-            Finding::NotAList { key } => write!(f, "{key:?} holds something that is not a list of rooms (dropped by --fix)"),
-            Finding::NotARoomId { key, item } => write!(f, "{key:?} lists {item}, not a room ID (dropped by --fix)"),
-            Finding::DuplicateRoom { key, room } => write!(f, "{key:?} lists {room} more than once (deduplicated by --fix)"),
-            Finding::LocalEcho { key, room } => write!(f, "{key:?} lists {room}, a local echo that never reached the server (dropped by --fix)"),
-            Finding::SelfEntry { key } => write!(f, "{key:?} is the account itself: Element would re-guess the peer (dropped by --fix)"),
+            Finding::NotAList { key } => write!(f, "{key:?} holds something that is not a list of rooms (dropped when fixing)"),
+            Finding::NotARoomId { key, item } => write!(f, "{key:?} lists {item}, not a room ID (dropped when fixing)"),
+            Finding::DuplicateRoom { key, room } => write!(f, "{key:?} lists {room} more than once (deduplicated when fixing)"),
+            Finding::LocalEcho { key, room } => write!(f, "{key:?} lists {room}, a local echo that never reached the server (dropped when fixing)"),
+            Finding::SelfEntry { key } => write!(f, "{key:?} is the account itself: Element would re-guess the peer (dropped when fixing)"),
             Finding::RoomUnderSeveralUsers { room, users } => write!(f, "{room} is listed under {} users: {} (check which is the real peer)", users.len(), users.join(", ")),
-            Finding::EmptyList { key } => write!(f, "{key:?} has no rooms (dropped by --fix)"),
+            Finding::EmptyList { key } => write!(f, "{key:?} has no rooms (dropped when fixing)"),
         }
     }
 }

@@ -15,8 +15,23 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
-/// How many times one request is retried after HTTP 429 before giving up.
-const MAX_RATE_LIMIT_RETRIES: usize = 50;
+/// How requests wait out HTTP 429 (rate limited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Retries of one request before giving up.
+    pub max_retries: usize,
+    /// The wait when the server names none (no `retry_after_ms`, no `Retry-After`).
+    pub default_wait: Duration,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            max_retries: 50,
+            default_wait: Duration::from_secs(5),
+        }
+    }
+}
 
 /// An access token: never shown by `Debug`, wiped on drop.
 #[derive(Clone)]
@@ -154,6 +169,7 @@ pub struct Client {
     agent: ureq::Agent,
     on_wait: Option<WaitNotice>,
     waits: AtomicUsize,
+    rate_limits: RateLimits,
 }
 
 impl fmt::Debug for Client {
@@ -194,6 +210,7 @@ impl Client {
             agent: agent(),
             on_wait: None,
             waits: AtomicUsize::new(0),
+            rate_limits: RateLimits::default(),
         }
     }
 
@@ -240,6 +257,11 @@ impl Client {
         self.on_wait = Some(notice);
     }
 
+    /// Sets how requests wait out HTTP 429.
+    pub fn set_rate_limits(&mut self, limits: RateLimits) {
+        self.rate_limits = limits;
+    }
+
     /// How many times requests waited because of HTTP 429.
     pub fn rate_limit_waits(&self) -> usize {
         self.waits.load(Ordering::Relaxed)
@@ -284,7 +306,8 @@ impl Client {
     }
 
     /// Sends a request; returns the status and body of a 2xx answer. HTTP 429 is waited
-    /// out (the server's `retry_after_ms`, else `Retry-After`, else 5 s) and retried.
+    /// out (the server's `retry_after_ms`, else `Retry-After`, else
+    /// [`RateLimits::default_wait`]) and retried up to [`RateLimits::max_retries`] times.
     /// Other errors become [`Error::Api`] (404 included: callers that expect one check
     /// for `M_NOT_FOUND`).
     pub fn call(
@@ -308,7 +331,8 @@ impl Client {
         auth: bool,
     ) -> Result<Vec<u8>> {
         let url = self.url(segments, query);
-        for _ in 0..=MAX_RATE_LIMIT_RETRIES {
+        let limits = self.rate_limits;
+        for attempt in 0..=limits.max_retries {
             let mut req = self.agent.request_url(method, &url);
             if auth {
                 req = req.set("Authorization", &self.token.bearer());
@@ -327,12 +351,12 @@ impl Client {
                         .and_then(|s| s.trim().parse::<u64>().ok());
                     let bytes = read_body(resp, what).unwrap_or_default();
                     let err: MatrixError = serde_json::from_slice(&bytes).unwrap_or_default();
-                    if status == 429 {
+                    if status == 429 && attempt < limits.max_retries {
                         let wait = err
                             .retry_after_ms
                             .map(Duration::from_millis)
                             .or(header_wait.map(Duration::from_secs))
-                            .unwrap_or(Duration::from_secs(5));
+                            .unwrap_or(limits.default_wait);
                         self.waits.fetch_add(1, Ordering::Relaxed);
                         if let Some(notice) = &self.on_wait {
                             notice(wait);
@@ -365,7 +389,7 @@ impl Client {
             what: what.into(),
             status: 429,
             errcode: "M_LIMIT_EXCEEDED".into(),
-            message: format!("still rate limited after {MAX_RATE_LIMIT_RETRIES} waits"),
+            message: format!("still rate limited after {} waits", limits.max_retries),
         })
     }
 

@@ -7,7 +7,7 @@ pub enum Error {
     /// A plain-http URL that is not a loopback address.
     #[error(
         "refusing to send credentials over plain http to {url}: use https (plain http is only \
-         allowed to loopback addresses, or with --allow-insecure-http)"
+         allowed to loopback addresses, unless allowed explicitly)"
     )]
     InsecureUrl {
         /// The URL.
@@ -22,7 +22,7 @@ pub enum Error {
         reason: String,
     },
     /// .well-known discovery failed.
-    #[error("could not find the homeserver of {server}: {reason} (give --homeserver URL)")]
+    #[error("could not find the homeserver of {server}: {reason} (give its URL instead)")]
     Discovery {
         /// The server name.
         server: String,
@@ -114,7 +114,7 @@ fn advice(errcode: &str) -> &'static str {
         }
         "M_FORBIDDEN" => " (the account is not allowed to do this)",
         "M_LIMIT_EXCEEDED" => " (rate limited too many times in a row; wait and run again)",
-        "M_TOO_LARGE" => " (the request was too large for the server: run again with a smaller --batch; a rerun is safe)",
+        "M_TOO_LARGE" => " (the request was too large for the server: run again with smaller batches; a rerun is safe)",
         _ => "",
     }
 }

@@ -4,6 +4,8 @@
 //!
 //! - [`client`]: homeserver URL policy and discovery, access tokens, password login,
 //!   requests with rate-limit handling;
+//! - [`session`]: a token or a password login, logged out at the end when this tool
+//!   opened it;
 //! - [`direct`]: GET, merge and PUT `m.direct` (a PUT replaces the whole object);
 //! - [`backup`]: the recovery key, the backup version, encrypting sessions to the backup
 //!   key, uploading them in pipelined batches, downloading and decrypting them.
@@ -17,8 +19,10 @@ pub mod backup;
 pub mod client;
 pub mod direct;
 pub mod error;
+pub mod session;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
 pub use client::{AccessToken, Client, Homeserver};
 pub use error::{Error, Result};
+pub use session::{Credentials, Session};

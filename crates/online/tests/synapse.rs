@@ -34,6 +34,7 @@ fn backup_contents(
     let info = backup::current(client).unwrap().unwrap();
     backup::download(client, &info, key, &|_| true)
         .unwrap()
+        .entries
         .iter()
         .map(|e| {
             let v: serde_json::Value = serde_json::from_str(e).unwrap();
@@ -140,7 +141,9 @@ fn keys_go_up_and_come_back_down_identical() {
         .collect();
     assert_eq!(held, want);
     // The downloaded entries are whole sessions: the forwarding chain and unknown fields came back.
-    let entries = backup::download(&user.client, &info, &key, &|r| r == room_v12).unwrap();
+    let downloaded = backup::download(&user.client, &info, &key, &|r| r == room_v12).unwrap();
+    assert_eq!(downloaded.rooms, 1);
+    let entries = downloaded.entries;
     assert_eq!(entries.len(), 1250);
     let back: Vec<ExportedSession> = entries
         .iter()

@@ -1,0 +1,254 @@
+//! `matrix-transplant upload|download ...`: each subcommand resolves its arguments and
+//! secrets, opens a session, makes one `migrate` call, closes the session, and prints the
+//! report.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use key_export::merge::MergeOptions;
+use key_export::pipeline::Destination;
+use migrate::direct;
+use migrate::keys::{self, DownloadKeys, UploadKeys};
+use online::{backup, Homeserver, Session};
+
+use crate::args::{NewExportArgs, OutArgs, ReadArgs, RecoveryArgs, SelectArgs, SessionArgs};
+use crate::exit::{self, Exit, Failure, Outcome};
+use crate::files::{names, read_direct_map, Output, Sources};
+use crate::progress::Bars;
+use crate::secrets;
+
+#[derive(Subcommand)]
+pub enum DownloadCommand {
+    /// Save the account's m.direct (run with the OLD account; it feeds `direct build`).
+    Direct {
+        #[command(flatten)]
+        session: SessionArgs,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+    /// Fetch the account's key backup, decrypt it with the recovery key, and write a key
+    /// export (an old account's backup becomes a source even without any device).
+    #[command(mut_arg("output", |a| a.required(true)))]
+    Keys {
+        #[command(flatten)]
+        session: SessionArgs,
+        #[command(flatten)]
+        recovery: RecoveryArgs,
+        #[command(flatten)]
+        select: SelectArgs,
+        #[command(flatten)]
+        new_export: NewExportArgs,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UploadCommand {
+    /// Add a DM list to the account's m.direct: read it, merge, show what changes, write it.
+    Direct {
+        /// The m.direct to add (e.g. the output of `direct build`).
+        file: PathBuf,
+        #[command(flatten)]
+        session: SessionArgs,
+        /// Only show what would change.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Put the sessions of a key export into the account's server-side key backup (the
+    /// only way Element X gets old history). Refused unless the recovery key matches.
+    Keys {
+        /// The key export.
+        file: PathBuf,
+        #[command(flatten)]
+        session: SessionArgs,
+        #[command(flatten)]
+        recovery: RecoveryArgs,
+        #[command(flatten)]
+        read: ReadArgs,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Leave out entries that fail validation (and list them) instead of stopping.
+        #[arg(long)]
+        drop_invalid: bool,
+        /// Sessions per upload request.
+        #[arg(long, default_value_t = backup::DEFAULT_BATCH, value_name = "N")]
+        batch: usize,
+    },
+}
+
+/// Finds the homeserver and opens a session; secrets are resolved before anything is sent.
+fn connect(args: &SessionArgs) -> Outcome<Session> {
+    let homeserver = match (&args.homeserver, &args.user) {
+        (Some(url), _) => Homeserver::parse(url, args.allow_insecure_http)?,
+        (None, Some(user)) => Homeserver::discover(user, args.allow_insecure_http)?,
+        (None, None) => {
+            return Err(Failure::new(
+                Exit::Usage,
+                "give --homeserver URL, or --user @me:server to find it",
+            ))
+        }
+    };
+    let credentials =
+        secrets::credentials(args.access_token_file.as_deref(), args.user.as_deref())?;
+    let notice = Box::new(|wait: std::time::Duration| {
+        eprintln!(
+            "rate limited by the homeserver: waiting {:.1} s as it asks",
+            wait.as_secs_f64()
+        );
+    });
+    Ok(Session::open(homeserver, credentials, Some(notice))?)
+}
+
+/// Runs `job` in a session, then closes the session (a password login is logged out, on
+/// failure too).
+fn in_session<T>(args: &SessionArgs, job: impl FnOnce(&Session) -> Outcome<T>) -> Outcome<T> {
+    let session = connect(args)?;
+    let result = job(&session);
+    if let Err(e) = session.close() {
+        eprintln!("warning: could not log out the session this tool opened: {e}");
+    }
+    result
+}
+
+pub fn download(cmd: DownloadCommand) -> Outcome {
+    match cmd {
+        DownloadCommand::Direct { session, out } => {
+            let output = Output::plan(out.output.as_deref(), out.force, false, &[])?;
+            let got = in_session(&session, |s| Ok(direct::download(s.client())?))?;
+            output.write(got.map.to_pretty_json().as_bytes())?;
+            eprintln!(
+                "m.direct of {}: {} users -> {}",
+                got.user_id,
+                got.map.len(),
+                output.describe()
+            );
+            Ok(())
+        }
+        DownloadCommand::Keys {
+            session,
+            recovery,
+            select,
+            new_export,
+            out,
+        } => {
+            let output = Output::plan(out.output.as_deref(), out.force, false, &[])?;
+            let request = DownloadKeys {
+                selection: select.selection()?,
+                recovery_key: secrets::recovery_key(recovery.recovery_key_file.as_deref())?,
+                destination: Destination {
+                    passphrase: secrets::new(
+                        new_export.out_passphrase_file.as_deref(),
+                        secrets::OUT_PASSPHRASE_ENV,
+                        None,
+                    )?,
+                    rounds: new_export.rounds,
+                },
+            };
+            let report = in_session(&session, |s| {
+                output.write_with(|sink| {
+                    keys::download(s.client(), request, sink, &Bars::default())
+                        .map(|(report, _)| report)
+                        .map_err(Failure::from)
+                })
+            })?;
+            eprintln!(
+                "downloaded {} sessions of {} rooms from backup version {} -> {}",
+                report.sessions,
+                report.rooms,
+                report.version,
+                output.describe()
+            );
+            Ok(())
+        }
+    }
+}
+
+pub fn upload(cmd: UploadCommand) -> Outcome {
+    match cmd {
+        UploadCommand::Direct {
+            file,
+            session,
+            dry_run,
+        } => upload_direct(&file, &session, dry_run),
+        UploadCommand::Keys {
+            file,
+            session,
+            recovery,
+            read,
+            select,
+            drop_invalid,
+            batch,
+        } => {
+            let options = MergeOptions {
+                selection: select.selection()?,
+                drop_invalid,
+                strict: false,
+            };
+            let recovery_key = secrets::recovery_key(recovery.recovery_key_file.as_deref())?;
+            let source = Sources::one(&file, read.passphrase_file.as_deref())?;
+            let request = UploadKeys {
+                sources: vec![source],
+                read: read.limits.read_options(),
+                options,
+                recovery_key,
+                batch,
+            };
+            let names = names(&[file]);
+            let report = in_session(&session, |s| {
+                keys::upload(s.client(), request, &Bars::default())
+                    .map_err(|e| exit::job(e, &names))
+            })?;
+            print_upload(&report);
+            Ok(())
+        }
+    }
+}
+
+fn upload_direct(file: &std::path::Path, session: &SessionArgs, dry_run: bool) -> Outcome {
+    let new = read_direct_map(file)?;
+    let done = in_session(session, |s| Ok(direct::upload(s.client(), &new, dry_run)?))?;
+    for (user, room) in &done.added {
+        eprintln!("  + {user}: {room}");
+    }
+    let me = &done.user_id;
+    if done.added.is_empty() {
+        eprintln!(
+            "m.direct of {me} already holds everything in {}: nothing to do",
+            file.display()
+        );
+    } else if dry_run {
+        eprintln!(
+            "dry run: {} entries would be added to the m.direct of {me} (nothing was written)",
+            done.added.len()
+        );
+    } else {
+        eprintln!(
+            "added {} entries to the m.direct of {me} ({} users now)",
+            done.added.len(),
+            done.users_after
+        );
+    }
+    Ok(())
+}
+
+fn print_upload(report: &keys::UploadKeysReport) {
+    let u = &report.upload;
+    let secs = report.upload_seconds;
+    eprintln!(
+        "uploaded {} sessions to backup version {} in {secs:.1} s ({:.0} sessions/s); the backup held {} sessions before and {} after ({} new)",
+        u.sent,
+        u.version,
+        u.sent as f64 / secs.max(1e-9),
+        u.count_before,
+        u.count_after,
+        u.count_after.saturating_sub(u.count_before)
+    );
+    let s = &report.merge;
+    if s.conflicts > 0 || s.invalid > 0 {
+        eprintln!(
+            "({} conflicting copies kept as first seen, {} invalid entries left out)",
+            s.conflicts, s.invalid
+        );
+    }
+}

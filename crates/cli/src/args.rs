@@ -1,0 +1,175 @@
+//! The argument groups several subcommands share, declared once, and the parsers that turn
+//! an argument into a checked value (a bad value is a usage error, exit 2).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use key_export::container::{DEFAULT_MAX_ROUNDS, MAX_WRITE_ROUNDS};
+use key_export::merge::MergeOptions;
+use key_export::select::{self, RoomSelection};
+use key_export::{ReadOptions, Rounds};
+
+use crate::exit::{Exit, Failure, Outcome};
+use crate::files::read_room_list;
+
+/// Parses `--rounds`.
+pub fn rounds(s: &str) -> Result<Rounds, String> {
+    let n: u32 = s
+        .parse()
+        .map_err(|_| format!("not a whole number from 1 to {MAX_WRITE_ROUNDS}"))?;
+    Rounds::new(n).map_err(|e| e.to_string())
+}
+
+/// Parses a user ID argument.
+pub fn user_id(s: &str) -> Result<String, String> {
+    if matrix_ids::is_user_id(s) {
+        Ok(s.to_owned())
+    } else {
+        Err("not a user ID (@name:server)".into())
+    }
+}
+
+/// How to read an export that already exists.
+#[derive(Args)]
+pub struct ReadArgs {
+    /// File holding the passphrase (else $MATRIX_TRANSPLANT_PASSPHRASE, else a prompt).
+    #[arg(long, value_name = "PATH")]
+    pub passphrase_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+/// What an input may ask of us.
+#[derive(Args)]
+pub struct Limits {
+    /// Refuse inputs asking for more PBKDF2 rounds than this.
+    #[arg(long, default_value_t = DEFAULT_MAX_ROUNDS, value_name = "N")]
+    pub max_rounds: u32,
+}
+
+impl Limits {
+    /// The read options these limits give.
+    pub fn read_options(&self) -> ReadOptions {
+        ReadOptions {
+            max_rounds: self.max_rounds,
+        }
+    }
+}
+
+/// Where to write.
+#[derive(Args)]
+pub struct OutArgs {
+    /// Output file (`-` for standard output). Created mode 0600.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Which rooms move.
+#[derive(Args)]
+pub struct SelectArgs {
+    /// A room that moves (repeatable).
+    #[arg(long = "room", value_name = "ROOM_ID")]
+    pub rooms: Vec<String>,
+    /// A file of room IDs: one per line (`#` comments), a JSON list, or `keys inspect --json` output.
+    #[arg(long, value_name = "PATH")]
+    pub rooms_file: Option<PathBuf>,
+    /// Keep every room EXCEPT the ones named.
+    #[arg(long)]
+    pub exclude: bool,
+}
+
+impl SelectArgs {
+    /// The selection these arguments make.
+    pub fn selection(&self) -> Outcome<RoomSelection> {
+        let mut rooms = select::parse_room_args(&self.rooms, "--room")?;
+        if let Some(path) = &self.rooms_file {
+            rooms.extend(read_room_list(path)?);
+        } else if self.rooms.is_empty() {
+            if self.exclude {
+                return Err(Failure::new(
+                    Exit::Usage,
+                    "--exclude needs rooms to exclude (--room or --rooms-file)",
+                ));
+            }
+            return Ok(RoomSelection::everything());
+        }
+        Ok(RoomSelection::new(rooms, self.exclude))
+    }
+}
+
+/// The new export a job writes.
+#[derive(Args)]
+pub struct NewExportArgs {
+    /// File with the new export's passphrase (else $MATRIX_TRANSPLANT_OUT_PASSPHRASE, else
+    /// asked on the terminal).
+    #[arg(long, value_name = "PATH")]
+    pub out_passphrase_file: Option<PathBuf>,
+    /// PBKDF2 rounds of the new export (Element uses 500000).
+    #[arg(long, default_value_t = Rounds::DEFAULT, value_parser = rounds, value_name = "N")]
+    pub rounds: Rounds,
+}
+
+/// What `keys filter` and `keys merge` share: which rooms, what to do with bad entries
+/// and disagreeing copies, and the output.
+#[derive(Args)]
+pub struct KeepArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Leave out entries that fail validation (and list them) instead of stopping.
+    #[arg(long)]
+    pub drop_invalid: bool,
+    /// Stop if any two copies of a session conflict.
+    #[arg(long)]
+    pub strict: bool,
+    /// Write the list of conflicts as JSON to this file.
+    #[arg(long, value_name = "PATH")]
+    pub conflicts: Option<PathBuf>,
+    #[command(flatten)]
+    pub new_export: NewExportArgs,
+    #[command(flatten)]
+    pub limits: Limits,
+    /// Print the summary as JSON on standard output.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+impl KeepArgs {
+    /// The merge options these arguments make.
+    pub fn merge_options(&self) -> Outcome<MergeOptions> {
+        Ok(MergeOptions {
+            selection: self.select.selection()?,
+            drop_invalid: self.drop_invalid,
+            strict: self.strict,
+        })
+    }
+}
+
+/// How to reach an account.
+#[derive(Args)]
+pub struct SessionArgs {
+    /// Homeserver URL (else found from --user through /.well-known/matrix/client).
+    #[arg(long, value_name = "URL")]
+    pub homeserver: Option<String>,
+    /// Your user ID (for discovery, and for password login).
+    #[arg(long, value_name = "@me:server", value_parser = user_id)]
+    pub user: Option<String>,
+    /// File holding an access token (else $MATRIX_ACCESS_TOKEN, else a password asked on the terminal).
+    #[arg(long, value_name = "PATH")]
+    pub access_token_file: Option<PathBuf>,
+    /// Allow plain http to a homeserver that is not on this machine.
+    #[arg(long)]
+    pub allow_insecure_http: bool,
+}
+
+/// The recovery key ("Security Key") of the account's backup.
+#[derive(Args)]
+pub struct RecoveryArgs {
+    /// File holding the recovery key (else $MATRIX_TRANSPLANT_RECOVERY_KEY, else asked on the terminal).
+    #[arg(long, value_name = "PATH")]
+    pub recovery_key_file: Option<PathBuf>,
+}

@@ -1,0 +1,18 @@
+//! Why a job stopped.
+
+use key_export::pipeline::PipelineError;
+
+/// A job's error: the library error that stopped it, unchanged, so the caller can tell
+/// a bad input from a refusing server.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A key export could not be read, or its entries refused.
+    #[error(transparent)]
+    Keys(#[from] PipelineError),
+    /// The homeserver refused, could not be reached, or the backup key did not match.
+    #[error(transparent)]
+    Online(#[from] online::Error),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

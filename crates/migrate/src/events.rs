@@ -1,0 +1,98 @@
+//! What a job tells while it runs. The job does not know who listens: a terminal's
+//! progress bars, JSON lines for scripts, nothing at all, or a test recording them.
+
+use serde::Serialize;
+
+/// A stage of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Checking the recovery key against the account's backup.
+    CheckBackup,
+    /// Reading, decrypting and merging key exports.
+    ReadExports,
+    /// Encrypting sessions to the backup key and uploading them.
+    Upload,
+    /// Downloading and decrypting the backup.
+    Download,
+    /// Writing a new key export.
+    WriteExport,
+}
+
+/// One thing a job tells.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A stage began; `total` is the work it has, when known.
+    Started {
+        /// The stage.
+        stage: Stage,
+        /// Items to do, when known.
+        total: Option<u64>,
+    },
+    /// Work done so far in a stage.
+    Progress {
+        /// The stage.
+        stage: Stage,
+        /// Items done.
+        done: u64,
+        /// Items in all.
+        total: u64,
+    },
+    /// A stage ended.
+    Finished {
+        /// The stage.
+        stage: Stage,
+    },
+}
+
+/// Where a job's events go.
+pub trait Events: Sync {
+    /// Receives one event. Must not block for long: the job waits for it.
+    fn emit(&self, event: Event);
+}
+
+/// Nobody listens.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silent;
+
+impl Events for Silent {
+    fn emit(&self, _: Event) {}
+}
+
+impl<F: Fn(Event) + Sync> Events for F {
+    fn emit(&self, event: Event) {
+        self(event)
+    }
+}
+
+/// Runs `work` as `stage`, with its Started and Finished events around it.
+pub(crate) fn stage<T>(
+    events: &dyn Events,
+    stage: Stage,
+    total: Option<u64>,
+    work: impl FnOnce() -> T,
+) -> T {
+    events.emit(Event::Started { stage, total });
+    let value = work();
+    events.emit(Event::Finished { stage });
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialise_as_tagged_json_lines() {
+        let e = Event::Progress {
+            stage: Stage::Upload,
+            done: 3,
+            total: 10,
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"event":"progress","stage":"upload","done":3,"total":10}"#
+        );
+    }
+}

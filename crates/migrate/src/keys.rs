@@ -1,0 +1,162 @@
+//! Room keys into and out of an account's server-side key backup.
+
+use std::io::{Read, Write};
+use std::time::Instant;
+
+use key_export::merge::{Conflict, MergeOptions, SourcedInvalid, Summary};
+use key_export::pipeline::{self, Destination, PipelineError, Source};
+use key_export::select::RoomSelection;
+use key_export::{ReadOptions, SealingKey};
+use online::backup::{self, BackupInfo, RecoveryKey, UploadReport};
+use online::Client;
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::events::{stage, Event, Events, Stage};
+
+/// What to put into the backup.
+pub struct UploadKeys<R> {
+    /// The key exports (one per device; merged, one best copy per session).
+    pub sources: Vec<Source<R>>,
+    /// How to read them.
+    pub read: ReadOptions,
+    /// Which rooms, and what to do with invalid entries and conflicts.
+    pub options: MergeOptions,
+    /// The recovery key of the account's backup: nothing is sent unless it matches.
+    pub recovery_key: RecoveryKey,
+    /// Sessions per upload request.
+    pub batch: usize,
+}
+
+/// What an upload did.
+#[derive(Debug, Serialize)]
+pub struct UploadKeysReport {
+    /// Counts of the read and merge.
+    pub merge: Summary,
+    /// Conflicting copies (the first was kept).
+    pub conflicts: Vec<Conflict>,
+    /// Invalid entries left out.
+    pub dropped_invalid: Vec<SourcedInvalid>,
+    /// The upload itself.
+    pub upload: UploadReport,
+    /// Wall time of the upload stage.
+    pub upload_seconds: f64,
+}
+
+/// The account's current backup, checked against `key` before anything else happens.
+fn checked_backup(client: &Client, key: &RecoveryKey) -> Result<BackupInfo> {
+    let info = backup::current(client)?.ok_or(online::Error::NoBackup)?;
+    info.check_key(key)?;
+    Ok(info)
+}
+
+/// Checks the recovery key against the account's backup (a mismatch, or no backup, stops
+/// before any export is read), reads and merges the exports, keeps the selected rooms,
+/// and uploads one best copy of each session.
+pub fn upload<R: Read + Send>(
+    client: &Client,
+    request: UploadKeys<R>,
+    events: &dyn Events,
+) -> Result<UploadKeysReport> {
+    let info = stage(events, Stage::CheckBackup, None, || {
+        checked_backup(client, &request.recovery_key)
+    })?;
+    events.emit(Event::Started {
+        stage: Stage::ReadExports,
+        total: None,
+    });
+    let decrypted = pipeline::decrypt_all(request.sources, &request.read)?;
+    let parsed = decrypted.parse(&request.options)?;
+    let merged = parsed
+        .merge(&request.options)
+        .map_err(PipelineError::from)?;
+    events.emit(Event::Finished {
+        stage: Stage::ReadExports,
+    });
+    let total = merged.sessions.len() as u64;
+    let started = Instant::now();
+    let upload = stage(events, Stage::Upload, Some(total), || {
+        backup::upload(
+            client,
+            &info,
+            &request.recovery_key,
+            &merged.sessions,
+            request.batch.max(1),
+            &|done| {
+                events.emit(Event::Progress {
+                    stage: Stage::Upload,
+                    done: done as u64,
+                    total,
+                })
+            },
+        )
+    })?;
+    Ok(UploadKeysReport {
+        upload_seconds: started.elapsed().as_secs_f64(),
+        merge: merged.summary,
+        conflicts: merged.conflicts,
+        dropped_invalid: merged.invalid,
+        upload,
+    })
+}
+
+/// What to take out of the backup.
+pub struct DownloadKeys {
+    /// The recovery key of the account's backup.
+    pub recovery_key: RecoveryKey,
+    /// Which rooms.
+    pub selection: RoomSelection,
+    /// The new export's passphrase and rounds.
+    pub destination: Destination,
+}
+
+/// What a download wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DownloadKeysReport {
+    /// Sessions written.
+    pub sessions: usize,
+    /// Rooms they belong to.
+    pub rooms: usize,
+    /// The backup version read.
+    pub version: String,
+}
+
+/// Downloads the account's backup (after checking the recovery key against it), decrypts
+/// the sessions of the selected rooms and writes them into `sink` as a key export. The
+/// export's key is derived while the backup downloads.
+pub fn download<W: Write>(
+    client: &Client,
+    request: DownloadKeys,
+    sink: W,
+    events: &dyn Events,
+) -> Result<(DownloadKeysReport, W)> {
+    let info = stage(events, Stage::CheckBackup, None, || {
+        checked_backup(client, &request.recovery_key)
+    })?;
+    let destination = request.destination;
+    let sealing =
+        std::thread::spawn(move || SealingKey::derive(&destination.passphrase, destination.rounds));
+    let downloaded = stage(events, Stage::Download, Some(info.count), || {
+        backup::download(client, &info, &request.recovery_key, &|room| {
+            request.selection.matches(room)
+        })
+    })?;
+    let key = sealing
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        .map_err(PipelineError::Output)?;
+    let entries = downloaded
+        .entries
+        .iter()
+        .map(|e| std::borrow::Cow::Borrowed(e.as_str()));
+    let sink = stage(events, Stage::WriteExport, None, || {
+        pipeline::write_export(key, entries, sink)
+    })
+    .map_err(PipelineError::Output)?;
+    let report = DownloadKeysReport {
+        sessions: downloaded.entries.len(),
+        rooms: downloaded.rooms,
+        version: info.version,
+    };
+    Ok((report, sink))
+}

@@ -1,0 +1,24 @@
+//! The jobs of moving a Matrix account, each one library call: a typed request in (inputs
+//! already opened, secrets already resolved to values), events out while it runs, a typed
+//! report back. A job never prints, prompts or exits; the command-line tool (and any later
+//! front end) renders its events and its report.
+//!
+//! - [`events`]: what a job tells while it runs, and the sink it tells it to;
+//! - [`keys`]: room keys into and out of an account's server-side key backup;
+//! - [`direct`]: the DM list (`m.direct`): the new account's built from the old one's,
+//!   read from and merged into an account.
+//!
+//! The jobs that need no account (decrypt, inspect, encrypt, filter and merge a key
+//! export) are `key_export::pipeline`'s; those of `m.direct` files alone are
+//! `m_direct`'s (`build`, `merge`, `check`). This crate is where the libraries meet a
+//! homeserver.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod direct;
+pub mod error;
+pub mod events;
+pub mod keys;
+
+pub use error::{Error, Result};
+pub use events::{Event, Events, Silent, Stage};

@@ -1,0 +1,191 @@
+//! One session encrypted to the backup's public key, and a batch of them as the body of
+//! `PUT /room_keys/keys`.
+
+use std::collections::BTreeMap;
+
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::Engine;
+use key_export::SessionRef;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use vodozemac::pk_encryption::PkEncryption;
+use vodozemac::Curve25519PublicKey;
+use zeroize::Zeroizing;
+
+use super::key::RecoveryKey;
+use super::version::BackupInfo;
+use crate::error::{Error, Result};
+
+/// Encrypted session data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionData {
+    /// Ephemeral Curve25519 key, unpadded base64.
+    pub ephemeral: String,
+    /// AES-256-CBC ciphertext, unpadded base64.
+    pub ciphertext: String,
+    /// libolm's truncated MAC, unpadded base64.
+    pub mac: String,
+}
+
+/// One backed-up session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyBackupData {
+    /// First message index the key decrypts.
+    pub first_message_index: u32,
+    /// Times the key was forwarded between devices.
+    pub forwarded_count: u32,
+    /// Whether the sending device was verified (we cannot know: false).
+    pub is_verified: bool,
+    /// The encrypted session.
+    pub session_data: SessionData,
+}
+
+/// Encrypts sessions to a backup whose key the user proved.
+pub struct Encryptor {
+    pk: PkEncryption,
+}
+
+impl Encryptor {
+    /// Checks `key` against `info` and prepares encryption to the backup's public key.
+    pub fn new(info: &BackupInfo, key: &RecoveryKey) -> Result<Self> {
+        info.check_key(key)?;
+        let public = Curve25519PublicKey::from_base64(info.public_key().unwrap_or_default())
+            .map_err(|e| {
+                Error::Encryption(format!("the backup public key does not decode: {e}"))
+            })?;
+        Ok(Encryptor {
+            pk: PkEncryption::from_key(public),
+        })
+    }
+
+    /// Encrypts one valid session.
+    pub fn encrypt(&self, session: &SessionRef<'_>) -> Result<KeyBackupData> {
+        let plain = backup_payload(session)?;
+        let msg = self
+            .pk
+            .encrypt(&plain)
+            .map_err(|e| Error::Encryption(e.to_string()))?;
+        let chain = chain_len(session);
+        Ok(KeyBackupData {
+            first_message_index: session.first_known_index,
+            forwarded_count: chain,
+            is_verified: false,
+            session_data: SessionData {
+                ephemeral: msg.ephemeral_key.to_base64(),
+                ciphertext: STANDARD_NO_PAD.encode(&msg.ciphertext),
+                mac: STANDARD_NO_PAD.encode(&msg.mac),
+            },
+        })
+    }
+}
+
+fn chain_len(session: &SessionRef<'_>) -> u32 {
+    serde_json::from_str::<Map<String, Value>>(session.raw.get())
+        .ok()
+        .and_then(|m| {
+            m.get("forwarding_curve25519_key_chain")
+                .and_then(Value::as_array)
+                .map(Vec::len)
+        })
+        .unwrap_or(0) as u32
+}
+
+/// The plaintext of a backed-up session: the exported entry minus `room_id` and
+/// `session_id`, with a forwarding chain.
+pub fn backup_payload(session: &SessionRef<'_>) -> Result<Zeroizing<Vec<u8>>> {
+    let text = session.output_json();
+    let mut obj: Map<String, Value> = serde_json::from_str(&text)
+        .map_err(|e| Error::Encryption(format!("entry is not an object: {e}")))?;
+    obj.remove("room_id");
+    obj.remove("session_id");
+    let out = Zeroizing::new(serde_json::to_vec(&obj).expect("JSON serialises"));
+    // Wipe the key material held in the parsed copy.
+    if let Some(Value::String(k)) = obj.get_mut("session_key") {
+        zeroize::Zeroize::zeroize(k);
+    }
+    Ok(out)
+}
+
+pub(crate) fn encrypt_batch(
+    encryptor: &Encryptor,
+    key: &RecoveryKey,
+    chunk: &[&SessionRef<'_>],
+) -> Result<Vec<u8>> {
+    let encrypted: Vec<KeyBackupData> = chunk
+        .par_iter()
+        .map(|s| encryptor.encrypt(s))
+        .collect::<Result<_>>()?;
+    if let (Some(first), Some(data)) = (chunk.first(), encrypted.first()) {
+        let back = key.decrypt(&data.session_data).map_err(Error::Encryption)?;
+        if back.as_bytes() != &backup_payload(first)?[..] {
+            return Err(Error::Encryption(
+                "a session did not decrypt back to itself".into(),
+            ));
+        }
+    }
+    let mut rooms: BTreeMap<&str, BTreeMap<&str, &KeyBackupData>> = BTreeMap::new();
+    for (s, data) in chunk.iter().zip(&encrypted) {
+        rooms
+            .entry(&s.room_id)
+            .or_default()
+            .insert(&s.session_id, data);
+    }
+    let body: BTreeMap<&str, BTreeMap<&str, BTreeMap<&str, _>>> = rooms
+        .into_iter()
+        .map(|(room, sessions)| (room, BTreeMap::from([("sessions", sessions)])))
+        .collect();
+    Ok(serde_json::to_vec(&serde_json::json!({ "rooms": body })).expect("JSON serialises"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::test_support::info_for;
+    use key_export::testkit::Device;
+
+    #[test]
+    fn refuses_to_encrypt_to_a_key_that_is_not_the_users() {
+        let (mine, _) = RecoveryKey::generate();
+        let (servers, _) = RecoveryKey::generate();
+        assert!(matches!(
+            Encryptor::new(&info_for(&servers), &mine),
+            Err(Error::BackupKeyMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn encrypted_sessions_decrypt_with_matrix_sdk_crypto_to_the_exported_session() {
+        let (key, _) = RecoveryKey::generate();
+        let enc = Encryptor::new(&info_for(&key), &key).unwrap();
+        let dev = Device::new();
+        let mut exported = dev.new_session("!room:example.org").export_at(7);
+        exported.forwarding_curve25519_key_chain = vec![Device::new().curve25519().to_owned()];
+        let raw = serde_json::value::RawValue::from_string(exported.to_json()).unwrap();
+        let s = SessionRef::parse(&raw);
+        let data = enc.encrypt(&s).unwrap();
+        assert_eq!(
+            (
+                data.first_message_index,
+                data.forwarded_count,
+                data.is_verified
+            ),
+            (7, 1, false)
+        );
+        // matrix-sdk-crypto's own decryption of backed-up keys.
+        let sdk_data: ruma::api::client::backup::EncryptedSessionData =
+            serde_json::from_value(serde_json::to_value(&data.session_data).unwrap()).unwrap();
+        let backed_up = key.key.decrypt_session_data(sdk_data).unwrap();
+        assert_eq!(
+            backed_up.session_key.to_base64(),
+            exported.session_key.0.as_str()
+        );
+        assert_eq!(backed_up.forwarding_curve25519_key_chain.len(), 1);
+        let plain: Value = serde_json::from_str(&key.decrypt(&data.session_data).unwrap()).unwrap();
+        assert!(plain.get("room_id").is_none() && plain.get("session_id").is_none());
+        assert_eq!(
+            plain["org.matrix.msc3061.shared_history"], false,
+            "unknown fields travel too"
+        );
+    }
+}

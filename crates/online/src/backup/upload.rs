@@ -1,0 +1,86 @@
+//! Uploading sessions: batches encrypted in parallel on one side while the previous batch
+//! is sent on the other.
+
+use std::sync::mpsc::sync_channel;
+
+use key_export::SessionRef;
+use serde::Serialize;
+
+use super::encrypt::{encrypt_batch, Encryptor};
+use super::key::RecoveryKey;
+use super::version::{current, BackupInfo};
+use crate::client::{Body, Client};
+use crate::error::{Error, Result};
+
+/// What an upload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UploadReport {
+    /// Sessions sent.
+    pub sent: usize,
+    /// Sessions stored in the backup before.
+    pub count_before: u64,
+    /// Sessions stored after (the server keeps the better copy of each).
+    pub count_after: u64,
+    /// The backup version.
+    pub version: String,
+}
+
+/// Uploads `sessions` (all valid) to the backup `info`, after checking `key` against it.
+/// Batches are encrypted in parallel on one side while the previous batch is uploaded;
+/// each batch's first session is decrypted back as a self-check. `progress` is called
+/// with the number of sessions uploaded so far.
+pub fn upload(
+    client: &Client,
+    info: &BackupInfo,
+    key: &RecoveryKey,
+    sessions: &[&SessionRef<'_>],
+    batch: usize,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<UploadReport> {
+    let encryptor = Encryptor::new(info, key)?;
+    // Batches of few rooms cost the server less than batches that touch every room.
+    let mut sessions: Vec<&SessionRef<'_>> = sessions.to_vec();
+    sessions.sort_by(|a, b| a.room_id.cmp(&b.room_id));
+    let sessions = &sessions[..];
+    let query = [("version", info.version.as_str())];
+    let mut sent = 0;
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = sync_channel::<Result<(usize, Vec<u8>)>>(2);
+        let encryptor = &encryptor;
+        scope.spawn(move || {
+            for chunk in sessions.chunks(batch.max(1)) {
+                let body = encrypt_batch(encryptor, key, chunk).map(|b| (chunk.len(), b));
+                let failed = body.is_err();
+                if tx.send(body).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        for msg in rx {
+            let (n, body) = msg?;
+            match client.call(
+                "upload room keys to the backup",
+                "PUT",
+                &["v3", "room_keys", "keys"],
+                &query,
+                Body::Json(&body),
+            ) {
+                Ok(_) => {}
+                Err(Error::Api { errcode, .. }) if errcode == "M_WRONG_ROOM_KEYS_VERSION" => {
+                    return Err(Error::WrongBackupVersion { uploaded: sent });
+                }
+                Err(e) => return Err(e),
+            }
+            sent += n;
+            progress(sent);
+        }
+        Ok(())
+    })?;
+    let after = current(client)?.map(|i| i.count).unwrap_or(0);
+    Ok(UploadReport {
+        sent,
+        count_before: info.count,
+        count_after: after,
+        version: info.version.clone(),
+    })
+}
