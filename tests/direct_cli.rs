@@ -88,7 +88,11 @@ fn build_errors() {
     s.write("rooms.txt", "!ok:x\n");
     let o = s.run("direct build --from %old.json --rooms-file %rooms.txt --old alice --new @b:y");
     assert_code(&o, 2);
-    assert!(stderr(&o).contains("--old \"alice\" is not a user ID"));
+    assert!(
+        stderr(&o).contains("'alice' for '--old") && stderr(&o).contains("not a user ID"),
+        "{}",
+        stderr(&o)
+    );
     s.write("broken.json", "{\"@a:x\": [");
     let o = s.run("direct build --from %broken.json --rooms-file %rooms.txt --old @a:x --new @b:y");
     assert_code(&o, 3);
@@ -165,4 +169,35 @@ fn check_reports_and_fix_writes_a_clean_copy() {
     );
     let o = s.run("direct check %old.json --fix");
     assert_code(&o, 2);
+}
+
+/// The README's worked example, run as it is written: the command, and what it prints
+/// (the map on standard output, the report on standard error), word for word.
+#[test]
+fn the_readme_worked_example_is_what_the_tool_prints() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let block = readme
+        .split("Worked example, with the files in `examples/`:")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh\n").nth(1))
+        .and_then(|b| b.split("\n```").next())
+        .expect("the worked example block");
+    let mut lines = block.lines();
+    let mut command = String::new();
+    for line in lines.by_ref() {
+        command.push_str(line.trim_start_matches("$ ").trim_end_matches('\\'));
+        if !line.ends_with('\\') {
+            break;
+        }
+    }
+    let shown: Vec<&str> = lines.collect();
+    let split = shown.iter().position(|l| *l == "}").unwrap() + 1;
+    let (out, err) = shown.split_at(split);
+    let words: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(words[0], "matrix-transplant");
+    let o = bin().current_dir(&root).args(&words[1..]).output().unwrap();
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o).lines().collect::<Vec<_>>(), out);
+    assert_eq!(stderr(&o).lines().collect::<Vec<_>>(), err);
 }

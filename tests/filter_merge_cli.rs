@@ -3,7 +3,7 @@
 mod support;
 
 use key_export::testkit::Device;
-use key_export::{container, ExportedSession, Passphrase};
+use key_export::ExportedSession;
 use support::*;
 
 fn index(s: &ExportedSession) -> u32 {
@@ -170,13 +170,8 @@ fn an_empty_selection_result_is_a_valid_empty_export() {
     let o = s.run("keys filter %k.txt --passphrase-file %pw --room !elsewhere:example.org --rounds 10 -o %empty.txt");
     assert_code(&o, 0);
     assert!(s.sessions_in("empty.txt", "pw").is_empty());
-    let sdk = sessions_in(&s.read("empty.txt"));
-    assert_eq!(sdk, 0);
-}
-
-/// Sessions in an export with passphrase "pw", counted by inspect.
-fn sessions_in(text: &[u8]) -> usize {
-    let plain =
-        container::decrypt(text, 0, &Passphrase::new("pw".into()), &Default::default()).unwrap();
-    key_export::inspect::inspect(&plain).unwrap().sessions
+    // matrix-sdk-crypto reads it as an export with no keys.
+    let sdk = matrix_sdk_crypto::decrypt_room_key_export(&s.read("empty.txt")[..], "pw")
+        .expect("matrix-sdk-crypto imports the empty export");
+    assert!(sdk.is_empty());
 }

@@ -307,13 +307,19 @@ fn every_error_kind_through_the_binary() {
             "no temporary file left"
         );
     }
-    // The cap can be raised for a file one trusts.
-    let mut many = armor::dearmor(good.as_bytes()).unwrap().0;
-    many[33..37].copy_from_slice(&20_000_000u32.to_be_bytes());
-    s.write("many", armor::armor(&many));
-    let o = s.run("keys inspect %many --passphrase-file %pass --max-rounds 1");
+    // The cap at its boundary, set by the flag: a file of 11 rounds is refused under
+    // --max-rounds 10 (with the flag named as the way out) and read under --max-rounds 11.
+    s.write("eleven", export_at_rounds(&sessions(1, 1), PASS, 11));
+    let o = s.run("keys inspect %eleven --passphrase-file %pass --max-rounds 10");
     assert_code(&o, 3);
-    assert!(stderr(&o).contains("20000000 PBKDF2 rounds"));
+    assert!(
+        stderr(&o).contains("asks for 11 PBKDF2 rounds"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("--max-rounds"), "{}", stderr(&o));
+    let o = s.run("keys inspect %eleven --passphrase-file %pass --max-rounds 11");
+    assert_code(&o, 0);
     // Missing input file.
     let o = s.run("keys decrypt %nope --passphrase-file %pass -o %out.json");
     assert_code(&o, 1);
@@ -321,7 +327,7 @@ fn every_error_kind_through_the_binary() {
     // Rounds the writer refuses.
     s.write("in.json", "[]");
     let o = s.run("keys encrypt %in.json --passphrase-file %pass --rounds 0 -o %o.txt");
-    assert_code(&o, 3);
+    assert_code(&o, 2);
     assert!(stderr(&o).contains("choose 1 to 2147483647"));
     assert!(!s.path("o.txt").exists());
 }

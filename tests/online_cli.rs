@@ -168,22 +168,7 @@ fn keys_upload_then_download_round_trip() {
 fn password_login_on_the_terminal_leaves_no_device_behind() {
     let user = server().register("pwlogin");
     let s = Scratch::new();
-    let devices = |c: &online::Client| -> usize {
-        let bytes = c
-            .call(
-                "list devices",
-                "GET",
-                &["v3", "devices"],
-                &[],
-                online::client::Body::None,
-            )
-            .unwrap();
-        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["devices"]
-            .as_array()
-            .unwrap()
-            .len()
-    };
-    let before = devices(&user.client);
+    let before = device_count(&user.client);
     let line = format!(
         "download direct --user {} --homeserver {} -o %d.json",
         user.user_id,
@@ -198,7 +183,7 @@ fn password_login_on_the_terminal_leaves_no_device_behind() {
     );
     assert_eq!(s.read("d.json"), b"{}\n");
     assert_eq!(
-        devices(&user.client),
+        device_count(&user.client),
         before,
         "the session the tool opened was logged out"
     );
@@ -230,4 +215,108 @@ fn credentials_are_never_sent_over_plain_http_to_another_machine() {
         .unwrap();
     assert_code(&o, 2);
     assert!(stderr(&o).contains("no access token"), "{}", stderr(&o));
+}
+
+#[test]
+fn token_from_a_file_and_recovery_key_from_the_environment() {
+    let user = server().register("sources");
+    let room = user.create_room("moving");
+    let s = Scratch::new();
+    let dev = key_export::testkit::Device::new();
+    let sessions: Vec<ExportedSession> = (0..5)
+        .map(|i| dev.new_session(&room).export_at(i))
+        .collect();
+    s.write("keys.txt", export(&sessions, "pw"));
+    s.write("pw", "pw");
+    s.write("token", format!("{}\n", user.token));
+    let (key, text) = RecoveryKey::generate();
+    backup::create_version(&user.client, &key).unwrap();
+    let o = s
+        .cmd("upload keys %keys.txt --passphrase-file %pw --access-token-file %token")
+        .arg("--homeserver")
+        .arg(&server().url)
+        .env("MATRIX_TRANSPLANT_RECOVERY_KEY", &*text)
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    assert!(stderr(&o).contains("uploaded 5 sessions"), "{}", stderr(&o));
+    assert_eq!(backup::current(&user.client).unwrap().unwrap().count, 5);
+    // A recovery key in the environment that is not this backup's: nothing is sent.
+    let (_, other) = RecoveryKey::generate();
+    let o = s
+        .cmd("upload keys %keys.txt --passphrase-file %pw --access-token-file %token")
+        .arg("--homeserver")
+        .arg(&server().url)
+        .env("MATRIX_TRANSPLANT_RECOVERY_KEY", &*other)
+        .output()
+        .unwrap();
+    assert_code(&o, 7);
+    assert!(stderr(&o).contains("does not match"), "{}", stderr(&o));
+}
+
+#[test]
+fn an_unreachable_homeserver_is_exit_7() {
+    let s = Scratch::new();
+    s.write("token", "t");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let o = s
+        .cmd("download direct --access-token-file %token")
+        .arg("--homeserver")
+        .arg(format!("http://{closed}"))
+        .output()
+        .unwrap();
+    assert_code(&o, 7);
+    assert!(
+        stderr(&o).contains("cannot reach the homeserver"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+fn device_count(c: &online::Client) -> usize {
+    let bytes = c
+        .call(
+            "list devices",
+            "GET",
+            &["v3", "devices"],
+            &[],
+            online::client::Body::None,
+        )
+        .unwrap();
+    serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["devices"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn a_password_login_is_logged_out_when_the_job_fails_after_it() {
+    let user = server().register("pwfail");
+    let s = Scratch::new();
+    s.write("keys.txt", export(&[], "pw"));
+    s.write("pw", "pw");
+    let (_, text) = RecoveryKey::generate();
+    s.write("recovery", &*text);
+    let before = device_count(&user.client);
+    // The account has no backup: the job fails after the login.
+    let line = format!(
+        "upload keys %keys.txt --passphrase-file %pw --recovery-key-file %recovery --user {} --homeserver {}",
+        user.user_id,
+        server().url
+    );
+    let o = s.run_on_terminal(&line, &format!("{}\n", user.password));
+    assert_code(&o, 7);
+    assert!(
+        stdout(&o).contains("no server-side key backup"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        device_count(&user.client),
+        before,
+        "the device the login made was logged out"
+    );
 }

@@ -141,5 +141,9 @@ pub fn sessions(n: usize, rooms: usize) -> Vec<ExportedSession> {
 }
 
 pub fn export(sessions: &[ExportedSession], pass: &str) -> String {
-    testkit::export_file(sessions, pass, 10).unwrap()
+    export_at_rounds(sessions, pass, 10)
+}
+
+pub fn export_at_rounds(sessions: &[ExportedSession], pass: &str, rounds: u32) -> String {
+    testkit::export_file(sessions, pass, rounds).unwrap()
 }

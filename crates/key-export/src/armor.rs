@@ -634,8 +634,19 @@ mod tests {
     }
 
     #[test]
-    fn huge_preamble_is_not_an_export() {
-        let junk = vec![b'x'; MAX_PREAMBLE + 10];
-        assert!(matches!(dearmor(&junk), Err(Error::NotAnExport)));
+    fn the_preamble_cap_holds_at_its_boundary() {
+        // Junk line, its newline, then the BEGIN line and its newline: exactly the cap is
+        // still read, one byte more is not an export (whatever follows).
+        let export = armor(&[7u8; 100]);
+        let room = MAX_PREAMBLE - 1 - (BEGIN.len() + 1);
+        let with_junk =
+            |n: usize| [vec![b'x'; n], b"\n".to_vec(), export.as_bytes().to_vec()].concat();
+        let (body, layout) = dearmor(&with_junk(room)).expect("a preamble of exactly the cap");
+        assert_eq!(body, [7u8; 100]);
+        assert!(layout.text_before);
+        assert!(matches!(
+            dearmor(&with_junk(room + 1)),
+            Err(Error::NotAnExport)
+        ));
     }
 }

@@ -100,4 +100,28 @@ proptest! {
             }
         }
     }
+
+    /// Completeness: every moving room the old map lists under a peer (anyone but the two
+    /// accounts themselves) is under that peer in the new map.
+    #[test]
+    fn build_keeps_every_moving_dm_pair(old in map_strategy(true), moving in prop::collection::hash_set(0..ROOMS.len(), 0..6)) {
+        let moving: HashSet<String> = moving.into_iter().map(|i| ROOMS[i].to_owned()).collect();
+        let accounts = Accounts { old: USERS[0].into(), new: USERS[1].into() };
+        let (new, report) = build(&old, &moving, &accounts);
+        let new_sets = as_sets(&new);
+        let mut pairs = 0;
+        for (key, rooms) in as_sets(&old) {
+            if key == accounts.old || key == accounts.new {
+                continue;
+            }
+            for room in rooms.intersection(&moving.iter().cloned().collect()) {
+                pairs += 1;
+                prop_assert!(
+                    new_sets.get(&key).is_some_and(|r| r.contains(room)),
+                    "{} under {} is missing", room, key
+                );
+            }
+        }
+        prop_assert_eq!(report.entries, pairs, "the report counts exactly those pairs");
+    }
 }
