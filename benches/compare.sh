@@ -2,6 +2,8 @@
 # Whole-process comparison, in ONE run on the same files: matrix-transplant against
 # matrix-sdk-crypto's decrypt_room_key_export + encrypt_room_key_export (benches/src/bin/sdk-job.rs).
 # Usage: benches/compare.sh [SESSIONS]   (default 100000; 415000 for the largest real exports)
+#        BIN=DIR benches/compare.sh ...   (use the binaries in DIR, e.g. a saved build, instead
+#                                          of building this checkout)
 # Prints wall time, peak RSS and the ratio for decrypt, filter (10% of rooms), merge (2 files, 5%
 # overlap, all rooms) and merge10 (the same two files, 10% of rooms).
 # Our outputs are fsync'ed before the rename (durability); the baseline's are not.
@@ -11,8 +13,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 dir="$root/target/bench-corpus/$n"
 mkdir -p "$dir"
 cd "$root"
-cargo build --release -q -p matrix-transplant -p benches --bins
-bin=target/release
+if [ -n "${BIN:-}" ]; then
+  bin=$BIN
+else
+  cargo build --release -q -p matrix-transplant -p benches --bins
+  bin=target/release
+fi
 printf 'bench passphrase\n' > "$dir/pass"
 chmod 600 "$dir/pass"
 if [ ! -f "$dir/a.txt" ] || [ ! -f "$dir/b.txt" ]; then

@@ -1,11 +1,12 @@
 //! `matrix-transplant keys ...`: each subcommand resolves its arguments, makes one call to
 //! `key_export::pipeline`, and prints the report.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Subcommand;
-use key_export::pipeline::{self, Destination};
+use key_export::pipeline::{self, Destination, PipelineError};
 use key_export::Rounds;
 use serde::Serialize;
 
@@ -116,6 +117,16 @@ pub fn run(cmd: KeysCommand) -> Outcome {
     }
 }
 
+/// Runs a pipeline job that writes into `output` (a temporary file renamed into place only
+/// when the job succeeds); errors name the inputs.
+fn into<T>(
+    output: &Output,
+    names: &[String],
+    job: impl FnOnce(&mut dyn Write) -> Result<T, PipelineError>,
+) -> Outcome<T> {
+    output.write_with(|sink| job(sink).map_err(|e| exit::pipeline(e, names)))
+}
+
 fn inspect(file: &Path, read: &ReadArgs, json: bool, all_rooms: bool) -> Outcome {
     let source = Sources::one(file, read.passphrase_file.as_deref())?;
     let name = names(&[file.to_owned()]);
@@ -133,10 +144,8 @@ fn decrypt(file: &Path, read: &ReadArgs, out: &OutArgs) -> Outcome {
     let output = Output::plan(out.output.as_deref(), out.force, true, &[file])?;
     let source = Sources::one(file, read.passphrase_file.as_deref())?;
     let name = names(&[file.to_owned()]);
-    let report = output.write_with(|sink| {
-        pipeline::decrypt(source, &read.limits.read_options(), sink)
-            .map(|(report, _)| report)
-            .map_err(|e| exit::pipeline(e, &name))
+    let report = into(&output, &name, |sink| {
+        pipeline::decrypt(source, &read.limits.read_options(), sink).map(|r| r.0)
     })?;
     eprintln!(
         "decrypted {} sessions to {}",
@@ -158,10 +167,8 @@ fn encrypt(
     let passphrase = secrets::new(passphrase_file, secrets::PASSPHRASE_ENV, None)?;
     let name = names(&[file.to_owned()]);
     let destination = Destination { passphrase, rounds };
-    let report = output.write_with(|sink| {
-        pipeline::encrypt(&name[0], &json, destination, allow_invalid, sink)
-            .map(|(report, _)| report)
-            .map_err(|e| exit::pipeline(e, &name))
+    let report = into(&output, &name, |sink| {
+        pipeline::encrypt(&name[0], &json, destination, allow_invalid, sink).map(|r| r.0)
     })?;
     eprintln!(
         "encrypted {} sessions to {} ({} rounds)",
@@ -202,10 +209,8 @@ fn filter_merge(files: &[PathBuf], pass_files: &[PathBuf], keep: &KeepArgs) -> O
     let names = names(files);
     let started = Instant::now();
     let read = keep.limits.read_options();
-    let done = output.write_with(|sink| {
-        pipeline::filter_merge(sources.into_vec(), destination, sink, &read, &options)
-            .map(|(done, _)| done)
-            .map_err(|e| exit::pipeline(e, &names))
+    let done = into(&output, &names, |sink| {
+        pipeline::filter_merge(sources.into_vec(), destination, sink, &read, &options).map(|r| r.0)
     })?;
     if let Some(c) = conflicts_out {
         let json = serde_json::to_vec_pretty(&done.conflicts)

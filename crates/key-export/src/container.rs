@@ -42,7 +42,8 @@ pub const MAC_LEN: usize = 32;
 pub const MIN_LEN: usize = HEADER_LEN + MAC_LEN;
 /// Rounds Element writes, and our default.
 pub const DEFAULT_ROUNDS: u32 = 500_000;
-/// Default cap on the rounds a file may ask for (about 6 s of PBKDF2 here).
+/// Default cap on the rounds a file may ask for: twenty times what Element writes, so
+/// seconds of PBKDF2, not the hours a hostile file could ask for.
 pub const DEFAULT_MAX_ROUNDS: u32 = 10_000_000;
 /// Largest round count a writer may use: Element reads it as a signed 32-bit number.
 pub const MAX_WRITE_ROUNDS: u32 = i32::MAX as u32;

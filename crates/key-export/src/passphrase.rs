@@ -66,7 +66,8 @@ pub struct DerivedKeys {
 
 impl DerivedKeys {
     /// Runs PBKDF2-HMAC-SHA-512(passphrase, salt, rounds) → 64 bytes. At Element's
-    /// 500,000 rounds this takes about 0.3 s and cannot be split across cores.
+    /// 500,000 rounds this is the slowest step of every job (figures in the README,
+    /// "Performance") and cannot be split across cores.
     pub fn derive(passphrase: &Passphrase, salt: &[u8; 16], rounds: u32) -> Self {
         let mut out = Zeroizing::new([0u8; 64]);
         pbkdf2::pbkdf2::<Hmac<Sha512>>(passphrase.as_bytes(), salt, rounds, &mut out[..])
