@@ -387,6 +387,39 @@ fn invalid_entries(kit: &mut Kit) {
     }
 }
 
+/// Two copies of one session whose signing key is not a curve point (vodozemac refuses to
+/// import it; comparing the copies once panicked).
+fn not_a_point(kit: &mut Kit) {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+    let signing = (0..=255u8)
+        .map(|b| {
+            let mut k = [0u8; 32];
+            k[0] = b;
+            k
+        })
+        .find(|k| vodozemac::Ed25519PublicKey::from_slice(k).is_err())
+        .expect("a y coordinate off the curve");
+    // Both copies from one device: the same sender, so only vodozemac can tell them apart.
+    let base: serde_json::Value = serde_json::from_str(&sessions(1)[0].to_json()).expect("json");
+    let copy = |ratchet: u8| {
+        let mut v = base.clone();
+        let mut key = vec![1u8, 0, 0, 0, 0];
+        key.extend_from_slice(&[ratchet; 128]);
+        key.extend_from_slice(&signing);
+        v["session_key"] = b64.encode(key).into();
+        v["session_id"] = b64.encode(signing).into();
+        v.to_string()
+    };
+    let json = format!("[{},{}]", copy(1), copy(2));
+    kit.case(
+        "entry-signing-key-not-a-point.txt",
+        "two copies of a session whose signing key is not an Ed25519 point (once a panic)",
+        seal(json.as_bytes()).as_bytes(),
+        "job: filter\nlibrary: invalid BadSessionKey\nexit: 5\nmessage: not an Ed25519 public key",
+    );
+}
+
 fn json_inputs(kit: &mut Kit) {
     let good = testkit::to_json(&sessions(2));
     kit.case(
@@ -438,6 +471,7 @@ fn main() {
     armour_errors(&mut kit);
     crypto_errors(&mut kit);
     invalid_entries(&mut kit);
+    not_a_point(&mut kit);
     json_inputs(&mut kit);
     eprintln!("wrote {} cases to {}", kit.made, kit.dir.display());
 }

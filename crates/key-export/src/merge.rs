@@ -250,14 +250,20 @@ fn decide(kept: &SessionRef<'_>, new: &SessionRef<'_>) -> Decision {
     }
 }
 
-/// vodozemac's verdict on two copies (both already validated).
+/// vodozemac's verdict on two copies (both already validated, so both import; a copy that
+/// did not would be no copy of the same session: Unconnected).
 fn compare(a: &SessionRef<'_>, b: &SessionRef<'_>) -> SessionOrdering {
     let import = |s: &SessionRef<'_>| {
-        let key = ExportedSessionKey::from_base64(s.session_key().unwrap_or_default())
-            .expect("validated session keys decode");
-        InboundGroupSession::import(&key, SessionConfig::version_1())
+        let key = ExportedSessionKey::from_base64(s.session_key()?).ok()?;
+        Some(InboundGroupSession::import(
+            &key,
+            SessionConfig::version_1(),
+        ))
     };
-    import(a).compare(&mut import(b))
+    match (import(a), import(b)) {
+        (Some(mut a), Some(mut b)) => a.compare(&mut b),
+        _ => SessionOrdering::Unconnected,
+    }
 }
 
 /// The JSON text of each merged session, ready for [`crate::entries::write_array`].

@@ -19,6 +19,7 @@ use base64::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use vodozemac::Ed25519PublicKey;
 use zeroize::Zeroizing;
 
 /// The only session algorithm key exports carry.
@@ -284,10 +285,17 @@ impl<'a> SessionRef<'a> {
         if B64_UNPADDED.encode(signing_key) != self.session_id {
             return Err(Invalid::SessionIdMismatch);
         }
+        // Importers decode it as an Ed25519 key (vodozemac), and reject the whole file
+        // when it is not a point of the curve.
+        if Ed25519PublicKey::from_slice(&signing_key).is_err() {
+            return Err(Invalid::BadSessionKey(
+                "its signing key is not an Ed25519 public key",
+            ));
+        }
         if self.claimed_ed25519.is_empty() {
             return Err(Invalid::MissingClaimedEd25519);
         }
-        if !is_key32(&self.claimed_ed25519) {
+        if !is_ed25519(&self.claimed_ed25519) {
             return Err(Invalid::BadClaimedEd25519);
         }
         if let Some(chain) = chain {
@@ -331,6 +339,32 @@ impl<'a> SessionRef<'a> {
 
 /// Room IDs: the one rule of the workspace ([`matrix_ids::is_room_id`]).
 pub use matrix_ids::is_room_id;
+
+/// A base64 Ed25519 public key that vodozemac accepts (a point of the curve). The claimed
+/// key is the sending device's, the same for all of its sessions, so each thread remembers
+/// the keys it has checked: decoding a point costs microseconds, 400,000 times over.
+fn is_ed25519(s: &str) -> bool {
+    use std::cell::RefCell;
+    use std::collections::HashSet;
+    thread_local! {
+        static CHECKED: RefCell<HashSet<String>> = RefCell::new(HashSet::new());
+    }
+    const REMEMBERED: usize = 4096;
+    if CHECKED.with(|c| c.borrow().contains(s)) {
+        return true;
+    }
+    let ok = is_key32(s) && Ed25519PublicKey::from_base64(s.trim_end_matches('=')).is_ok();
+    if ok {
+        CHECKED.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len() >= REMEMBERED {
+                c.clear();
+            }
+            c.insert(s.to_owned());
+        });
+    }
+    ok
+}
 
 /// A base64 (padded or not) string of a 32-byte public key.
 fn is_key32(s: &str) -> bool {
@@ -453,6 +487,44 @@ mod tests {
         });
         modify(&mut v);
         RawValue::from_string(v.to_string()).unwrap()
+    }
+
+    /// 32 bytes that are not the encoding of an Ed25519 point.
+    pub(crate) fn not_a_point() -> [u8; 32] {
+        (0..=255u8)
+            .map(|b| {
+                let mut k = [0u8; 32];
+                k[0] = b;
+                k
+            })
+            .find(|k| Ed25519PublicKey::from_slice(k).is_err())
+            .expect("about half of all y coordinates are not on the curve")
+    }
+
+    #[test]
+    fn keys_that_are_not_curve_points_are_named() {
+        let bad = not_a_point();
+        let raw = entry(|v| {
+            v["session_id"] = B64_UNPADDED.encode(bad).into();
+            v["session_key"] = session_key(0, &bad).into();
+        });
+        assert_eq!(
+            SessionRef::parse(&raw).problem,
+            Some(Invalid::BadSessionKey(
+                "its signing key is not an Ed25519 public key"
+            ))
+        );
+        let raw = entry(|v| v["sender_claimed_keys"]["ed25519"] = B64_UNPADDED.encode(bad).into());
+        assert_eq!(
+            SessionRef::parse(&raw).problem,
+            Some(Invalid::BadClaimedEd25519)
+        );
+        // The memo of checked claimed keys never lets a bad key through after a good one.
+        assert_eq!(SessionRef::parse(&entry(|_| {})).problem, None);
+        assert_eq!(
+            SessionRef::parse(&raw).problem,
+            Some(Invalid::BadClaimedEd25519)
+        );
     }
 
     #[test]
