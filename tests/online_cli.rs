@@ -320,3 +320,32 @@ fn a_password_login_is_logged_out_when_the_job_fails_after_it() {
         "the device the login made was logged out"
     );
 }
+
+/// A token of another account than --user names (a leftover in the environment): nothing
+/// is written to either account.
+#[test]
+fn a_token_of_another_account_than_user_writes_nothing() {
+    let alice = server().register("whoalice");
+    let bob = server().register("whobob");
+    let s = Scratch::new();
+    s.write("new.json", r#"{"@peer:localhost": ["!dm:localhost"]}"#);
+    let o = s
+        .cmd("upload direct %new.json")
+        .args(["--user", &alice.user_id, "--homeserver", &server().url])
+        .env("MATRIX_ACCESS_TOKEN", &bob.token)
+        .output()
+        .unwrap();
+    assert_code(&o, 2);
+    assert!(
+        stderr(&o).contains(&format!(
+            "belongs to {}, not to {}",
+            bob.user_id, alice.user_id
+        )),
+        "{}",
+        stderr(&o)
+    );
+    for user in [&alice, &bob] {
+        let map = online::direct::download(&user.client, &user.user_id).unwrap();
+        assert!(map.is_empty(), "{} was not written", user.user_id);
+    }
+}

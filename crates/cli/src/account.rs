@@ -9,11 +9,15 @@ use key_export::merge::MergeOptions;
 use key_export::pipeline::Destination;
 use migrate::direct;
 use migrate::keys::{self, DownloadKeys, UploadKeys};
-use online::{backup, Homeserver, Session};
+use std::time::Duration;
+
+use online::client::RateLimits;
+use online::{backup, Homeserver, Session, SessionOptions};
 
 use crate::args::{NewExportArgs, OutArgs, ReadArgs, RecoveryArgs, SelectArgs, SessionArgs};
 use crate::exit::{self, Exit, Failure, Outcome};
 use crate::files::{names, read_direct_map, Output, Sources};
+use crate::print;
 use crate::progress::Bars;
 use crate::secrets;
 
@@ -77,11 +81,20 @@ pub enum UploadCommand {
     },
 }
 
-/// Finds the homeserver and opens a session; secrets are resolved before anything is sent.
+/// Finds the homeserver and opens a session; secrets are resolved before anything is sent,
+/// and the homeserver is named before any prompt.
 fn connect(args: &SessionArgs) -> Outcome<Session> {
     let homeserver = match (&args.homeserver, &args.user) {
         (Some(url), _) => Homeserver::parse(url, args.allow_insecure_http)?,
-        (None, Some(user)) => Homeserver::discover(user, args.allow_insecure_http)?,
+        (None, Some(user)) => {
+            let hs = Homeserver::discover(user)?;
+            eprintln!(
+                "using homeserver {} (found through the .well-known of {})",
+                print::safe(hs.url().as_str()),
+                print::safe(user.split_once(':').map_or("", |(_, s)| s))
+            );
+            hs
+        }
         (None, None) => {
             return Err(Failure::new(
                 Exit::Usage,
@@ -91,13 +104,15 @@ fn connect(args: &SessionArgs) -> Outcome<Session> {
     };
     let credentials =
         secrets::credentials(args.access_token_file.as_deref(), args.user.as_deref())?;
-    let notice = Box::new(|wait: std::time::Duration| {
-        eprintln!(
-            "rate limited by the homeserver: waiting {:.1} s as it asks",
-            wait.as_secs_f64()
-        );
-    });
-    Ok(Session::open(homeserver, credentials, Some(notice))?)
+    let options = SessionOptions {
+        expected_user: args.user.clone(),
+        on_wait: Some(Box::new(print::wait)),
+        limits: RateLimits {
+            budget: Duration::from_secs(args.max_wait),
+            ..RateLimits::default()
+        },
+    };
+    Ok(Session::open(homeserver, credentials, options)?)
 }
 
 /// Runs `job` in a session, then closes the session (a password login is logged out, on
@@ -115,7 +130,7 @@ pub fn download(cmd: DownloadCommand) -> Outcome {
     match cmd {
         DownloadCommand::Direct { session, out } => {
             let output = Output::plan(out.output.as_deref(), out.force, false, &[])?;
-            let got = in_session(&session, |s| Ok(direct::download(s.client())?))?;
+            let got = in_session(&session, |s| Ok(direct::download(s)?))?;
             output.write(got.map.to_pretty_json().as_bytes())?;
             eprintln!(
                 "m.direct of {}: {} users -> {}",
@@ -207,7 +222,7 @@ pub fn upload(cmd: UploadCommand) -> Outcome {
 
 fn upload_direct(file: &std::path::Path, session: &SessionArgs, dry_run: bool) -> Outcome {
     let new = read_direct_map(file)?;
-    let done = in_session(session, |s| Ok(direct::upload(s.client(), &new, dry_run)?))?;
+    let done = in_session(session, |s| Ok(direct::upload(s, &new, dry_run)?))?;
     for (user, room) in &done.added {
         eprintln!("  + {user}: {room}");
     }
@@ -224,9 +239,14 @@ fn upload_direct(file: &std::path::Path, session: &SessionArgs, dry_run: bool) -
         );
     } else {
         eprintln!(
-            "added {} entries to the m.direct of {me} ({} users now)",
+            "added {} entries to the m.direct of {me} ({} users now; read back and verified{})",
             done.added.len(),
-            done.users_after
+            done.users_after,
+            if done.writes > 1 {
+                ", after merging again with a change another client made meanwhile"
+            } else {
+                ""
+            }
         );
     }
     Ok(())

@@ -164,6 +164,9 @@ pub struct SessionArgs {
     /// Allow plain http to a homeserver that is not on this machine.
     #[arg(long)]
     pub allow_insecure_http: bool,
+    /// The longest the homeserver may make this run wait in all (rate limits, retries).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    pub max_wait: u64,
 }
 
 /// The recovery key ("Security Key") of the account's backup.

@@ -156,6 +156,12 @@ impl From<online::Error> for Failure {
                 Some("--allow-insecure-http sends the token in the clear; only for a server you trust on a network you trust"),
             ),
             E::BadUrl { .. } | E::RecoveryKey(_) => (Exit::Usage, None),
+            E::WrongAccount { .. } => (
+                Exit::Usage,
+                Some("check --access-token-file, $MATRIX_ACCESS_TOKEN and --user"),
+            ),
+            E::Redirect { .. } => (Exit::Server, Some("give that URL with --homeserver")),
+            E::WaitBudget { .. } => (Exit::Server, Some("allow longer waits with --max-wait SECONDS")),
             E::Discovery { .. } => (Exit::Server, Some("give --homeserver URL")),
             E::Api { errcode, .. } if errcode == "M_TOO_LARGE" => {
                 (Exit::Server, Some("use a smaller --batch"))

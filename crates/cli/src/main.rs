@@ -48,7 +48,7 @@ fn main() {
         Command::Download(cmd) => account::download(cmd),
     };
     if let Err(failure) = result {
-        eprintln!("matrix-transplant: {failure}");
+        eprintln!("matrix-transplant: {}", print::failure(&failure.message));
         std::process::exit(failure.exit.code());
     }
 }

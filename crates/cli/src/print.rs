@@ -72,8 +72,8 @@ pub fn strict_conflicts(c: &[Conflict], names: &[String]) -> String {
     msg.push_str(&listing(c, |x| {
         format!(
             "{} {}: {:?} ({} entry {} vs {} entry {})",
-            x.room_id,
-            x.session_id,
+            safe(&x.room_id),
+            safe(&x.session_id),
             x.kind,
             name(names, x.kept.input),
             x.kept.index,
@@ -125,7 +125,9 @@ fn inspect_lists(r: &Report, all_rooms: bool) {
     for d in r.duplicates.iter().take(10) {
         println!(
             "  {} {}: first known indexes {:?}",
-            d.room_id, d.session_id, d.first_known_indexes
+            safe(&d.room_id),
+            safe(&d.session_id),
+            d.first_known_indexes
         );
     }
     println!("invalid:    {} entries", r.invalid.len());
@@ -135,7 +137,7 @@ fn inspect_lists(r: &Report, all_rooms: bool) {
     println!("rooms:");
     let shown = if all_rooms { r.rooms.len() } else { 20 };
     for room in r.rooms.iter().take(shown) {
-        println!("  {:>7}  {}", room.sessions, room.room_id);
+        println!("  {:>7}  {}", room.sessions, safe(&room.room_id));
     }
     if r.rooms.len() > shown {
         println!(
@@ -176,7 +178,12 @@ pub fn merge_summary(done: &Finished, names: &[String], output: &str) {
 
 fn merge_details(done: &Finished, names: &[String]) {
     for c in done.conflicts.iter().take(10) {
-        eprintln!("  conflict: {} {}: {:?}", c.room_id, c.session_id, c.kind);
+        eprintln!(
+            "  conflict: {} {}: {:?}",
+            safe(&c.room_id),
+            safe(&c.session_id),
+            c.kind
+        );
     }
     for b in done.dropped_invalid.iter().take(10) {
         eprintln!(
@@ -193,9 +200,40 @@ fn merge_details(done: &Finished, names: &[String]) {
             missing.len()
         );
         for r in missing {
-            eprintln!("  {r}");
+            eprintln!("  {}", safe(r));
         }
     }
+}
+
+/// A failure's message for the terminal: every control character but the line breaks of
+/// our own layout is shown escaped.
+pub fn failure(message: &str) -> String {
+    message.split('\n').map(safe).collect::<Vec<_>>().join("\n")
+}
+
+/// Shows a wait the homeserver imposes.
+pub fn wait(w: &online::client::Wait) {
+    use online::client::WaitCause;
+    let secs = w.duration.as_secs_f64();
+    match &w.cause {
+        WaitCause::RateLimited { asked: None } => {
+            eprintln!("rate limited by the homeserver: waiting {secs:.1} s as it asks")
+        }
+        WaitCause::RateLimited { asked: Some(a) } => eprintln!(
+            "rate limited by the homeserver: it asks for {:.0} s, waiting {secs:.0} s and asking again",
+            a.as_secs_f64()
+        ),
+        WaitCause::ServerError(status) => eprintln!(
+            "the homeserver failed ({}): trying again in {secs:.0} s",
+            status.map_or("connection broken".to_owned(), |s| format!("HTTP {s}"))
+        ),
+    }
+}
+
+/// Text from outside (a server, a file) made safe to print on a terminal: control
+/// characters are shown escaped, so an escape sequence cannot reach the terminal.
+pub fn safe(text: &str) -> String {
+    online::client::printable(text)
 }
 
 /// How long a job took.
@@ -212,13 +250,15 @@ pub fn direct_build(report: &BuildReport, moving: usize, output: &str) {
     for a in &report.ambiguous {
         eprintln!(
             "  ambiguous: {} is listed under {} (kept under each)",
-            a.room,
-            a.peers.join(", ")
+            safe(&a.room),
+            safe(&a.peers.join(", "))
         );
     }
     for (k, r) in &report.self_entries {
         eprintln!(
-            "  left out: {r} under the account itself ({k}); Element would re-guess the peer"
+            "  left out: {} under the account itself ({}); Element would re-guess the peer",
+            safe(r),
+            safe(k)
         );
     }
     for k in &report.third_party {
@@ -229,5 +269,22 @@ pub fn direct_build(report: &BuildReport, moving: usize, output: &str) {
     }
     for k in &report.not_lists {
         eprintln!("  ignored: {k:?} holds something that is not a list of rooms");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_sequences_never_reach_the_terminal() {
+        let hostile = "!room\u{1b}]0;owned\u{7}:x\u{9b}2J";
+        let shown = safe(hostile);
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert!(shown.contains("\\u{1b}]0;owned"));
+        assert_eq!(safe("!plain:example.org"), "!plain:example.org");
+        let msg = failure("first line\n  second \u{1b}[31mred");
+        assert_eq!(msg.lines().count(), 2);
+        assert!(!msg.contains('\u{1b}'));
     }
 }

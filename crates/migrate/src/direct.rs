@@ -7,7 +7,7 @@ use key_export::pipeline::{self, Source};
 use key_export::ReadOptions;
 use m_direct::build::{self, Accounts, BuildReport};
 use m_direct::DirectMap;
-use online::Client;
+use online::Session;
 use serde::Serialize;
 
 use crate::error::Result;
@@ -64,10 +64,10 @@ pub struct Downloaded {
     pub map: DirectMap,
 }
 
-/// Reads the `m.direct` of the account the token belongs to.
-pub fn download(client: &Client) -> Result<Downloaded> {
-    let user_id = client.whoami()?.user_id;
-    let map = online::direct::download(client, &user_id)?;
+/// Reads the `m.direct` of the session's account.
+pub fn download(session: &Session) -> Result<Downloaded> {
+    let user_id = session.user_id().to_owned();
+    let map = online::direct::download(session.client(), &user_id)?;
     Ok(Downloaded { user_id, map })
 }
 
@@ -80,23 +80,30 @@ pub struct Uploaded {
     pub added: Vec<(String, String)>,
     /// Users in the merged map.
     pub users_after: usize,
-    /// True when the merged map was written.
-    pub written: bool,
+    /// Writes made (0 in a dry run or when nothing is missing; 2 when another client wrote
+    /// at the same time and the merge was done again).
+    pub writes: usize,
 }
 
-/// Merges `new` into the `m.direct` of the token's account: reads it, merges (what it
-/// has first), and writes the result unless nothing changes or `dry_run`.
-pub fn upload(client: &Client, new: &DirectMap, dry_run: bool) -> Result<Uploaded> {
-    let user_id = client.whoami()?.user_id;
-    let plan = online::direct::plan(client, &user_id, new)?;
-    let write = !dry_run && !plan.added.is_empty();
-    if write {
-        online::direct::apply(client, &user_id, &plan)?;
+/// Merges `new` into the session account's `m.direct`: reads it, merges (what it has
+/// first), writes, and reads it back to verify (see [`online::direct::merge_into`]). A dry
+/// run only reads.
+pub fn upload(session: &Session, new: &DirectMap, dry_run: bool) -> Result<Uploaded> {
+    let user_id = session.user_id().to_owned();
+    if dry_run {
+        let plan = online::direct::plan(session.client(), &user_id, new)?;
+        return Ok(Uploaded {
+            user_id,
+            users_after: plan.merged.len(),
+            added: plan.added,
+            writes: 0,
+        });
     }
+    let done = online::direct::merge_into(session.client(), &user_id, new)?;
     Ok(Uploaded {
         user_id,
-        users_after: plan.merged.len(),
-        added: plan.added,
-        written: write,
+        added: done.added,
+        users_after: done.users_after,
+        writes: done.writes,
     })
 }

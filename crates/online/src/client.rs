@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io::Read;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -15,13 +15,23 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
-/// How requests wait out HTTP 429 (rate limited).
+/// How far the client trusts a server to make it wait and retry. Every number is a bound:
+/// a hostile or broken server cannot keep a run waiting forever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimits {
-    /// Retries of one request before giving up.
+    /// Retries of one request after HTTP 429 before giving up.
     pub max_retries: usize,
     /// The wait when the server names none (no `retry_after_ms`, no `Retry-After`).
     pub default_wait: Duration,
+    /// The longest single wait; a server asking for more is waited this long, and told so.
+    pub max_single_wait: Duration,
+    /// All waits of this client together; past it, requests stop with [`Error::WaitBudget`].
+    pub budget: Duration,
+    /// Retries of an idempotent request (GET, PUT, DELETE) after a 5xx answer or a broken
+    /// connection.
+    pub server_error_retries: usize,
+    /// The first wait before such a retry; each next one is twice as long.
+    pub backoff: Duration,
 }
 
 impl Default for RateLimits {
@@ -29,9 +39,42 @@ impl Default for RateLimits {
         RateLimits {
             max_retries: 50,
             default_wait: Duration::from_secs(5),
+            max_single_wait: Duration::from_secs(120),
+            budget: Duration::from_secs(30 * 60),
+            server_error_retries: 4,
+            backoff: Duration::from_secs(1),
         }
     }
 }
+
+/// Why a request waits before it is sent again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitCause {
+    /// HTTP 429; `asked` is what the server asked for, when it was more than the clamp.
+    RateLimited {
+        /// The wait the server asked for, when longer than the one taken.
+        asked: Option<Duration>,
+    },
+    /// A 5xx answer (its status) or a broken connection (`None`).
+    ServerError(Option<u16>),
+}
+
+/// One wait, as shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wait {
+    /// How long.
+    pub duration: Duration,
+    /// Why.
+    pub cause: WaitCause,
+}
+
+/// Called with each wait before a request is sent again, to show it to the user.
+pub type WaitNotice = Box<dyn Fn(&Wait) + Send + Sync>;
+
+/// The most a successful answer may hold, unless the call says otherwise.
+pub const MAX_BODY: usize = 4 << 20;
+/// The most an error answer may hold (only its errcode and message are read).
+const MAX_ERROR_BODY: usize = 64 << 10;
 
 /// An access token: never shown by `Debug`, wiped on drop.
 #[derive(Clone)]
@@ -88,8 +131,10 @@ impl Homeserver {
     }
 
     /// Finds the homeserver of `user_id` (`@name:server`) through
-    /// `https://server/.well-known/matrix/client`, falling back to `https://server`.
-    pub fn discover(user_id: &str, allow_insecure_http: bool) -> Result<Self> {
+    /// `https://server/.well-known/matrix/client`, falling back to `https://server`. Only
+    /// https is used: for the lookup, for any redirect it follows, and for the URL it
+    /// finds (the loopback exemption is for URLs the user types, never for found ones).
+    pub fn discover(user_id: &str) -> Result<Self> {
         let server = user_id
             .split_once(':')
             .map(|(_, s)| s)
@@ -98,9 +143,17 @@ impl Homeserver {
                 server: user_id.into(),
                 reason: "not a user ID (@name:server)".into(),
             })?;
+        let fail = |reason: String| Error::Discovery {
+            server: server.into(),
+            reason,
+        };
         let well_known = format!("https://{server}/.well-known/matrix/client");
-        let agent = agent();
-        match agent.get(&well_known).call() {
+        let agent = ureq::AgentBuilder::new()
+            .https_only(true)
+            .redirects(3)
+            .timeout(Duration::from_secs(30))
+            .build();
+        let found = match agent.get(&well_known).call() {
             Ok(resp) => {
                 #[derive(Deserialize)]
                 struct Hs {
@@ -111,21 +164,21 @@ impl Homeserver {
                     #[serde(rename = "m.homeserver")]
                     homeserver: Hs,
                 }
-                let wk: WellKnown =
-                    serde_json::from_reader(resp.into_reader()).map_err(|e| Error::Discovery {
-                        server: server.into(),
-                        reason: format!("bad .well-known: {e}"),
-                    })?;
-                Homeserver::parse(&wk.homeserver.base_url, allow_insecure_http)
+                let bytes = read_body(resp, "discovery", MAX_ERROR_BODY)?;
+                let wk: WellKnown = serde_json::from_slice(&bytes)
+                    .map_err(|e| fail(format!("bad .well-known: {e}")))?;
+                wk.homeserver.base_url
             }
-            Err(ureq::Error::Status(404, _)) => {
-                Homeserver::parse(&format!("https://{server}"), allow_insecure_http)
-            }
-            Err(e) => Err(Error::Discovery {
-                server: server.into(),
-                reason: e.to_string(),
-            }),
+            Err(ureq::Error::Status(404, _)) => format!("https://{server}"),
+            Err(e) => return Err(fail(e.to_string())),
+        };
+        let hs = Homeserver::parse(&found, false)?;
+        if hs.base.scheme() != "https" {
+            return Err(fail(format!(
+                "its .well-known names {found}, which is not https"
+            )));
         }
+        Ok(hs)
     }
 
     /// The base URL.
@@ -143,10 +196,14 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
+/// The HTTP agent: no redirects are followed (a token is only ever sent to the URL the
+/// user named or discovery found); a read that stalls for 2 minutes fails.
 fn agent() -> ureq::Agent {
     ureq::AgentBuilder::new()
+        .redirects(0)
         .timeout_connect(Duration::from_secs(20))
-        .timeout(Duration::from_secs(300))
+        .timeout_read(Duration::from_secs(120))
+        .timeout_write(Duration::from_secs(120))
         .user_agent(concat!("matrix-transplant/", env!("CARGO_PKG_VERSION")))
         .build()
 }
@@ -159,9 +216,6 @@ pub enum Body<'a> {
     Json(&'a [u8]),
 }
 
-/// Called with the wait before each retry after HTTP 429, to show it to the user.
-pub type WaitNotice = Box<dyn Fn(Duration) + Send + Sync>;
-
 /// An authenticated connection to a homeserver.
 pub struct Client {
     homeserver: Homeserver,
@@ -169,6 +223,7 @@ pub struct Client {
     agent: ureq::Agent,
     on_wait: Option<WaitNotice>,
     waits: AtomicUsize,
+    waited_ms: AtomicU64,
     rate_limits: RateLimits,
 }
 
@@ -210,6 +265,7 @@ impl Client {
             agent: agent(),
             on_wait: None,
             waits: AtomicUsize::new(0),
+            waited_ms: AtomicU64::new(0),
             rate_limits: RateLimits::default(),
         }
     }
@@ -262,7 +318,7 @@ impl Client {
         self.rate_limits = limits;
     }
 
-    /// How many times requests waited because of HTTP 429.
+    /// How many times requests waited (HTTP 429, or a retry after a server error).
     pub fn rate_limit_waits(&self) -> usize {
         self.waits.load(Ordering::Relaxed)
     }
@@ -276,6 +332,25 @@ impl Client {
     pub fn logout(&self) -> Result<()> {
         self.call("log out", "POST", &["v3", "logout"], &[], Body::Json(b"{}"))
             .map(|_| ())
+    }
+
+    /// Checks that the server speaks the client-server API (`GET /versions`, no token):
+    /// asked before any credential is sent.
+    pub fn check_versions(&self) -> Result<()> {
+        #[derive(Deserialize)]
+        struct Versions {
+            #[allow(dead_code)]
+            versions: Vec<String>,
+        }
+        let _: Versions = self.call_json(
+            "list the API versions it speaks",
+            "GET",
+            &["versions"],
+            &[],
+            Body::None,
+            false,
+        )?;
+        Ok(())
     }
 
     /// The user the token belongs to.
@@ -305,11 +380,12 @@ impl Client {
         url
     }
 
-    /// Sends a request; returns the status and body of a 2xx answer. HTTP 429 is waited
-    /// out (the server's `retry_after_ms`, else `Retry-After`, else
-    /// [`RateLimits::default_wait`]) and retried up to [`RateLimits::max_retries`] times.
-    /// Other errors become [`Error::Api`] (404 included: callers that expect one check
-    /// for `M_NOT_FOUND`).
+    /// Sends a request; returns the body of a 2xx answer (at most [`MAX_BODY`] bytes).
+    /// HTTP 429 is waited out (the server's `retry_after_ms`, else `Retry-After`, else
+    /// [`RateLimits::default_wait`], each clamped, all within the budget) and retried; an
+    /// idempotent request is retried after a 5xx or a broken connection, with backoff. A
+    /// redirect is an error, never followed. Other errors become [`Error::Api`] (404
+    /// included: callers that expect one check for it).
     pub fn call(
         &self,
         what: &str,
@@ -318,9 +394,22 @@ impl Client {
         query: &[(&str, &str)],
         body: Body<'_>,
     ) -> Result<Vec<u8>> {
-        self.call_inner(what, method, segments, query, &body, true)
+        self.call_inner(what, method, segments, query, &body, true, MAX_BODY)
     }
 
+    /// [`Client::call`] for an answer that may be larger than [`MAX_BODY`] (at most
+    /// `limit` bytes), such as a whole key backup.
+    pub fn call_large(
+        &self,
+        what: &str,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        limit: usize,
+    ) -> Result<Vec<u8>> {
+        self.call_inner(what, "GET", segments, query, &Body::None, true, limit)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn call_inner(
         &self,
         what: &str,
@@ -329,68 +418,145 @@ impl Client {
         query: &[(&str, &str)],
         body: &Body<'_>,
         auth: bool,
+        limit: usize,
     ) -> Result<Vec<u8>> {
         let url = self.url(segments, query);
         let limits = self.rate_limits;
-        for attempt in 0..=limits.max_retries {
-            let mut req = self.agent.request_url(method, &url);
-            if auth {
-                req = req.set("Authorization", &self.token.bearer());
-            }
-            let result = match body {
-                Body::None => req.call(),
-                Body::Json(bytes) => req
-                    .set("Content-Type", "application/json")
-                    .send_bytes(bytes),
-            };
-            match result {
-                Ok(resp) => return read_body(resp, what),
-                Err(ureq::Error::Status(status, resp)) => {
-                    let header_wait = resp
-                        .header("Retry-After")
-                        .and_then(|s| s.trim().parse::<u64>().ok());
-                    let bytes = read_body(resp, what).unwrap_or_default();
-                    let err: MatrixError = serde_json::from_slice(&bytes).unwrap_or_default();
-                    if status == 429 && attempt < limits.max_retries {
-                        let wait = err
-                            .retry_after_ms
-                            .map(Duration::from_millis)
-                            .or(header_wait.map(Duration::from_secs))
-                            .unwrap_or(limits.default_wait);
-                        self.waits.fetch_add(1, Ordering::Relaxed);
-                        if let Some(notice) = &self.on_wait {
-                            notice(wait);
-                        }
-                        std::thread::sleep(wait);
-                        continue;
+        let idempotent = matches!(method, "GET" | "PUT" | "DELETE");
+        let (mut limited, mut failed) = (0, 0);
+        loop {
+            let wait = match self.send_once(what, method, &url, body, auth, limit) {
+                Attempt::Done(bytes) => return Ok(bytes),
+                Attempt::RateLimited { asked, error } if limited < limits.max_retries => {
+                    limited += 1;
+                    let duration = asked.unwrap_or(limits.default_wait);
+                    let clamped = duration.min(limits.max_single_wait);
+                    let cause = WaitCause::RateLimited {
+                        asked: (clamped < duration).then_some(duration),
+                    };
+                    self.budget_check(what, clamped, error)?;
+                    Wait {
+                        duration: clamped,
+                        cause,
                     }
-                    return Err(Error::Api {
-                        what: what.into(),
-                        status,
-                        errcode: if err.errcode.is_empty() {
-                            "(no errcode)".into()
-                        } else {
-                            err.errcode
-                        },
-                        message: err.error,
-                    });
                 }
-                Err(e) => {
-                    let mut shown = url.clone();
-                    shown.set_query(None);
-                    return Err(Error::Transport {
-                        url: shown.to_string(),
-                        reason: e.to_string(),
-                    });
+                Attempt::Retryable { status, error }
+                    if idempotent && failed < limits.server_error_retries =>
+                {
+                    let duration = limits.backoff * 2u32.saturating_pow(failed as u32);
+                    failed += 1;
+                    self.budget_check(what, duration, error)?;
+                    Wait {
+                        duration,
+                        cause: WaitCause::ServerError(status),
+                    }
+                }
+                Attempt::RateLimited { error, .. }
+                | Attempt::Retryable { error, .. }
+                | Attempt::Failed(error) => return Err(error),
+            };
+            self.waits.fetch_add(1, Ordering::Relaxed);
+            if let Some(notice) = &self.on_wait {
+                notice(&wait);
+            }
+            std::thread::sleep(wait.duration);
+        }
+    }
+
+    /// Counts `wait` against the budget; an error (`error` kept as the cause) when it
+    /// would go over.
+    fn budget_check(&self, what: &str, wait: Duration, error: Error) -> Result<()> {
+        let before = Duration::from_millis(self.waited_ms.load(Ordering::Relaxed));
+        if before + wait > self.rate_limits.budget {
+            return Err(Error::WaitBudget {
+                what: what.into(),
+                waited: before,
+                last: Box::new(error),
+            });
+        }
+        self.waited_ms
+            .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// One request, its answer classified.
+    fn send_once(
+        &self,
+        what: &str,
+        method: &str,
+        url: &Url,
+        body: &Body<'_>,
+        auth: bool,
+        limit: usize,
+    ) -> Attempt {
+        let mut req = self.agent.request_url(method, url);
+        if auth {
+            req = req.set("Authorization", &self.token.bearer());
+        }
+        let result = match body {
+            Body::None => req.call(),
+            Body::Json(bytes) => req
+                .set("Content-Type", "application/json")
+                .send_bytes(bytes),
+        };
+        match result {
+            Ok(resp) if (200..300).contains(&resp.status()) => match read_body(resp, what, limit) {
+                Ok(bytes) => Attempt::Done(bytes),
+                Err(e) => Attempt::Failed(e),
+            },
+            // Redirects are not followed (see `agent`): any other status is an error.
+            Ok(resp) => Attempt::Failed(Error::Redirect {
+                what: what.into(),
+                status: resp.status(),
+                location: resp.header("Location").unwrap_or("").to_owned(),
+            }),
+            Err(ureq::Error::Status(status, resp)) => {
+                let header_wait = resp
+                    .header("Retry-After")
+                    .and_then(|s| s.trim().parse::<u64>().ok());
+                let bytes = read_body(resp, what, MAX_ERROR_BODY).unwrap_or_default();
+                let err: MatrixError = serde_json::from_slice(&bytes).unwrap_or_default();
+                let asked = err
+                    .retry_after_ms
+                    .map(Duration::from_millis)
+                    .or(header_wait.map(Duration::from_secs));
+                let error = Error::Api {
+                    what: what.into(),
+                    status,
+                    errcode: if err.errcode.is_empty() {
+                        "(no errcode)".into()
+                    } else {
+                        printable(&err.errcode)
+                    },
+                    message: printable(&err.error),
+                };
+                match status {
+                    429 => Attempt::RateLimited { asked, error },
+                    500 | 502 | 503 | 504 => Attempt::Retryable {
+                        status: Some(status),
+                        error,
+                    },
+                    _ => Attempt::Failed(error),
+                }
+            }
+            Err(ureq::Error::Transport(t)) => {
+                let mut shown = url.clone();
+                shown.set_query(None);
+                let broken = t.kind() == ureq::ErrorKind::Io;
+                let error = Error::Transport {
+                    url: shown.to_string(),
+                    reason: t.to_string(),
+                };
+                if broken {
+                    Attempt::Retryable {
+                        status: None,
+                        error,
+                    }
+                } else {
+                    Attempt::Failed(error)
                 }
             }
         }
-        Err(Error::Api {
-            what: what.into(),
-            status: 429,
-            errcode: "M_LIMIT_EXCEEDED".into(),
-            message: format!("still rate limited after {} waits", limits.max_retries),
-        })
     }
 
     /// [`Client::call`], parsing the answer as JSON.
@@ -403,7 +569,8 @@ impl Client {
         body: Body<'_>,
         auth: bool,
     ) -> Result<T> {
-        let bytes = Zeroizing::new(self.call_inner(what, method, segments, query, &body, auth)?);
+        let bytes =
+            Zeroizing::new(self.call_inner(what, method, segments, query, &body, auth, MAX_BODY)?);
         serde_json::from_slice(&bytes).map_err(|e| Error::BadResponse {
             what: what.into(),
             reason: e.to_string(),
@@ -411,14 +578,54 @@ impl Client {
     }
 }
 
-fn read_body(resp: ureq::Response, what: &str) -> Result<Vec<u8>> {
+/// A server's text with its control characters escaped: it ends up on a terminal, where
+/// an escape sequence could rewrite what the user sees.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// What one attempt came to.
+enum Attempt {
+    /// A 2xx answer's body.
+    Done(Vec<u8>),
+    /// HTTP 429, with the wait the server asked for.
+    RateLimited {
+        asked: Option<Duration>,
+        error: Error,
+    },
+    /// A 5xx answer or a broken connection: worth a retry when the request is idempotent.
+    Retryable { status: Option<u16>, error: Error },
+    /// Anything else.
+    Failed(Error),
+}
+
+/// Reads an answer's body, refusing one larger than `limit` bytes.
+fn read_body(resp: ureq::Response, what: &str, limit: usize) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     resp.into_reader()
+        .take(limit as u64 + 1)
         .read_to_end(&mut buf)
         .map_err(|e| Error::BadResponse {
             what: what.into(),
             reason: e.to_string(),
         })?;
+    if buf.len() > limit {
+        return Err(Error::BadResponse {
+            what: what.into(),
+            reason: format!("the answer is larger than {limit} bytes"),
+        });
+    }
     Ok(buf)
 }
 

@@ -30,17 +30,27 @@ pub fn download(client: &Client, user_id: &str) -> Result<DirectMap> {
     }
 }
 
-/// Replaces the account's `m.direct` with `map`.
+/// Replaces the account's `m.direct` with `map`. The server must answer `{}`.
 pub fn replace(client: &Client, user_id: &str, map: &DirectMap) -> Result<()> {
-    let body = serde_json::to_vec(&map.to_value()).expect("JSON serialises");
-    client.call(
-        "write m.direct",
+    let what = "write m.direct";
+    let body = serde_json::to_vec(&map.to_value()).map_err(|e| Error::BadResponse {
+        what: what.into(),
+        reason: e.to_string(),
+    })?;
+    let answer = client.call(
+        what,
         "PUT",
         &["v3", "user", user_id, "account_data", "m.direct"],
         &[],
         Body::Json(&body),
     )?;
-    Ok(())
+    match parse_value(&answer, what)? {
+        serde_json::Value::Object(_) => Ok(()),
+        other => Err(Error::BadResponse {
+            what: what.into(),
+            reason: format!("expected {{}}, got {other}"),
+        }),
+    }
 }
 
 /// An upload: what the account had, what it will have, and the (user, room) pairs added.
@@ -54,7 +64,8 @@ pub struct DirectUpload {
     pub added: Vec<(String, String)>,
 }
 
-/// Reads the current map and merges `new` into it (existing entries first).
+/// Reads the current map and merges `new` into it (existing entries first). Nothing is
+/// written.
 pub fn plan(client: &Client, user_id: &str, new: &DirectMap) -> Result<DirectUpload> {
     let current = download(client, user_id)?;
     let (merged, _) = merge([&current, new]);
@@ -76,10 +87,38 @@ pub fn plan(client: &Client, user_id: &str, new: &DirectMap) -> Result<DirectUpl
     })
 }
 
-/// Writes a planned upload (nothing when it adds nothing).
-pub fn apply(client: &Client, user_id: &str, upload: &DirectUpload) -> Result<()> {
-    if upload.added.is_empty() {
-        return Ok(());
+/// What [`merge_into`] did.
+#[derive(Debug, Clone)]
+pub struct Merged {
+    /// The (user, room) pairs the first read lacked.
+    pub added: Vec<(String, String)>,
+    /// Users in the map as last read back.
+    pub users_after: usize,
+    /// PUTs made: 0 (nothing to add), 1, or 2 when another client wrote in between.
+    pub writes: usize,
+}
+
+/// Adds `new` to the account's `m.direct` without losing what is there: reads it, merges,
+/// writes, and reads it back. Account data has no compare-and-swap, so when another client
+/// wrote in between and some pair is missing, it merges with what is there now and writes
+/// once more; still missing after that is [`Error::DirectNotKept`].
+pub fn merge_into(client: &Client, user_id: &str, new: &DirectMap) -> Result<Merged> {
+    let first = plan(client, user_id, new)?;
+    let mut current = first.clone();
+    let mut writes = 0;
+    while !current.added.is_empty() {
+        if writes == 2 {
+            return Err(Error::DirectNotKept {
+                missing: current.added.len(),
+            });
+        }
+        replace(client, user_id, &current.merged)?;
+        writes += 1;
+        current = plan(client, user_id, new)?;
     }
-    replace(client, user_id, &upload.merged)
+    Ok(Merged {
+        added: first.added,
+        users_after: current.current.len(),
+        writes,
+    })
 }

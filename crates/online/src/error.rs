@@ -52,6 +52,55 @@ pub enum Error {
         /// Its message.
         message: String,
     },
+    /// The server answered with a redirect, which is never followed.
+    #[error(
+        "the homeserver answered {what} with a redirect (HTTP {status}) to {location:?}: it is \
+         not followed, so your token only goes where you said; if that is the right server, \
+         give its URL"
+    )]
+    Redirect {
+        /// The operation.
+        what: String,
+        /// HTTP status.
+        status: u16,
+        /// Where it pointed.
+        location: String,
+    },
+    /// Waiting out rate limits and server errors would take longer than this run allows.
+    #[error(
+        "stopped at {what}: the homeserver kept asking to wait, and {} s were already waited, \
+         the most this run allows (last answer: {last}); run again later, or allow longer waits",
+        waited.as_secs()
+    )]
+    WaitBudget {
+        /// The operation.
+        what: String,
+        /// Time already waited.
+        waited: std::time::Duration,
+        /// The answer that asked for more.
+        last: Box<Error>,
+    },
+    /// The token belongs to another account than the one named.
+    #[error(
+        "the access token belongs to {actual}, not to {expected}: nothing was read or written \
+         (give the token of {expected})"
+    )]
+    WrongAccount {
+        /// The account named.
+        expected: String,
+        /// The token's account.
+        actual: String,
+    },
+    /// m.direct read back after writing it still lacked entries, twice.
+    #[error(
+        "m.direct was written, but read back it lacked {missing} of the entries added, twice: \
+         another client is rewriting it at the same time; run again when it is idle (a rerun \
+         is safe)"
+    )]
+    DirectNotKept {
+        /// Pairs missing after the second write.
+        missing: usize,
+    },
     /// The server's answer is not what the spec says.
     #[error("unexpected answer from the homeserver to {what}: {reason}")]
     BadResponse {

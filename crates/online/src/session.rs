@@ -4,8 +4,8 @@
 
 use zeroize::Zeroizing;
 
-use crate::client::{AccessToken, Client, Homeserver, WaitNotice};
-use crate::error::Result;
+use crate::client::{AccessToken, Client, Homeserver, RateLimits, WaitNotice};
+use crate::error::{Error, Result};
 
 /// How to get in. The secrets are wiped on drop and never shown by `Debug`.
 pub enum Credentials {
@@ -32,21 +32,41 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// How to run a session.
+#[derive(Default)]
+pub struct SessionOptions {
+    /// The account the credentials must belong to (checked with `whoami`).
+    pub expected_user: Option<String>,
+    /// Told of every wait before a retry.
+    pub on_wait: Option<WaitNotice>,
+    /// How long and how often the server may make requests wait.
+    pub limits: RateLimits,
+}
+
 /// An open session. Call [`Session::close`] at the end: it logs out a session this tool
 /// opened. Dropped without `close` (an error on the way), it still logs out, best effort.
 #[derive(Debug)]
 pub struct Session {
     client: Client,
     opened_here: bool,
+    user_id: String,
 }
 
 impl Session {
-    /// Opens a session with `homeserver`; `on_wait` is told of every rate-limit wait.
+    /// Opens a session with `homeserver`: checks that it is a Matrix homeserver before any
+    /// credential is sent, logs in or takes the token, and, when `expected_user` is given,
+    /// refuses ([`Error::WrongAccount`]) unless the token belongs to that account. `on_wait`
+    /// is told of every wait before a retry.
     pub fn open(
         homeserver: Homeserver,
         credentials: Credentials,
-        on_wait: Option<WaitNotice>,
+        options: SessionOptions,
     ) -> Result<Self> {
+        let SessionOptions {
+            expected_user,
+            on_wait,
+            limits,
+        } = options;
         let (mut client, password) = match credentials {
             Credentials::Token(token) => (Client::new(homeserver, token), None),
             Credentials::Password { user_id, password } => {
@@ -56,14 +76,31 @@ impl Session {
         if let Some(notice) = on_wait {
             client.on_rate_limit(notice);
         }
+        client.set_rate_limits(limits);
+        client.check_versions()?;
         let opened_here = password.is_some();
         if let Some((user_id, password)) = password {
             client.login_with_password(&user_id, &password)?;
         }
-        Ok(Session {
+        // From here on a session this tool opened is logged out when dropped.
+        let mut session = Session {
             client,
             opened_here,
-        })
+            user_id: String::new(),
+        };
+        let actual = session.client.whoami()?.user_id;
+        if let Some(expected) = expected_user {
+            if actual != expected {
+                return Err(Error::WrongAccount { expected, actual });
+            }
+        }
+        session.user_id = actual;
+        Ok(session)
+    }
+
+    /// The account the session belongs to (the server's `whoami`).
+    pub fn user_id(&self) -> &str {
+        &self.user_id
     }
 
     /// The client.

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use online::client::RateLimits;
-use online::{AccessToken, Client, Error, Homeserver};
+use online::client::{RateLimits, Wait, WaitCause};
+use online::{AccessToken, Client, Credentials, Error, Homeserver, Session, SessionOptions};
 
 /// One scripted answer.
 struct Answer {
@@ -85,13 +85,13 @@ impl Stub {
     }
 
     /// A client of this stub that records every rate-limit wait it announces.
-    fn client(&self, limits: RateLimits) -> (Client, Arc<Mutex<Vec<Duration>>>) {
+    fn client(&self, limits: RateLimits) -> (Client, Arc<Mutex<Vec<Wait>>>) {
         let hs = Homeserver::parse(&self.url, false).unwrap();
         let mut c = Client::new(hs, AccessToken::new("token"));
         c.set_rate_limits(limits);
         let waits = Arc::new(Mutex::new(Vec::new()));
         let w = waits.clone();
-        c.on_rate_limit(Box::new(move |d| w.lock().unwrap().push(d)));
+        c.on_rate_limit(Box::new(move |d| w.lock().unwrap().push(d.clone())));
         (c, waits)
     }
 
@@ -109,7 +109,15 @@ fn fast() -> RateLimits {
     RateLimits {
         max_retries: 3,
         default_wait: Duration::from_millis(3),
+        max_single_wait: Duration::from_secs(2),
+        budget: Duration::from_secs(10),
+        server_error_retries: 2,
+        backoff: Duration::from_millis(2),
     }
+}
+
+fn durations(waits: &Mutex<Vec<Wait>>) -> Vec<Duration> {
+    waits.lock().unwrap().iter().map(|w| w.duration).collect()
 }
 
 #[test]
@@ -119,7 +127,7 @@ fn the_retry_after_header_is_obeyed_when_the_body_names_no_wait() {
     let stub = Stub::start(vec![limited, answer(200, WHOAMI)]);
     let (client, waits) = stub.client(fast());
     assert_eq!(client.whoami().unwrap().user_id, "@me:example.org");
-    assert_eq!(*waits.lock().unwrap(), [Duration::from_secs(1)]);
+    assert_eq!(durations(&waits), [Duration::from_secs(1)]);
     assert_eq!(client.rate_limit_waits(), 1);
     assert_eq!(stub.finish().len(), 2);
 }
@@ -134,7 +142,7 @@ fn retry_after_ms_in_the_body_wins_over_the_header() {
     let stub = Stub::start(vec![limited, answer(200, WHOAMI)]);
     let (client, waits) = stub.client(fast());
     client.whoami().unwrap();
-    assert_eq!(*waits.lock().unwrap(), [Duration::from_millis(20)]);
+    assert_eq!(durations(&waits), [Duration::from_millis(20)]);
     stub.finish();
 }
 
@@ -143,7 +151,7 @@ fn the_default_wait_applies_when_the_server_names_none() {
     let stub = Stub::start(vec![answer(429, LIMITED), answer(200, WHOAMI)]);
     let (client, waits) = stub.client(fast());
     client.whoami().unwrap();
-    assert_eq!(*waits.lock().unwrap(), [Duration::from_millis(3)]);
+    assert_eq!(durations(&waits), [Duration::from_millis(3)]);
     stub.finish();
     assert_eq!(RateLimits::default().default_wait, Duration::from_secs(5));
 }
@@ -193,4 +201,216 @@ fn errors_carry_the_servers_errcode_and_an_unreachable_server_is_a_transport_err
     let hs = Homeserver::parse(&format!("http://{closed}"), false).unwrap();
     let e = Client::new(hs, AccessToken::new("t")).whoami().unwrap_err();
     assert!(matches!(e, Error::Transport { .. }), "{e:?}");
+}
+
+#[test]
+fn a_long_wait_is_clamped_and_all_waits_fit_in_the_budget() {
+    let ten_minutes = r#"{"errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": 600000}"#;
+    let stub = Stub::start(vec![answer(429, ten_minutes), answer(200, WHOAMI)]);
+    let limits = RateLimits {
+        max_single_wait: Duration::from_millis(5),
+        ..fast()
+    };
+    let (client, waits) = stub.client(limits);
+    client.whoami().unwrap();
+    assert_eq!(
+        *waits.lock().unwrap(),
+        [Wait {
+            duration: Duration::from_millis(5),
+            cause: WaitCause::RateLimited {
+                asked: Some(Duration::from_secs(600))
+            }
+        }]
+    );
+    stub.finish();
+    // The budget: two waits of 8 ms do not fit in 10 ms; the second is not taken.
+    let eight = r#"{"errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": 8}"#;
+    let stub = Stub::start(vec![answer(429, eight), answer(429, eight)]);
+    let limits = RateLimits {
+        budget: Duration::from_millis(10),
+        ..fast()
+    };
+    let (client, waits) = stub.client(limits);
+    let e = client.whoami().unwrap_err();
+    assert!(matches!(e, Error::WaitBudget { .. }), "{e:?}");
+    assert_eq!(durations(&waits), [Duration::from_millis(8)]);
+    assert_eq!(stub.finish().len(), 2);
+}
+
+#[test]
+fn idempotent_requests_are_retried_after_server_errors_and_posts_are_not() {
+    let stub = Stub::start(vec![
+        answer(502, "Bad Gateway"),
+        answer(503, "{}"),
+        answer(200, "{}"),
+    ]);
+    let (client, waits) = stub.client(fast());
+    client
+        .call(
+            "write",
+            "PUT",
+            &["v3", "x"],
+            &[],
+            online::client::Body::Json(b"{}"),
+        )
+        .unwrap();
+    let causes: Vec<WaitCause> = waits
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|w| w.cause.clone())
+        .collect();
+    assert_eq!(
+        causes,
+        [
+            WaitCause::ServerError(Some(502)),
+            WaitCause::ServerError(Some(503))
+        ]
+    );
+    assert_eq!(
+        durations(&waits),
+        [Duration::from_millis(2), Duration::from_millis(4)],
+        "backoff doubles"
+    );
+    stub.finish();
+    let stub = Stub::start(vec![answer(502, "Bad Gateway")]);
+    let (client, _) = stub.client(fast());
+    let e = client
+        .call(
+            "log out",
+            "POST",
+            &["v3", "logout"],
+            &[],
+            online::client::Body::Json(b"{}"),
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::Api { status: 502, .. }), "{e:?}");
+    assert_eq!(stub.finish().len(), 1, "a POST is sent once");
+    // The retries are bounded too.
+    let stub = Stub::start((0..3).map(|_| answer(500, "{}")).collect());
+    let (client, _) = stub.client(fast());
+    assert!(client.whoami().is_err());
+    assert_eq!(stub.finish().len(), 3, "the first try and 2 retries");
+}
+
+#[test]
+fn redirects_are_refused_not_followed() {
+    let mut moved = answer(302, "");
+    moved.headers.push((
+        "Location",
+        "http://127.0.0.1:9/_matrix/client/v3/account/whoami".into(),
+    ));
+    let stub = Stub::start(vec![moved]);
+    let (client, _) = stub.client(fast());
+    let e = client.whoami().unwrap_err();
+    assert!(
+        matches!(&e, Error::Redirect { status: 302, location, .. } if location.contains("127.0.0.1:9")),
+        "{e:?}"
+    );
+    assert_eq!(stub.finish().len(), 1);
+}
+
+#[test]
+fn answers_are_bounded_and_server_text_cannot_drive_the_terminal() {
+    let huge = format!(
+        "{{\"user_id\": \"@me:x\", \"pad\": \"{}\"}}",
+        "x".repeat(online::client::MAX_BODY)
+    );
+    let stub = Stub::start(vec![answer(200, &huge)]);
+    let (client, _) = stub.client(fast());
+    let e = client.whoami().unwrap_err();
+    assert!(e.to_string().contains("larger than"), "{e}");
+    stub.finish();
+    let stub = Stub::start(vec![answer(
+        403,
+        r#"{"errcode": "M_FORBIDDEN", "error": "no \u001b]0;pwned\u0007 way"}"#,
+    )]);
+    let (client, _) = stub.client(fast());
+    let e = client.whoami().unwrap_err().to_string();
+    assert!(!e.contains('\u{1b}') && !e.contains('\u{7}'), "{e:?}");
+    assert!(e.contains("pwned"), "{e}");
+    stub.finish();
+}
+
+#[test]
+fn a_session_checks_the_server_first_and_the_tokens_account() {
+    let versions = r#"{"versions": ["v1.11"]}"#;
+    let stub = Stub::start(vec![
+        answer(200, versions),
+        answer(200, r#"{"user_id": "@other:example.org"}"#),
+    ]);
+    let hs = Homeserver::parse(&stub.url, false).unwrap();
+    let options = SessionOptions {
+        expected_user: Some("@me:example.org".into()),
+        limits: fast(),
+        ..SessionOptions::default()
+    };
+    let e = Session::open(hs, Credentials::Token(AccessToken::new("t")), options).unwrap_err();
+    assert!(
+        matches!(&e, Error::WrongAccount { expected, actual } if expected == "@me:example.org" && actual == "@other:example.org"),
+        "{e:?}"
+    );
+    let seen = stub.finish();
+    assert!(
+        seen[0].starts_with("GET /_matrix/client/versions"),
+        "{seen:?}"
+    );
+    // Not a Matrix server: no password is sent.
+    let stub = Stub::start(vec![answer(404, "<html>not here</html>")]);
+    let hs = Homeserver::parse(&stub.url, false).unwrap();
+    let password = Credentials::Password {
+        user_id: "@me:example.org".into(),
+        password: zeroize::Zeroizing::new("secret".into()),
+    };
+    assert!(Session::open(
+        hs,
+        password,
+        SessionOptions {
+            limits: fast(),
+            ..Default::default()
+        }
+    )
+    .is_err());
+    assert_eq!(stub.finish().len(), 1, "only /versions was asked");
+}
+
+#[test]
+fn m_direct_is_read_back_after_writing_and_merged_again_when_another_client_wrote() {
+    let new = m_direct::DirectMap::parse(r#"{"@peer:x": ["!dm:x"]}"#).unwrap();
+    let kept = r#"{"@peer:x": ["!dm:x"], "@other:x": ["!o:x"]}"#;
+    let stub = Stub::start(vec![
+        answer(200, "{}"),                        // read
+        answer(200, "{}"),                        // write
+        answer(200, r#"{"@other:x": ["!o:x"]}"#), // read back: another client replaced it
+        answer(200, "{}"),                        // write the merge with what is there now
+        answer(200, kept),                        // read back: everything is there
+    ]);
+    let (client, _) = stub.client(fast());
+    let done = online::direct::merge_into(&client, "@me:x", &new).unwrap();
+    assert_eq!(done.writes, 2);
+    assert_eq!(done.added, [("@peer:x".to_owned(), "!dm:x".to_owned())]);
+    assert_eq!(done.users_after, 2);
+    let seen = stub.finish();
+    assert_eq!(
+        seen.iter().map(|l| &l[..3]).collect::<Vec<_>>(),
+        ["GET", "PUT", "GET", "PUT", "GET"]
+    );
+    // Lost twice: a clear error, no third write.
+    let stub = Stub::start(vec![
+        answer(200, "{}"),
+        answer(200, "{}"),
+        answer(200, "{}"),
+        answer(200, "{}"),
+        answer(200, "{}"),
+    ]);
+    let (client, _) = stub.client(fast());
+    let e = online::direct::merge_into(&client, "@me:x", &new).unwrap_err();
+    assert!(matches!(e, Error::DirectNotKept { missing: 1 }), "{e:?}");
+    assert_eq!(stub.finish().len(), 5);
+    // A write must be answered with an object.
+    let stub = Stub::start(vec![answer(200, "{}"), answer(200, "[]")]);
+    let (client, _) = stub.client(fast());
+    let e = online::direct::merge_into(&client, "@me:x", &new).unwrap_err();
+    assert!(matches!(e, Error::BadResponse { .. }), "{e:?}");
+    stub.finish();
 }

@@ -78,17 +78,16 @@ fn whoami_and_m_direct_get_merge_put() {
             ("@carol:localhost".to_owned(), "!c:localhost".to_owned())
         ]
     );
-    direct::apply(&alice.client, &alice.user_id, &plan).unwrap();
+    let done = direct::merge_into(&alice.client, &alice.user_id, &new).unwrap();
+    assert_eq!((done.added, done.writes), (plan.added, 1));
     let now = direct::download(&alice.client, &alice.user_id).unwrap();
     assert_eq!(
         now.to_value(),
         serde_json::json!({"@bob:localhost": ["!old:localhost", room_v12], "@carol:localhost": ["!c:localhost"], "@x:localhost": ["!x:localhost"]})
     );
-    // Applying the same again adds nothing.
-    assert!(direct::plan(&alice.client, &alice.user_id, &new)
-        .unwrap()
-        .added
-        .is_empty());
+    // Merging the same again adds nothing and writes nothing.
+    let again = direct::merge_into(&alice.client, &alice.user_id, &new).unwrap();
+    assert_eq!((again.added.len(), again.writes), (0, 0));
 }
 
 #[test]

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::encrypt::{encrypt_batch, Encryptor};
 use super::key::RecoveryKey;
-use super::version::{current, BackupInfo};
+use super::version::BackupInfo;
 use crate::client::{Body, Client};
 use crate::error::{Error, Result};
 
@@ -19,7 +19,8 @@ pub struct UploadReport {
     pub sent: usize,
     /// Sessions stored in the backup before.
     pub count_before: u64,
-    /// Sessions stored after (the server keeps the better copy of each).
+    /// Sessions stored after, as the server's answer to the last batch says (the server
+    /// keeps the better copy of each).
     pub count_after: u64,
     /// The backup version.
     pub version: String,
@@ -27,8 +28,8 @@ pub struct UploadReport {
 
 /// Uploads `sessions` (all valid) to the backup `info`, after checking `key` against it.
 /// Batches are encrypted in parallel on one side while the previous batch is uploaded;
-/// each batch's first session is decrypted back as a self-check. `progress` is called
-/// with the number of sessions uploaded so far.
+/// each batch's first session is decrypted back as a self-check. Each answer must be the
+/// spec's `{count, etag}`. `progress` is called with the number of sessions uploaded so far.
 pub fn upload(
     client: &Client,
     info: &BackupInfo,
@@ -44,6 +45,7 @@ pub fn upload(
     let sessions = &sessions[..];
     let query = [("version", info.version.as_str())];
     let mut sent = 0;
+    let mut count_after = info.count;
     std::thread::scope(|scope| -> Result<()> {
         let (tx, rx) = sync_channel::<Result<(usize, Vec<u8>)>>(2);
         let encryptor = &encryptor;
@@ -58,14 +60,15 @@ pub fn upload(
         });
         for msg in rx {
             let (n, body) = msg?;
-            match client.call(
+            match client.call_json::<Stored>(
                 "upload room keys to the backup",
                 "PUT",
                 &["v3", "room_keys", "keys"],
                 &query,
                 Body::Json(&body),
+                true,
             ) {
-                Ok(_) => {}
+                Ok(stored) => count_after = stored.count,
                 Err(Error::Api { errcode, .. }) if errcode == "M_WRONG_ROOM_KEYS_VERSION" => {
                     return Err(Error::WrongBackupVersion { uploaded: sent });
                 }
@@ -76,11 +79,18 @@ pub fn upload(
         }
         Ok(())
     })?;
-    let after = current(client)?.map(|i| i.count).unwrap_or(0);
     Ok(UploadReport {
         sent,
         count_before: info.count,
-        count_after: after,
+        count_after,
         version: info.version.clone(),
     })
+}
+
+/// The answer to `PUT /room_keys/keys`.
+#[derive(serde::Deserialize)]
+struct Stored {
+    count: u64,
+    #[allow(dead_code)]
+    etag: String,
 }
