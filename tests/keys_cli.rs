@@ -331,3 +331,51 @@ fn every_error_kind_through_the_binary() {
     assert!(stderr(&o).contains("choose 1 to 2147483647"));
     assert!(!s.path("o.txt").exists());
 }
+
+/// No output, even with --force, goes over a file another argument names (the passphrase
+/// file, the rooms file, the other output, a link to an input) or over something that is
+/// not a regular file; each is refused before any work, and the file is left as it was.
+#[test]
+fn outputs_never_replace_other_arguments_or_special_files() {
+    let s = Scratch::new();
+    s.write("pass", PASS);
+    s.write("keys.txt", export(&sessions(2, 1), PASS));
+    s.write("rooms.txt", "!room0:example.org\n");
+    std::os::unix::fs::symlink(s.path("keys.txt"), s.path("link.txt")).unwrap();
+    let cases = [
+        ("pass", "keys filter %keys.txt --passphrase-file %pass --rounds 10 --force -o %pass"),
+        ("rooms.txt", "keys filter %keys.txt --passphrase-file %pass --rooms-file %rooms.txt --rounds 10 --force -o %rooms.txt"),
+        ("keys.txt", "keys filter %keys.txt --passphrase-file %pass --rounds 10 --force -o %link.txt"),
+        ("pass", "keys decrypt %keys.txt --passphrase-file %pass --force -o %pass"),
+    ];
+    for (victim, line) in cases {
+        let before = s.read(victim);
+        let o = s.run(line);
+        assert_code(&o, 6);
+        assert!(
+            stderr(&o).contains("also an input"),
+            "{line}: {}",
+            stderr(&o)
+        );
+        assert_eq!(s.read(victim), before, "{line}: {victim} untouched");
+    }
+    // --conflicts and -o naming one file: refused, nothing written.
+    let o = s.run("keys filter %keys.txt --passphrase-file %pass --rounds 10 --conflicts %same.json -o %same.json");
+    assert_code(&o, 6);
+    assert!(!s.path("same.json").exists());
+    // A FIFO stays a FIFO.
+    let fifo = s.path("fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let o = s.run("keys filter %keys.txt --passphrase-file %pass --rounds 10 --force -o %fifo");
+    assert_code(&o, 6);
+    assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+}

@@ -129,7 +129,7 @@ fn in_session<T>(args: &SessionArgs, job: impl FnOnce(&Session) -> Outcome<T>) -
 pub fn download(cmd: DownloadCommand) -> Outcome {
     match cmd {
         DownloadCommand::Direct { session, out } => {
-            let output = Output::plan(out.output.as_deref(), out.force, false, &[])?;
+            let output = Output::plan(out.output.as_deref(), out.force, false, "output")?;
             let got = in_session(&session, |s| Ok(direct::download(s)?))?;
             output.write(got.map.to_pretty_json().as_bytes())?;
             eprintln!(
@@ -147,7 +147,7 @@ pub fn download(cmd: DownloadCommand) -> Outcome {
             new_export,
             out,
         } => {
-            let output = Output::plan(out.output.as_deref(), out.force, false, &[])?;
+            let output = Output::plan(out.output.as_deref(), out.force, false, "output")?;
             let request = DownloadKeys {
                 selection: select.selection()?,
                 recovery_key: secrets::recovery_key(recovery.recovery_key_file.as_deref())?,

@@ -114,7 +114,7 @@ struct Moving {
 }
 
 fn build(from: &Path, moving: Moving, accounts: Accounts, json: bool, out: &OutArgs) -> Outcome {
-    let output = Output::plan(out.output.as_deref(), out.force, false, &[from])?;
+    let output = Output::plan(out.output.as_deref(), out.force, false, "output")?;
     let map = read_direct_map(from)?;
     let (rooms, export_name) = match (&moving.rooms_file, &moving.rooms_from_export) {
         (Some(path), _) => (MovingRooms::List(read_room_list(path)?), vec![]),
@@ -147,8 +147,7 @@ struct MergeJson<'a> {
 }
 
 fn merge_maps(files: &[PathBuf], json: bool, out: &OutArgs) -> Outcome {
-    let inputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
-    let output = Output::plan(out.output.as_deref(), out.force, false, &inputs)?;
+    let output = Output::plan(out.output.as_deref(), out.force, false, "output")?;
     let maps = files
         .iter()
         .map(|f| read_direct_map(f))
@@ -183,7 +182,7 @@ struct CheckJson<'a> {
 
 fn check_map(file: &Path, own: Option<&str>, fix: bool, json: bool, out: &OutArgs) -> Outcome {
     let output = fix
-        .then(|| Output::plan(out.output.as_deref(), out.force, false, &[file]))
+        .then(|| Output::plan(out.output.as_deref(), out.force, false, "output"))
         .transpose()?;
     let map = read_direct_map(file)?;
     let (findings, clean) = check(&map, own);

@@ -153,9 +153,13 @@ pub struct Output {
 }
 
 impl Output {
-    /// Checks, before any work is done, that `path` may be written. `None` or `-` means
-    /// standard output; `secret` output is refused on a terminal unless `-` was explicit.
-    pub fn plan(path: Option<&Path>, force: bool, secret: bool, inputs: &[&Path]) -> Outcome<Self> {
+    /// Checks, before any work is done, that `path` (given as the argument `own`) may be
+    /// written: it is none of the other files named on the command line (inputs, secret
+    /// files, another output: compared by device and inode, or by resolved path for files
+    /// not made yet), and if it exists it is a regular file and `force` was given. `None` or
+    /// `-` means standard output; `secret` output is refused on a terminal unless `-` was
+    /// explicit.
+    pub fn plan(path: Option<&Path>, force: bool, secret: bool, own: &str) -> Outcome<Self> {
         match path {
             None if secret && std::io::stdout().is_terminal() => Err(Failure::new(Exit::Io,
                 "refusing to print decrypted keys to the terminal: give -o FILE (or -o - if you really mean it)",
@@ -163,17 +167,22 @@ impl Output {
             None => Ok(Output { target: None, force }),
             Some(p) if p.as_os_str() == "-" => Ok(Output { target: None, force }),
             Some(p) => {
-                for i in inputs {
-                    if i.as_os_str() != "-" && same_file(i, p) {
+                let here = place(p);
+                for (id, other) in arguments() {
+                    if id != own && other != "-" && here.is_some() && place(Path::new(other)) == here {
                         return Err(Failure::new(Exit::OutputExists,
-                            format!("{} is also an input; inputs are never modified: choose another output", p.display()),
+                            format!("{} is also an input (given as --{}); inputs, secret files and other outputs are never written over: choose another output", p.display(), id.replace('_', "-")),
                         ));
                     }
                 }
-                if !force && p.symlink_metadata().is_ok() {
-                    return Err(exists(p));
+                match p.symlink_metadata() {
+                    Ok(m) if !m.file_type().is_file() => Err(Failure::new(
+                        Exit::OutputExists,
+                        format!("{} exists and is not a regular file (a folder, link, pipe or device); nothing was written: choose a file", p.display()),
+                    )),
+                    Ok(_) if !force => Err(exists(p)),
+                    _ => Ok(Output { target: Some(p.to_owned()), force }),
                 }
-                Ok(Output { target: Some(p.to_owned()), force })
             }
         }
     }
@@ -233,6 +242,12 @@ impl Output {
                 Failure::new(Exit::Io, format!("cannot write {}: {e}", target.display()))
             }
         })?;
+        sync_dir_of(target).map_err(|e| {
+            Failure::new(
+                Exit::Io,
+                format!("cannot sync the folder of {}: {e}", target.display()),
+            )
+        })?;
         Ok(value)
     }
 
@@ -254,11 +269,64 @@ fn exists(p: &Path) -> Failure {
     )
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
+/// Where a path leads: an existing file (device, inode; links followed), or the resolved
+/// path of one not made yet.
+#[derive(Debug, PartialEq, Eq)]
+enum Place {
+    File(u64, u64),
+    New(PathBuf),
+}
+
+fn place(p: &Path) -> Option<Place> {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(m) = std::fs::metadata(p) {
+        return Some(Place::File(m.dev(), m.ino()));
     }
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    Some(Place::New(dir.canonicalize().ok()?.join(p.file_name()?)))
+}
+
+/// Every value given on the command line, with the argument it was given to.
+static ARGUMENTS: std::sync::OnceLock<Vec<(String, std::ffi::OsString)>> =
+    std::sync::OnceLock::new();
+
+/// Records the values of the command line, so that outputs are planned against all of them.
+pub fn remember_arguments(matches: &clap::ArgMatches) {
+    let mut all = Vec::new();
+    let mut m = Some(matches);
+    while let Some(level) = m {
+        for id in level.ids() {
+            let id = id.as_str();
+            if level.value_source(id) != Some(clap::parser::ValueSource::CommandLine) {
+                continue;
+            }
+            if let Ok(Some(values)) = level.try_get_raw(id) {
+                all.extend(values.map(|v| (id.to_owned(), v.to_owned())));
+            }
+        }
+        m = level.subcommand().map(|(_, sub)| sub);
+    }
+    let _ = ARGUMENTS.set(all);
+}
+
+fn arguments() -> impl Iterator<Item = (&'static str, &'static std::ffi::OsStr)> {
+    ARGUMENTS
+        .get()
+        .into_iter()
+        .flatten()
+        .map(|(id, v)| (id.as_str(), v.as_os_str()))
+}
+
+/// Syncs the folder that holds `file`, so that a rename into it survives a crash.
+fn sync_dir_of(file: &Path) -> std::io::Result<()> {
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -276,7 +344,7 @@ mod tests {
     fn a_failure_once_the_temporary_file_exists_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("out.txt");
-        let out = Output::plan(Some(&target), false, false, &[]).unwrap();
+        let out = Output::plan(Some(&target), false, false, "output").unwrap();
         let result = out.write_with(|w| {
             w.write_all(b"half of the plaintext")?;
             let now = parts(dir.path());
@@ -298,9 +366,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("out.txt");
         std::fs::write(&target, "old").unwrap();
-        let refused = Output::plan(Some(&target), false, false, &[]).unwrap_err();
+        let refused = Output::plan(Some(&target), false, false, "output").unwrap_err();
         assert_eq!(refused.exit, Exit::OutputExists);
-        Output::plan(Some(&target), true, false, &[])
+        Output::plan(Some(&target), true, false, "output")
             .unwrap()
             .write(b"new")
             .unwrap();

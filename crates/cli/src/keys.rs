@@ -141,7 +141,7 @@ fn inspect(file: &Path, read: &ReadArgs, json: bool, all_rooms: bool) -> Outcome
 }
 
 fn decrypt(file: &Path, read: &ReadArgs, out: &OutArgs) -> Outcome {
-    let output = Output::plan(out.output.as_deref(), out.force, true, &[file])?;
+    let output = Output::plan(out.output.as_deref(), out.force, true, "output")?;
     let source = Sources::one(file, read.passphrase_file.as_deref())?;
     let name = names(&[file.to_owned()]);
     let report = into(&output, &name, |sink| {
@@ -162,7 +162,7 @@ fn encrypt(
     allow_invalid: bool,
     out: &OutArgs,
 ) -> Outcome {
-    let output = Output::plan(out.output.as_deref(), out.force, false, &[file])?;
+    let output = Output::plan(out.output.as_deref(), out.force, false, "output")?;
     let json = read_secret(file)?;
     let passphrase = secrets::new(passphrase_file, secrets::PASSPHRASE_ENV, None)?;
     let name = names(&[file.to_owned()]);
@@ -187,13 +187,12 @@ struct JsonSummary<'a> {
 }
 
 fn filter_merge(files: &[PathBuf], pass_files: &[PathBuf], keep: &KeepArgs) -> Outcome {
-    let inputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     let out = &keep.out;
-    let output = Output::plan(out.output.as_deref(), out.force, false, &inputs)?;
+    let output = Output::plan(out.output.as_deref(), out.force, false, "output")?;
     let conflicts_out = keep
         .conflicts
         .as_deref()
-        .map(|p| Output::plan(Some(p), out.force, false, &inputs))
+        .map(|p| Output::plan(Some(p), out.force, false, "conflicts"))
         .transpose()?;
     let options = keep.merge_options()?;
     let sources = Sources::open(files, pass_files)?;
