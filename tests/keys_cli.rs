@@ -379,3 +379,58 @@ fn outputs_never_replace_other_arguments_or_special_files() {
         .file_type()
         .is_fifo());
 }
+
+/// Sends `signal` to the processes whose command line mentions `marker`.
+fn signal_all(signal: &str, marker: &str) {
+    let ok = std::process::Command::new("pkill")
+        .args([&format!("-{signal}"), "-f", marker])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "no process to signal");
+}
+
+/// Waits (bounded) until `check` holds.
+fn wait_until(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..600 {
+        if check() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// SIGTERM while decrypted keys are being written: the temporary file is removed and the
+/// exit status says which signal; the next run in that folder reports any leftover.
+#[test]
+fn a_signal_removes_the_temporary_file_and_leftovers_are_reported() {
+    let s = Scratch::new();
+    s.write("pass", PASS);
+    // The input comes from a pipe kept open, so the run waits with its temporary file made.
+    let mut child = s
+        .cmd("keys decrypt - --passphrase-file %pass -o %out.json")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let part = || s.names().iter().any(|n| n.ends_with(".part"));
+    wait_until("the temporary file exists", part);
+    signal_all("TERM", &s.path("out.json").display().to_string());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
+    assert!(stderr(&o).contains("removed"), "{}", stderr(&o));
+    assert!(!part(), "{:?}", s.names());
+    assert!(!s.path("out.json").exists());
+    // A leftover of a killed run (SIGKILL cannot be caught) is reported, not deleted.
+    s.write(".matrix-transplant-killed.part", "plaintext");
+    s.write("keys.txt", export(&sessions(1, 1), PASS));
+    let o = s.run("keys decrypt %keys.txt --passphrase-file %pass -o %again.json");
+    assert_code(&o, 0);
+    assert!(
+        stderr(&o).contains(".matrix-transplant-killed.part")
+            && stderr(&o).contains("interrupted run"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(s.path(".matrix-transplant-killed.part").exists());
+}

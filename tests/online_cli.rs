@@ -349,3 +349,59 @@ fn a_token_of_another_account_than_user_writes_nothing() {
         assert!(map.is_empty(), "{} was not written", user.user_id);
     }
 }
+
+/// SIGTERM while a run that logged in with a password is working: its device is logged
+/// out before the process ends.
+#[test]
+fn a_signal_logs_out_the_session_a_password_login_opened() {
+    use std::io::Write;
+    let user = server().register("pwsignal");
+    let (key, text) = RecoveryKey::generate();
+    backup::create_version(&user.client, &key).unwrap();
+    let s = Scratch::new();
+    s.write("pw", "pw");
+    s.write("recovery", &*text);
+    let before = device_count(&user.client);
+    // The export comes from the terminal, which stays open: the run waits after its login.
+    let line = format!(
+        "upload keys - --passphrase-file %pw --recovery-key-file %recovery --user {} --homeserver {}",
+        user.user_id,
+        server().url
+    );
+    let mut child = s.spawn_on_terminal(&line);
+    let mut keyboard = child.stdin.take().unwrap();
+    keyboard
+        .write_all(format!("{}\n", user.password).as_bytes())
+        .unwrap();
+    let mut logged_in = false;
+    for _ in 0..600 {
+        if device_count(&user.client) == before + 1 {
+            logged_in = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(logged_in, "the run logged in");
+    let tool = format!(
+        "^{} upload keys - --passphrase-file {}",
+        env!("CARGO_BIN_EXE_matrix-transplant"),
+        s.path("pw").display()
+    );
+    let signalled = std::process::Command::new("pkill")
+        .args(["-TERM", "-f", &tool])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    drop(keyboard);
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        stdout(&o).contains("logged out the session"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        device_count(&user.client),
+        before,
+        "the device was logged out"
+    );
+}

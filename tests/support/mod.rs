@@ -62,22 +62,7 @@ impl Scratch {
     /// passphrase is in the environment.
     pub fn run_on_terminal(&self, line: &str, typed: &str) -> Output {
         use std::io::Write;
-        let mut words = vec![env!("CARGO_BIN_EXE_matrix-transplant").to_owned()];
-        for word in line.split_whitespace() {
-            words.push(match word.strip_prefix('%') {
-                Some(name) => self.path(name).display().to_string(),
-                None => word.to_owned(),
-            });
-        }
-        let mut child = Command::new("script")
-            .args(["-qec", &words.join(" "), "/dev/null"])
-            .env_remove("MATRIX_TRANSPLANT_PASSPHRASE")
-            .env_remove("MATRIX_TRANSPLANT_OUT_PASSPHRASE")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("script(1) from util-linux");
+        let mut child = self.spawn_on_terminal(line);
         child
             .stdin
             .take()
@@ -85,6 +70,27 @@ impl Scratch {
             .write_all(typed.as_bytes())
             .unwrap();
         child.wait_with_output().unwrap()
+    }
+
+    /// Starts `line` (as in [`Scratch::cmd`]) on a pseudo-terminal made by `script`, its
+    /// keyboard a pipe the caller writes to and keeps open.
+    pub fn spawn_on_terminal(&self, line: &str) -> std::process::Child {
+        let mut words = vec![env!("CARGO_BIN_EXE_matrix-transplant").to_owned()];
+        for word in line.split_whitespace() {
+            words.push(match word.strip_prefix('%') {
+                Some(name) => self.path(name).display().to_string(),
+                None => word.to_owned(),
+            });
+        }
+        Command::new("script")
+            .args(["-qec", &words.join(" "), "/dev/null"])
+            .env_remove("MATRIX_TRANSPLANT_PASSPHRASE")
+            .env_remove("MATRIX_TRANSPLANT_OUT_PASSPHRASE")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("script(1) from util-linux")
     }
 
     /// The sessions in the export `name`, decrypted with `pass`.

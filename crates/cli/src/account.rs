@@ -119,7 +119,9 @@ fn connect(args: &SessionArgs) -> Outcome<Session> {
 /// failure too).
 fn in_session<T>(args: &SessionArgs, job: impl FnOnce(&Session) -> Outcome<T>) -> Outcome<T> {
     let session = connect(args)?;
+    crate::cleanup::set_logout(session.closer());
     let result = job(&session);
+    crate::cleanup::set_logout(None);
     if let Err(e) = session.close() {
         eprintln!("warning: could not log out the session this tool opened: {e}");
     }

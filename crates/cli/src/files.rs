@@ -175,6 +175,7 @@ impl Output {
                         ));
                     }
                 }
+                report_leftovers(p);
                 match p.symlink_metadata() {
                     Ok(m) if !m.file_type().is_file() => Err(Failure::new(
                         Exit::OutputExists,
@@ -217,6 +218,7 @@ impl Output {
                     format!("cannot create a file in {}: {e}", dir.display()),
                 )
             })?;
+        let _registered = crate::cleanup::TempFile::register(tmp.path());
         let value = {
             let mut w = std::io::BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
             let value = produce(&mut w)?;
@@ -318,6 +320,31 @@ fn arguments() -> impl Iterator<Item = (&'static str, &'static std::ffi::OsStr)>
         .into_iter()
         .flatten()
         .map(|(id, v)| (id.as_str(), v.as_os_str()))
+}
+
+/// Says so when the folder of `target` holds temporary files of an earlier run that was
+/// killed (they may hold plaintext keys). They are not removed: another run may own them.
+fn report_leftovers(target: &Path) {
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let stale: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".matrix-transplant-") && n.ends_with(".part"))
+        .collect();
+    if !stale.is_empty() {
+        eprintln!(
+            "warning: {} holds {} temporary file(s) of an interrupted run, which may hold plaintext keys: {}; delete them once no other run is writing there",
+            dir.display(),
+            stale.len(),
+            stale.join(", ")
+        );
+    }
 }
 
 /// Syncs the folder that holds `file`, so that a rename into it survives a crash.

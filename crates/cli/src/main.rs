@@ -5,6 +5,7 @@
 
 mod account;
 mod args;
+mod cleanup;
 mod direct;
 mod exit;
 mod files;
@@ -40,6 +41,7 @@ enum Command {
 }
 
 fn main() {
+    cleanup::watch_signals();
     let matches = Cli::command().get_matches();
     files::remember_arguments(&matches);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());

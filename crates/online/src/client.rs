@@ -323,6 +323,11 @@ impl Client {
         self.waits.load(Ordering::Relaxed)
     }
 
+    /// The access token.
+    pub(crate) fn token(&self) -> &AccessToken {
+        &self.token
+    }
+
     /// The homeserver.
     pub fn homeserver(&self) -> &Homeserver {
         &self.homeserver

@@ -25,4 +25,4 @@ pub mod testkit;
 
 pub use client::{AccessToken, Client, Homeserver};
 pub use error::{Error, Result};
-pub use session::{Credentials, Session, SessionOptions};
+pub use session::{Closer, Credentials, Session, SessionOptions};

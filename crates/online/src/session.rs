@@ -32,6 +32,26 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// Logs out a session this tool opened, from anywhere (a signal handler).
+#[derive(Clone)]
+pub struct Closer {
+    homeserver: Homeserver,
+    token: AccessToken,
+}
+
+impl std::fmt::Debug for Closer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Closer(<redacted>)")
+    }
+}
+
+impl Closer {
+    /// Ends the session.
+    pub fn logout(&self) -> Result<()> {
+        Client::new(self.homeserver.clone(), self.token.clone()).logout()
+    }
+}
+
 /// How to run a session.
 #[derive(Default)]
 pub struct SessionOptions {
@@ -101,6 +121,15 @@ impl Session {
     /// The account the session belongs to (the server's `whoami`).
     pub fn user_id(&self) -> &str {
         &self.user_id
+    }
+
+    /// What it takes to log this session out from another thread (a signal handler), when
+    /// this tool opened it; `None` for a session the user gave a token for.
+    pub fn closer(&self) -> Option<Closer> {
+        self.opened_here.then(|| Closer {
+            homeserver: self.client.homeserver().clone(),
+            token: self.client.token().clone(),
+        })
     }
 
     /// The client.
