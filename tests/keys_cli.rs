@@ -407,7 +407,7 @@ fn a_signal_removes_the_temporary_file_and_leftovers_are_reported() {
     let s = Scratch::new();
     s.write("pass", PASS);
     // The input comes from a pipe kept open, so the run waits with its temporary file made.
-    let mut child = s
+    let child = s
         .cmd("keys decrypt - --passphrase-file %pass -o %out.json")
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
