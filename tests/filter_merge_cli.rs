@@ -69,7 +69,12 @@ fn merge_of_two_devices_keeps_the_best_copy_and_reports() {
     s.write("phone.txt", export(&phone, "pho"));
     s.write("p1", "lap");
     s.write("p2", "pho");
-    let o = s.run("keys merge %laptop.txt %phone.txt --passphrase-file %p1 --passphrase-file %p2 --rounds 10 --json --conflicts %conflicts.json -o %merged.txt");
+    // A conflict: the output is written, and the exit status says so.
+    let o = s.run("keys merge %laptop.txt %phone.txt --passphrase-file %p1 --passphrase-file %p2 --rounds 10 --conflicts %flagged.json -o %flagged.txt");
+    assert_code(&o, 5);
+    assert!(stderr(&o).contains("--allow-conflicts"), "{}", stderr(&o));
+    assert_eq!(s.sessions_in("flagged.txt", "lap").len(), 5);
+    let o = s.run("keys merge %laptop.txt %phone.txt --passphrase-file %p1 --passphrase-file %p2 --rounds 10 --json --allow-conflicts --conflicts %conflicts.json -o %merged.txt");
     assert_code(&o, 0);
     let merged = s.sessions_in("merged.txt", "lap");
     let got: Vec<(String, u32)> = merged

@@ -155,6 +155,14 @@ fn keys_upload_then_download_round_trip() {
     )
     .unwrap();
     let mut got: Vec<ExportedSession> = serde_json::from_slice(plain.as_bytes()).unwrap();
+    // Each entry says it came from a backup; the rest is the session as uploaded.
+    for g in &mut got {
+        assert_eq!(
+            g.other.remove(key_export::session::FROM_BACKUP),
+            Some(serde_json::Value::Bool(true))
+        );
+    }
+    assert!(stderr(&o).contains("not authenticated"), "{}", stderr(&o));
     let mut want: Vec<ExportedSession> = sessions
         .into_iter()
         .filter(|x| x.room_id == moving)

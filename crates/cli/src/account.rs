@@ -169,13 +169,7 @@ pub fn download(cmd: DownloadCommand) -> Outcome {
                         .map_err(Failure::from)
                 })
             })?;
-            eprintln!(
-                "downloaded {} sessions of {} rooms from backup version {} -> {}",
-                report.sessions,
-                report.rooms,
-                report.version,
-                output.describe()
-            );
+            print::download_keys(&report, &output.describe());
             Ok(())
         }
     }

@@ -121,9 +121,13 @@ pub struct KeepArgs {
     /// Leave out entries that fail validation (and list them) instead of stopping.
     #[arg(long)]
     pub drop_invalid: bool,
-    /// Stop if any two copies of a session conflict.
+    /// Stop, writing nothing, if any two copies of a session conflict.
     #[arg(long)]
     pub strict: bool,
+    /// Exit 0 even when copies conflict (the output keeps a device export's copy over a
+    /// backup's, else the first seen). Without it, conflicts end with exit 5 after writing.
+    #[arg(long, conflicts_with = "strict")]
+    pub allow_conflicts: bool,
     /// Write the list of conflicts as JSON to this file.
     #[arg(long, value_name = "PATH")]
     pub conflicts: Option<PathBuf>,

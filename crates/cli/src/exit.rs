@@ -60,7 +60,7 @@ impl Exit {
             Exit::Usage => "bad command line",
             Exit::Format => "the input is not a readable export (not an export, truncated, bad base64, body too short, unsupported version, rounds out of range, not UTF-8, not a JSON array) or document, or a bad room ID",
             Exit::Passphrase => "wrong passphrase, or the file is corrupted",
-            Exit::Invalid => "entries fail validation, or conflicts with `--strict`: nothing written",
+            Exit::Invalid => "entries fail validation (nothing written), or copies of a session conflict (with `--strict` nothing is written; without `--allow-conflicts` the output is written and the exit is 5)",
             Exit::OutputExists => "the output exists (use `--force`) or is one of the inputs",
             Exit::Server => "the homeserver refused, or could not be reached (no backup, wrong recovery key, bad token, …)",
         }

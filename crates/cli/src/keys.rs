@@ -224,5 +224,22 @@ fn filter_merge(files: &[PathBuf], pass_files: &[PathBuf], keep: &KeepArgs) -> O
     }
     print::merge_summary(&done, &names, &output.describe());
     print::elapsed(started.elapsed());
+    if done.summary.conflicts > 0 && !keep.allow_conflicts {
+        return Err(Failure::new(
+            Exit::Invalid,
+            format!(
+                "{} copies of sessions conflict (listed above{}): {} was written keeping, of \
+                 each, a device export's copy over a backup's, else the first seen; check them, \
+                 or pass --allow-conflicts to accept this",
+                done.summary.conflicts,
+                if keep.conflicts.is_some() {
+                    " and in the --conflicts file"
+                } else {
+                    ""
+                },
+                output.describe()
+            ),
+        ));
+    }
     Ok(())
 }

@@ -236,6 +236,32 @@ pub fn safe(text: &str) -> String {
     online::client::printable(text)
 }
 
+/// The report of `download keys`.
+pub fn download_keys(report: &migrate::keys::DownloadKeysReport, output: &str) {
+    eprintln!(
+        "downloaded {} sessions of {} rooms from backup version {} -> {output}",
+        report.sessions,
+        report.rooms,
+        safe(&report.version),
+    );
+    if !report.skipped.is_empty() {
+        eprintln!("left out {} backup entries:", report.skipped.len());
+    }
+    for s in report.skipped.iter().take(20) {
+        eprintln!(
+            "  {} {}: {}",
+            safe(&s.room_id),
+            safe(&s.session_id),
+            safe(&s.reason.to_string())
+        );
+    }
+    eprintln!(
+        "note: keys from a server-side backup are not authenticated (anyone with the account's \
+         access token can add entries); each is marked as such, and `keys merge` prefers a \
+         device export's copy of a session over it"
+    );
+}
+
 /// How long a job took.
 pub fn elapsed(d: Duration) {
     eprintln!("done in {:.2} s", d.as_secs_f64());

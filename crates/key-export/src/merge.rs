@@ -6,8 +6,9 @@
 //! - otherwise vodozemac decides (`InboundGroupSession::compare`): the connected copy with
 //!   the lower first known index decrypts more history and wins;
 //! - copies that are not connected (forged or damaged), or that disagree on `sender_key`
-//!   or the claimed Ed25519 key, are conflicts: the first seen is kept, and the conflict
-//!   is reported, never resolved silently.
+//!   or the claimed Ed25519 key, are conflicts: a device export's copy is kept over one
+//!   from a server-side backup (which anyone with the account's token can add to), else
+//!   the first seen; the conflict is reported, never resolved silently.
 //!
 //! Only sessions seen twice touch vodozemac, so the common path is a hash lookup.
 
@@ -183,6 +184,18 @@ pub fn merge<'s, 'a>(
                 Decision::KeepExisting => {}
                 Decision::Replace => {
                     summary.upgraded += 1;
+                    *kept = Slot { session: s, origin };
+                }
+                // A copy from a device export wins over one from a backup (not
+                // authenticated); otherwise the first seen is kept.
+                Decision::Conflict(kind) if kept.session.from_backup && !s.from_backup => {
+                    conflicts.push(Conflict {
+                        room_id: s.room_id.to_string(),
+                        session_id: s.session_id.to_string(),
+                        kind,
+                        kept: origin,
+                        rejected: kept.origin,
+                    });
                     *kept = Slot { session: s, origin };
                 }
                 Decision::Conflict(kind) => conflicts.push(Conflict {

@@ -160,7 +160,15 @@ struct Fields<'a> {
     sender_claimed_keys: Option<ClaimedKeysRef<'a>>,
     #[serde(borrow, default)]
     forwarding_curve25519_key_chain: Option<Vec<Text<'a>>>,
+    #[serde(default, rename = "matrix_transplant.from_backup")]
+    from_backup: Option<bool>,
 }
+
+/// The field this tool adds to every entry it takes from a server-side key backup. Backup
+/// entries are not authenticated (anyone with the account's token can add one, encrypting
+/// to the backup's public key needs no secret), so a merge prefers a device export's copy
+/// over one carrying this mark. Importers ignore unknown fields.
+pub const FROM_BACKUP: &str = "matrix_transplant.from_backup";
 
 /// A borrowed, checked view of one entry of an export.
 ///
@@ -181,6 +189,8 @@ pub struct SessionRef<'a> {
     pub first_known_index: u32,
     /// The entry has a `forwarding_curve25519_key_chain` array.
     pub has_forwarding_chain: bool,
+    /// The entry came from a server-side key backup ([`FROM_BACKUP`]): not authenticated.
+    pub from_backup: bool,
     /// Why the entry is not a valid session, if it is not.
     pub problem: Option<Invalid>,
     session_key: Option<Text<'a>>,
@@ -224,6 +234,7 @@ impl<'a> SessionRef<'a> {
             claimed_ed25519: Cow::Borrowed(""),
             first_known_index: 0,
             has_forwarding_chain: false,
+            from_backup: false,
             problem: None,
             session_key: None,
         };
@@ -244,6 +255,7 @@ impl<'a> SessionRef<'a> {
         s.sender_key = text(fields.sender_key);
         s.claimed_ed25519 = text(fields.sender_claimed_keys.and_then(|k| k.ed25519));
         s.has_forwarding_chain = fields.forwarding_curve25519_key_chain.is_some();
+        s.from_backup = fields.from_backup.unwrap_or(false);
         s.session_key = fields.session_key;
         s.problem = s
             .check(

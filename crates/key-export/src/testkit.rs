@@ -42,6 +42,11 @@ impl Device {
         &self.curve25519
     }
 
+    /// The device's Ed25519 key (an export's claimed `ed25519` key).
+    pub fn ed25519(&self) -> &str {
+        &self.ed25519
+    }
+
     /// Starts a new Megolm session in `room_id`.
     pub fn new_session(&self, room_id: &str) -> TestSession {
         let outbound = GroupSession::new(SessionConfig::version_1());

@@ -112,7 +112,7 @@ fn forged_copy_and_other_sender_are_conflicts_first_copy_kept() {
     let mut other_claim = w.sessions[0].export_at(2);
     other_claim
         .sender_claimed_keys
-        .insert("ed25519".into(), other_sender.sender_key.clone());
+        .insert("ed25519".into(), Device::new().ed25519().to_owned());
     let raws = [
         raw_entries(std::slice::from_ref(&real)),
         raw_entries(&[forged, other_sender, other_claim]),
@@ -153,6 +153,37 @@ fn forged_copy_and_other_sender_are_conflicts_first_copy_kept() {
     assert!(
         matches!(merge::merge(&parsed, &strict), Err(MergeError::Conflicts(c)) if c.len() == 3)
     );
+}
+
+/// A forged copy planted in a server-side backup (anyone with the account's token can add
+/// one) loses to the device export's copy, whichever input comes first.
+#[test]
+fn a_device_exports_copy_wins_a_conflict_with_a_backups_copy_in_either_order() {
+    let mut w = World::new(1, 1);
+    let device = w.sessions[0].export_at(5);
+    let mut planted = w.sessions[0].forged_at(0);
+    planted
+        .other
+        .insert(key_export::session::FROM_BACKUP.into(), true.into());
+    for (inputs, device_input) in [
+        ([vec![planted.clone()], vec![device.clone()]], 1),
+        ([vec![device.clone()], vec![planted.clone()]], 0),
+    ] {
+        let raws: Vec<_> = inputs.iter().map(|i| raw_entries(i)).collect();
+        let parsed: Vec<Vec<SessionRef<'_>>> = raws
+            .iter()
+            .map(|r| r.iter().map(|b| SessionRef::parse(b)).collect())
+            .collect();
+        assert!(parsed[1 - device_input][0].from_backup);
+        let m = merge::merge(&parsed, &MergeOptions::default()).unwrap();
+        assert_eq!(m.sessions.len(), 1);
+        assert!(!m.sessions[0].from_backup, "the device copy is kept");
+        assert_eq!(m.sessions[0].first_known_index, 5);
+        assert_eq!(m.conflicts.len(), 1);
+        assert_eq!(m.conflicts[0].kind, ConflictKind::Unconnected);
+        assert_eq!(m.conflicts[0].kept.input, device_input);
+        assert_eq!(m.conflicts[0].rejected.input, 1 - device_input);
+    }
 }
 
 #[test]

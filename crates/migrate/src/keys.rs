@@ -119,6 +119,9 @@ pub struct DownloadKeysReport {
     pub rooms: usize,
     /// The backup version read.
     pub version: String,
+    /// Backup entries left out (undecryptable, disagreeing with where the server stores
+    /// them, or invalid).
+    pub skipped: Vec<backup::Skipped>,
 }
 
 /// Downloads the account's backup (after checking the recovery key against it), decrypts
@@ -157,6 +160,7 @@ pub fn download<W: Write>(
         sessions: downloaded.entries.len(),
         rooms: downloaded.rooms,
         version: info.version,
+        skipped: downloaded.skipped,
     };
     Ok((report, sink))
 }

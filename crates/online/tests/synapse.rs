@@ -146,7 +146,16 @@ fn keys_go_up_and_come_back_down_identical() {
     assert_eq!(entries.len(), 1250);
     let back: Vec<ExportedSession> = entries
         .iter()
-        .map(|e| serde_json::from_str(e).unwrap())
+        .map(|e| {
+            let mut s: ExportedSession = serde_json::from_str(e).unwrap();
+            let mark = s.other.remove(key_export::session::FROM_BACKUP);
+            assert_eq!(
+                mark,
+                Some(serde_json::Value::Bool(true)),
+                "marked as from a backup"
+            );
+            s
+        })
         .collect();
     let original: BTreeMap<&str, &ExportedSession> = exported
         .iter()
@@ -260,5 +269,89 @@ fn password_login_waits_out_rate_limits_and_logs_out() {
     assert!(
         matches!(bad, Err(Error::Api { status: 403, .. })),
         "{bad:?}"
+    );
+}
+
+/// Backup entries are not authenticated: anyone with the account's token can store one,
+/// encrypted to the public key. Entries that do not decrypt, whose contents name another
+/// room or session than the server stores them under, or that are not valid sessions are
+/// left out and reported; the rest come back marked as from a backup.
+#[test]
+fn planted_backup_entries_are_left_out_and_reported() {
+    use backup::{Encryptor, KeyBackupData, SessionData, SkipReason};
+    let user = server().register("planted");
+    let (key, _) = RecoveryKey::generate();
+    let version = backup::create_version(&user.client, &key).unwrap();
+    let info = backup::current(&user.client).unwrap().unwrap();
+    let device = Device::new();
+    let genuine = device.new_session("!room:localhost").export_at(0);
+    let raw = raws(std::slice::from_ref(&genuine));
+    let parsed = SessionRef::parse(&raw[0]);
+    backup::upload(&user.client, &info, &key, &[&parsed], 10, &|_| {}).unwrap();
+    let enc = Encryptor::new(&info, &key).unwrap();
+    let plant = |room: &str, session: &str, data: SessionData| {
+        let body = serde_json::to_vec(&KeyBackupData {
+            first_message_index: 0,
+            forwarded_count: 0,
+            is_verified: false,
+            session_data: data,
+        })
+        .unwrap();
+        user.client
+            .call(
+                "plant",
+                "PUT",
+                &["v3", "room_keys", "keys", room, session],
+                &[("version", version.as_str())],
+                online::client::Body::Json(&body),
+            )
+            .unwrap();
+    };
+    // Its contents say another room: it would be imported into a room it was not stored for.
+    let elsewhere = device.new_session("!stored:localhost").export_at(0);
+    let mut v: serde_json::Value = serde_json::from_str(&elsewhere.to_json()).unwrap();
+    v["room_id"] = "!victim:localhost".into();
+    plant(
+        "!stored:localhost",
+        &elsewhere.session_id,
+        enc.encrypt_payload(v.to_string().as_bytes()).unwrap(),
+    );
+    // Does not decrypt.
+    let mut broken = enc.encrypt_payload(b"{}").unwrap();
+    broken.mac = "AAAAAAAAAAA".into();
+    plant("!broken:localhost", "sessionB", broken);
+    // Decrypts, but is no valid session.
+    plant(
+        "!junk:localhost",
+        "sessionC",
+        enc.encrypt_payload(br#"{"algorithm": "m.megolm.v1.aes-sha2"}"#)
+            .unwrap(),
+    );
+    let got = backup::download(&user.client, &info, &key, &|_| true).unwrap();
+    assert_eq!(got.entries.len(), 1, "only the genuine entry");
+    let entry: serde_json::Value = serde_json::from_str(&got.entries[0]).unwrap();
+    assert_eq!(entry["session_id"], genuine.session_id.as_str());
+    assert_eq!(entry[key_export::session::FROM_BACKUP], true);
+    let mut reasons: Vec<(String, String)> = got
+        .skipped
+        .iter()
+        .map(|s| {
+            let kind = match &s.reason {
+                SkipReason::Undecryptable(_) => "undecryptable",
+                SkipReason::NotAnObject(_) => "not an object",
+                SkipReason::Mismatch { field, .. } => field.as_str(),
+                SkipReason::Invalid(_) => "invalid",
+            };
+            (s.room_id.clone(), kind.to_owned())
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            ("!broken:localhost".to_owned(), "undecryptable".to_owned()),
+            ("!junk:localhost".to_owned(), "invalid".to_owned()),
+            ("!stored:localhost".to_owned(), "room_id".to_owned()),
+        ]
     );
 }

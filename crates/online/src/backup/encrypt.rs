@@ -62,20 +62,24 @@ impl Encryptor {
     /// Encrypts one valid session.
     pub fn encrypt(&self, session: &SessionRef<'_>) -> Result<KeyBackupData> {
         let plain = backup_payload(session)?;
-        let msg = self
-            .pk
-            .encrypt(&plain)
-            .map_err(|e| Error::Encryption(e.to_string()))?;
-        let chain = chain_len(session);
         Ok(KeyBackupData {
             first_message_index: session.first_known_index,
-            forwarded_count: chain,
+            forwarded_count: chain_len(session),
             is_verified: false,
-            session_data: SessionData {
-                ephemeral: msg.ephemeral_key.to_base64(),
-                ciphertext: STANDARD_NO_PAD.encode(&msg.ciphertext),
-                mac: STANDARD_NO_PAD.encode(&msg.mac),
-            },
+            session_data: self.encrypt_payload(&plain)?,
+        })
+    }
+
+    /// Encrypts any payload to the backup key (what anyone with the public key can do).
+    pub fn encrypt_payload(&self, plain: &[u8]) -> Result<SessionData> {
+        let msg = self
+            .pk
+            .encrypt(plain)
+            .map_err(|e| Error::Encryption(e.to_string()))?;
+        Ok(SessionData {
+            ephemeral: msg.ephemeral_key.to_base64(),
+            ciphertext: STANDARD_NO_PAD.encode(&msg.ciphertext),
+            mac: STANDARD_NO_PAD.encode(&msg.mac),
         })
     }
 }

@@ -23,7 +23,7 @@ pub mod key;
 pub mod upload;
 pub mod version;
 
-pub use download::{download, Downloaded};
+pub use download::{download, Downloaded, SkipReason, Skipped};
 pub use encrypt::{backup_payload, Encryptor, KeyBackupData, SessionData};
 pub use key::RecoveryKey;
 pub use upload::{upload, UploadReport};
