@@ -1,5 +1,6 @@
 //! Throughput of each stage of the key-export pipeline, on a 20k-session corpus of real
-//! vodozemac sessions. Run: `cargo bench -p benches`.
+//! vodozemac sessions, and of an `m.direct` merge of 50,000 entries. Run:
+//! `cargo bench -p benches`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use key_export::merge::{self, MergeOptions};
@@ -72,5 +73,18 @@ fn stages(c: &mut Criterion) {
     k.finish();
 }
 
-criterion_group!(benches, stages);
+/// Two `m.direct` maps of 50,000 users each (half shared), plus one user with 50,000
+/// rooms in each (half shared): merging them must stay linear.
+fn direct_merge(c: &mut Criterion) {
+    let (a, b) = benches::direct_maps(50_000);
+    let mut g = c.benchmark_group("m.direct");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(200_000));
+    g.bench_function("merge 2 x 50k users + 2 x 50k rooms of one user", |bench| {
+        bench.iter(|| m_direct::merge::merge([&a, &b]))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, stages, direct_merge);
 criterion_main!(benches);

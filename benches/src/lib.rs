@@ -46,3 +46,23 @@ pub fn corpus(
     }
     (a, b)
 }
+
+/// Two `m.direct` maps: `n` users each with one room (users `n/2..` shared), and one user
+/// with `n` rooms in each (half shared).
+pub fn direct_maps(n: usize) -> (m_direct::DirectMap, m_direct::DirectMap) {
+    let map = |from: usize| {
+        let mut obj = serde_json::Map::new();
+        for i in from..from + n {
+            obj.insert(
+                format!("@user{i}:example.org"),
+                serde_json::json!([format!("!room{i}:example.org")]),
+            );
+        }
+        let rooms: Vec<String> = (from..from + n)
+            .map(|i| format!("!big{i}:example.org"))
+            .collect();
+        obj.insert("@busy:example.org".into(), serde_json::json!(rooms));
+        m_direct::DirectMap::from_value(serde_json::Value::Object(obj)).expect("an object")
+    };
+    (map(0), map(n / 2))
+}

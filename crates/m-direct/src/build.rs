@@ -86,7 +86,7 @@ pub fn build(
     }
     out.sort_keys();
     report.dm_rooms = peers_of.len();
-    report.entries = out.entries().iter().map(|(_, r)| r.ids().count()).sum();
+    report.entries = out.entries().map(|(_, r)| r.ids().count()).sum();
     report.ambiguous = peers_of
         .into_iter()
         .filter(|(_, p)| p.len() > 1)
@@ -136,7 +136,7 @@ mod tests {
                 "eve@example.org": ["!invite-dm:example.org"]
             })
         );
-        let keys: Vec<&str> = new.entries().iter().map(|(k, _)| k.as_str()).collect();
+        let keys: Vec<&str> = new.entries().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             keys,
             ["@carol:example.org", "@dave:example.org", "eve@example.org"],

@@ -1,5 +1,6 @@
 //! The `m.direct` content as a typed, order-keeping map.
 
+use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 /// One key of the map and what it holds.
@@ -25,7 +26,7 @@ impl Rooms {
 /// `m.direct` content: user identifier → rooms, in the order found.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DirectMap {
-    entries: Vec<(String, Rooms)>,
+    entries: IndexMap<String, Rooms>,
 }
 
 /// The input is not `m.direct` content.
@@ -101,8 +102,8 @@ impl DirectMap {
     }
 
     /// Entries in order.
-    pub fn entries(&self) -> &[(String, Rooms)] {
-        &self.entries
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = (&String, &Rooms)> + '_ {
+        self.entries.iter()
     }
 
     /// Number of keys.
@@ -117,36 +118,49 @@ impl DirectMap {
 
     /// What is stored under `key`.
     pub fn get(&self, key: &str) -> Option<&Rooms> {
-        self.entries.iter().find(|(k, _)| k == key).map(|(_, r)| r)
+        self.entries.get(key)
     }
 
     /// Adds `room` to `key`'s list (creating it) unless it is already there.
     pub fn add(&mut self, key: &str, room: &str) {
         let value = Value::String(room.to_owned());
-        match self.entries.iter_mut().find(|(k, _)| k == key) {
-            Some((_, Rooms::List(items))) => {
+        match self.entries.get_mut(key) {
+            Some(Rooms::List(items)) => {
                 if !items.contains(&value) {
                     items.push(value);
                 }
             }
-            Some((_, slot @ Rooms::Other(_))) => *slot = Rooms::List(vec![value]),
-            None => self
-                .entries
-                .push((key.to_owned(), Rooms::List(vec![value]))),
+            Some(slot @ Rooms::Other(_)) => *slot = Rooms::List(vec![value]),
+            None => {
+                self.entries
+                    .insert(key.to_owned(), Rooms::List(vec![value]));
+            }
+        }
+    }
+
+    /// Appends `items` to `key`'s list, creating it (the caller ensures they are new; a
+    /// value that is not a list is replaced).
+    pub(crate) fn extend_list(&mut self, key: &str, items: impl IntoIterator<Item = Value>) {
+        let slot = self
+            .entries
+            .entry(key.to_owned())
+            .or_insert_with(|| Rooms::List(Vec::new()));
+        if let Rooms::Other(_) = slot {
+            *slot = Rooms::List(Vec::new());
+        }
+        if let Rooms::List(list) = slot {
+            list.extend(items);
         }
     }
 
     /// Sets `key` to `rooms` (appending the key if new).
     pub fn set(&mut self, key: &str, rooms: Rooms) {
-        match self.entries.iter_mut().find(|(k, _)| k == key) {
-            Some((_, slot)) => *slot = rooms,
-            None => self.entries.push((key.to_owned(), rooms)),
-        }
+        self.entries.insert(key.to_owned(), rooms);
     }
 
     /// Sorts the keys (for deterministic output); room order is kept.
     pub fn sort_keys(&mut self) {
-        self.entries.sort_by(|a, b| a.0.cmp(&b.0));
+        self.entries.sort_keys();
     }
 
     /// The content as JSON.
@@ -177,7 +191,7 @@ mod tests {
     #[test]
     fn bare_content_and_whole_events() {
         let bare = DirectMap::parse(r#"{"@b:x": ["!2"], "@a:x": ["!1", 5]}"#).unwrap();
-        assert_eq!(bare.entries()[0].0, "@b:x", "order kept");
+        assert_eq!(bare.entries().next().unwrap().0, "@b:x", "order kept");
         assert_eq!(bare.get("@a:x").unwrap().ids().collect::<Vec<_>>(), ["!1"]);
         let event = DirectMap::parse(
             r#"{"type": "m.direct", "content": {"@b:x": ["!2"], "@a:x": ["!1", 5]}}"#,

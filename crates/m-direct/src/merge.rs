@@ -2,6 +2,8 @@
 //! stable order (earlier maps first). Output keys are sorted, so the result is the same
 //! whatever order the maps come in, up to the order of rooms within a list.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::map::{DirectMap, Rooms};
 
 /// What the merge had to decide.
@@ -11,37 +13,37 @@ pub struct MergeReport {
     pub replaced_non_lists: Vec<String>,
 }
 
-/// Merges `maps` in order.
+/// Merges `maps` in order. Linear in the number of entries: each key's rooms seen so far
+/// are kept in a hash set.
 pub fn merge<'a>(maps: impl IntoIterator<Item = &'a DirectMap>) -> (DirectMap, MergeReport) {
     let mut out = DirectMap::new();
     let mut report = MergeReport::default();
+    let mut seen: HashMap<String, HashSet<String>> = HashMap::new();
     for map in maps {
         for (key, rooms) in map.entries() {
-            let merged = match (out.get(key), rooms) {
+            let new = match (out.get(key), rooms) {
                 (Some(Rooms::Other(_)), Rooms::Other(_)) => continue,
-                (None, Rooms::Other(v)) => Rooms::Other(v.clone()),
-                (Some(Rooms::List(existing)), Rooms::Other(_)) => {
+                (None, Rooms::Other(v)) => {
+                    out.set(key, Rooms::Other(v.clone()));
+                    continue;
+                }
+                (Some(Rooms::List(_)), Rooms::Other(_)) => {
                     report.replaced_non_lists.push(key.clone());
-                    Rooms::List(existing.clone())
+                    continue;
                 }
-                (existing, Rooms::List(new)) => {
-                    let mut items = match existing {
-                        Some(Rooms::List(items)) => items.clone(),
-                        Some(Rooms::Other(_)) => {
-                            report.replaced_non_lists.push(key.clone());
-                            Vec::new()
-                        }
-                        None => Vec::new(),
-                    };
-                    for item in new {
-                        if !items.contains(item) {
-                            items.push(item.clone());
-                        }
-                    }
-                    Rooms::List(items)
+                (Some(Rooms::Other(_)), Rooms::List(new)) => {
+                    report.replaced_non_lists.push(key.clone());
+                    out.set(key, Rooms::List(Vec::new()));
+                    new
                 }
+                (_, Rooms::List(new)) => new,
             };
-            out.set(key, merged);
+            let set = seen.entry(key.clone()).or_default();
+            let fresh: Vec<&serde_json::Value> = new
+                .iter()
+                .filter(|item| set.insert(item.to_string()))
+                .collect();
+            out.extend_list(key, fresh.into_iter().cloned());
         }
     }
     out.sort_keys();

@@ -49,7 +49,6 @@ fn map_strategy(junk: bool) -> impl Strategy<Value = DirectMap> {
 /// Key → set of rooms (order ignored).
 fn as_sets(m: &DirectMap) -> BTreeMap<String, BTreeSet<String>> {
     m.entries()
-        .iter()
         .map(|(k, r)| (k.clone(), r.ids().map(str::to_owned).collect()))
         .collect()
 }

@@ -71,12 +71,14 @@ pub fn plan(client: &Client, user_id: &str, new: &DirectMap) -> Result<DirectUpl
     let (merged, _) = merge([&current, new]);
     let added = merged
         .entries()
-        .iter()
         .flat_map(|(user, rooms)| {
-            let before = current.get(user);
+            let before: std::collections::HashSet<&str> = current
+                .get(user)
+                .map(|b| b.ids().collect())
+                .unwrap_or_default();
             rooms
                 .ids()
-                .filter(move |room| !before.is_some_and(|b| b.ids().any(|r| r == *room)))
+                .filter(move |room| !before.contains(room))
                 .map(move |room| (user.clone(), room.to_owned()))
         })
         .collect();
