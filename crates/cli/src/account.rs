@@ -12,7 +12,7 @@ use migrate::keys::{self, DownloadKeys, UploadKeys};
 use std::time::Duration;
 
 use online::client::RateLimits;
-use online::{backup, Homeserver, Session, SessionOptions};
+use online::{backup, Homeserver, Session, SessionOptions, Trust};
 
 use crate::args::{NewExportArgs, OutArgs, ReadArgs, RecoveryArgs, SelectArgs, SessionArgs};
 use crate::exit::{self, Exit, Failure, Outcome};
@@ -84,10 +84,11 @@ pub enum UploadCommand {
 /// Finds the homeserver and opens a session; secrets are resolved before anything is sent,
 /// and the homeserver is named before any prompt.
 fn connect(args: &SessionArgs) -> Outcome<Session> {
+    let trust = Trust::new(args.ca_file.as_deref())?;
     let homeserver = match (&args.homeserver, &args.user) {
-        (Some(url), _) => Homeserver::parse(url, args.allow_insecure_http)?,
+        (Some(url), _) => Homeserver::parse(url, args.allow_insecure_http)?.trusting(trust),
         (None, Some(user)) => {
-            let hs = Homeserver::discover(user)?;
+            let hs = Homeserver::discover(user, Some(&trust))?;
             eprintln!(
                 "using homeserver {} (found through the .well-known of {})",
                 print::safe(hs.url().as_str()),

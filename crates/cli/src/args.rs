@@ -168,6 +168,10 @@ pub struct SessionArgs {
     /// Allow plain http to a homeserver that is not on this machine.
     #[arg(long)]
     pub allow_insecure_http: bool,
+    /// A PEM file of certificate authorities to trust besides the usual ones (a private CA
+    /// of an organisation's homeserver).
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
     /// The longest the homeserver may make this run wait in all (rate limits, retries).
     #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
     pub max_wait: u64,

@@ -14,6 +14,7 @@ use url::Url;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::tls::Trust;
 
 /// How far the client trusts a server to make it wait and retry. Every number is a bound:
 /// a hostile or broken server cannot keep a run waiting forever.
@@ -98,10 +99,19 @@ impl fmt::Debug for AccessToken {
 
 /// A homeserver's base URL, checked: https, or http only to a loopback address unless
 /// explicitly allowed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Homeserver {
     base: Url,
+    trust: Option<Trust>,
 }
+
+impl PartialEq for Homeserver {
+    fn eq(&self, other: &Self) -> bool {
+        self.base == other.base
+    }
+}
+
+impl Eq for Homeserver {}
 
 impl Homeserver {
     /// Checks `url` (e.g. `https://matrix.example.org`).
@@ -127,14 +137,14 @@ impl Homeserver {
                 reason: "no host".into(),
             });
         }
-        Ok(Homeserver { base })
+        Ok(Homeserver { base, trust: None })
     }
 
     /// Finds the homeserver of `user_id` (`@name:server`) through
     /// `https://server/.well-known/matrix/client`, falling back to `https://server`. Only
     /// https is used: for the lookup, for any redirect it follows, and for the URL it
     /// finds (the loopback exemption is for URLs the user types, never for found ones).
-    pub fn discover(user_id: &str) -> Result<Self> {
+    pub fn discover(user_id: &str, trust: Option<&Trust>) -> Result<Self> {
         let server = user_id
             .split_once(':')
             .map(|(_, s)| s)
@@ -148,11 +158,14 @@ impl Homeserver {
             reason,
         };
         let well_known = format!("https://{server}/.well-known/matrix/client");
-        let agent = ureq::AgentBuilder::new()
+        let mut builder = ureq::AgentBuilder::new()
             .https_only(true)
             .redirects(3)
-            .timeout(Duration::from_secs(30))
-            .build();
+            .timeout(Duration::from_secs(30));
+        if let Some(t) = trust {
+            builder = builder.tls_config(t.config());
+        }
+        let agent = builder.build();
         let found = match agent.get(&well_known).call() {
             Ok(resp) => {
                 #[derive(Deserialize)]
@@ -172,13 +185,21 @@ impl Homeserver {
             Err(ureq::Error::Status(404, _)) => format!("https://{server}"),
             Err(e) => return Err(fail(e.to_string())),
         };
-        let hs = Homeserver::parse(&found, false)?;
+        let mut hs = Homeserver::parse(&found, false)?;
+        hs.trust = trust.cloned();
         if hs.base.scheme() != "https" {
             return Err(fail(format!(
                 "its .well-known names {found}, which is not https"
             )));
         }
         Ok(hs)
+    }
+
+    /// Trusts the certificate authorities of `trust` (by default only the Mozilla roots
+    /// compiled in).
+    pub fn trusting(mut self, trust: Trust) -> Self {
+        self.trust = Some(trust);
+        self
     }
 
     /// The base URL.
@@ -198,8 +219,12 @@ fn is_loopback(url: &Url) -> bool {
 
 /// The HTTP agent: no redirects are followed (a token is only ever sent to the URL the
 /// user named or discovery found); a read that stalls for 2 minutes fails.
-fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
+fn agent(trust: Option<&Trust>) -> ureq::Agent {
+    let builder = match trust {
+        Some(t) => ureq::AgentBuilder::new().tls_config(t.config()),
+        None => ureq::AgentBuilder::new(),
+    };
+    builder
         .redirects(0)
         .timeout_connect(Duration::from_secs(20))
         .timeout_read(Duration::from_secs(120))
@@ -260,9 +285,9 @@ impl Client {
     /// A client using an existing access token.
     pub fn new(homeserver: Homeserver, token: AccessToken) -> Self {
         Client {
+            agent: agent(homeserver.trust.as_ref()),
             homeserver,
             token,
-            agent: agent(),
             on_wait: None,
             waits: AtomicUsize::new(0),
             waited_ms: AtomicU64::new(0),

@@ -29,6 +29,9 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The TLS setup failed (a CA file that cannot be read).
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
     /// The network failed.
     #[error("cannot reach the homeserver at {url}: {reason}")]
     Transport {

@@ -22,7 +22,9 @@ pub mod error;
 pub mod session;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod tls;
 
 pub use client::{AccessToken, Client, Homeserver};
 pub use error::{Error, Result};
 pub use session::{Closer, Credentials, Session, SessionOptions};
+pub use tls::Trust;
