@@ -112,6 +112,7 @@ fn connect(args: &SessionArgs) -> Outcome<Session> {
             budget: Duration::from_secs(args.max_wait),
             ..RateLimits::default()
         },
+        on_login: Some(Box::new(|closer| crate::cleanup::set_logout(Some(closer)))),
     };
     Ok(Session::open(homeserver, credentials, options)?)
 }
@@ -120,7 +121,6 @@ fn connect(args: &SessionArgs) -> Outcome<Session> {
 /// failure too).
 fn in_session<T>(args: &SessionArgs, job: impl FnOnce(&Session) -> Outcome<T>) -> Outcome<T> {
     let session = connect(args)?;
-    crate::cleanup::set_logout(session.closer());
     let result = job(&session);
     crate::cleanup::set_logout(None);
     if let Err(e) = session.close() {

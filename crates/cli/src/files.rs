@@ -2,9 +2,9 @@
 //! target folder, created mode 0600, renamed into place only when complete, and never
 //! over an existing file without --force.
 
-use std::fs::{File, Permissions};
+use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use key_export::pipeline::Source;
@@ -207,18 +207,25 @@ impl Output {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
+        // Registered for removal on a signal before it exists, so no moment leaves it behind.
+        let mut registered = None;
         let mut tmp = tempfile::Builder::new()
             .prefix(".matrix-transplant-")
             .suffix(".part")
-            .permissions(Permissions::from_mode(0o600))
-            .tempfile_in(dir)
+            .make_in(dir, |path| {
+                registered = Some(crate::cleanup::TempFile::register(path));
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)
+            })
             .map_err(|e| {
                 Failure::new(
                     Exit::Io,
                     format!("cannot create a file in {}: {e}", dir.display()),
                 )
             })?;
-        let _registered = crate::cleanup::TempFile::register(tmp.path());
         let value = {
             let mut w = std::io::BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
             let value = produce(&mut w)?;
@@ -359,6 +366,7 @@ fn sync_dir_of(file: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn parts(dir: &Path) -> Vec<String> {
         std::fs::read_dir(dir)

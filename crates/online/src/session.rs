@@ -61,6 +61,9 @@ pub struct SessionOptions {
     pub on_wait: Option<WaitNotice>,
     /// How long and how often the server may make requests wait.
     pub limits: RateLimits,
+    /// Told, the moment a password login succeeds, how to log that session out (so a
+    /// signal handler can, even before `open` returns).
+    pub on_login: Option<Box<dyn FnOnce(Closer) + Send>>,
 }
 
 /// An open session. Call [`Session::close`] at the end: it logs out a session this tool
@@ -86,6 +89,7 @@ impl Session {
             expected_user,
             on_wait,
             limits,
+            on_login,
         } = options;
         let (mut client, password) = match credentials {
             Credentials::Token(token) => (Client::new(homeserver, token), None),
@@ -101,6 +105,12 @@ impl Session {
         let opened_here = password.is_some();
         if let Some((user_id, password)) = password {
             client.login_with_password(&user_id, &password)?;
+            if let Some(tell) = on_login {
+                tell(Closer {
+                    homeserver: client.homeserver().clone(),
+                    token: client.token().clone(),
+                });
+            }
         }
         // From here on a session this tool opened is logged out when dropped.
         let mut session = Session {
