@@ -407,16 +407,19 @@ fn a_signal_removes_the_temporary_file_and_leftovers_are_reported() {
     let s = Scratch::new();
     s.write("pass", PASS);
     // The input comes from a pipe kept open, so the run waits with its temporary file made.
-    let child = s
+    let mut child = s
         .cmd("keys decrypt - --passphrase-file %pass -o %out.json")
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Held open until the process has ended (wait_with_output would close it first).
+    let keyboard = child.stdin.take();
     let part = || s.names().iter().any(|n| n.ends_with(".part"));
     wait_until("the temporary file exists", part);
     signal_all("TERM", &s.path("out.json").display().to_string());
     let o = child.wait_with_output().unwrap();
+    drop(keyboard);
     assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
     assert!(stderr(&o).contains("removed"), "{}", stderr(&o));
     assert!(!part(), "{:?}", s.names());

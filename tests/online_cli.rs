@@ -400,8 +400,8 @@ fn a_signal_logs_out_the_session_a_password_login_opened() {
         .status()
         .unwrap();
     assert!(signalled.success());
-    drop(keyboard);
     let o = child.wait_with_output().unwrap();
+    drop(keyboard);
     assert!(
         stdout(&o).contains("logged out the session"),
         "{}",
