@@ -105,13 +105,30 @@ impl Sources {
 /// Reads a whole input into a buffer wiped on drop (for plaintext inputs).
 pub fn read_secret(path: &Path) -> Outcome<Zeroizing<Vec<u8>>> {
     let mut input = open_input(path)?;
-    // Room for the whole file and read_to_end's end-of-file probe, so the buffer is never
-    // reallocated (which would leave an unwiped copy behind).
-    let mut buf = Zeroizing::new(Vec::with_capacity(input.len + 64));
-    input
-        .reader
-        .read_to_end(&mut buf)
-        .map_err(|e| Failure::new(Exit::Io, format!("cannot read {}: {e}", input.name)))?;
+    read_wiping(&mut input.reader, input.len)
+        .map_err(|e| Failure::new(Exit::Io, format!("cannot read {}: {e}", input.name)))
+}
+
+/// Reads everything into a buffer wiped on drop. A buffer that must grow (standard input
+/// has no known length) is copied into a larger one and the old one wiped, so no copy is
+/// left behind the way `read_to_end`'s reallocation would.
+fn read_wiping(reader: &mut dyn Read, expected: usize) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    let mut buf = Zeroizing::new(vec![0u8; expected.max(1 << 16) + 64]);
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            let mut bigger = Zeroizing::new(vec![0u8; buf.len() * 2]);
+            bigger[..len].copy_from_slice(&buf[..len]);
+            buf = bigger; // the old buffer is wiped as it is dropped
+        }
+        match reader.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
     Ok(buf)
 }
 
@@ -394,6 +411,15 @@ mod tests {
         });
         assert_eq!(result.unwrap_err().exit, Exit::Io);
         assert!(parts(dir.path()).is_empty(), "{:?}", parts(dir.path()));
+    }
+
+    #[test]
+    fn reading_past_the_first_buffer_keeps_every_byte() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let got = read_wiping(&mut &data[..], 0).unwrap();
+        assert_eq!(&got[..], &data[..]);
+        let got = read_wiping(&mut &data[..], data.len()).unwrap();
+        assert_eq!(&got[..], &data[..]);
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! [`SessionRef::parse`] in parallel. An entry that passes through unchanged is written
 //! back byte for byte.
 
-use std::borrow::Cow;
 use std::io::Write;
 
 use rayon::prelude::*;
@@ -51,9 +50,10 @@ where
 }
 
 /// Writes entries as one compact JSON array (Element's own layout) to `out`.
-pub fn write_array_to<'a, I, W>(entries: I, out: &mut W) -> std::io::Result<()>
+pub fn write_array_to<I, W>(entries: I, out: &mut W) -> std::io::Result<()>
 where
-    I: IntoIterator<Item = Cow<'a, str>>,
+    I: IntoIterator,
+    I::Item: AsRef<str>,
     W: Write + ?Sized,
 {
     out.write_all(b"[")?;
@@ -61,15 +61,16 @@ where
         if i > 0 {
             out.write_all(b",")?;
         }
-        out.write_all(e.as_bytes())?;
+        out.write_all(e.as_ref().as_bytes())?;
     }
     out.write_all(b"]")
 }
 
 /// Writes entries as one compact JSON array into a buffer that is wiped on drop.
-pub fn write_array<'a, I>(entries: I) -> Zeroizing<Vec<u8>>
+pub fn write_array<I>(entries: I) -> Zeroizing<Vec<u8>>
 where
-    I: IntoIterator<Item = Cow<'a, str>>,
+    I: IntoIterator,
+    I::Item: AsRef<str>,
 {
     let mut out = Zeroizing::new(Vec::new());
     write_array_to(entries, &mut *out).expect("writing to memory cannot fail");
@@ -79,6 +80,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::borrow::Cow;
 
     #[test]
     fn split_keeps_bytes_and_reports_positions() {

@@ -41,4 +41,4 @@ pub mod testkit;
 pub use container::{Plaintext, ReadOptions, Rounds, SealingKey};
 pub use error::{Error, Result};
 pub use passphrase::Passphrase;
-pub use session::{ExportedSession, Invalid, SessionRef};
+pub use session::{EntryText, ExportedSession, Invalid, SessionRef};

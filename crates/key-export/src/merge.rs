@@ -12,7 +12,6 @@
 //!
 //! Only sessions seen twice touch vodozemac, so the common path is a hash lookup.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
@@ -282,6 +281,6 @@ fn compare(a: &SessionRef<'_>, b: &SessionRef<'_>) -> SessionOrdering {
 /// The JSON text of each merged session, ready for [`crate::entries::write_array`].
 pub fn output_entries<'s, 'a>(
     merged: &'s Merged<'s, 'a>,
-) -> impl Iterator<Item = Cow<'a, str>> + 's {
+) -> impl Iterator<Item = crate::session::EntryText<'a>> + 's {
     merged.sessions.iter().map(|s| s.output_json())
 }

@@ -10,7 +10,6 @@
 //! same time), then entries are read in parallel, merged, and streamed through encryption
 //! into the sink.
 
-use std::borrow::Cow;
 use std::io::{Read, Write};
 
 use rayon::prelude::*;
@@ -156,9 +155,9 @@ impl<'a> Parsed<'a> {
 }
 
 /// Streams `entries` (JSON objects) as one sealed, armoured export into `sink`.
-pub fn write_export<'e, W: Write>(
+pub fn write_export<W: Write, T: AsRef<str>>(
     key: SealingKey,
-    entries: impl IntoIterator<Item = Cow<'e, str>>,
+    entries: impl IntoIterator<Item = T>,
     sink: W,
 ) -> Result<W, Error> {
     let mut writer = key.seal_to(sink)?;

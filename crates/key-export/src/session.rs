@@ -330,22 +330,63 @@ impl<'a> SessionRef<'a> {
 
     /// The entry as it must be written: unchanged when it already has a forwarding chain,
     /// otherwise with an empty `forwarding_curve25519_key_chain` added (matrix-nio rejects
-    /// a whole file when one entry lacks it).
-    pub fn output_json(&self) -> Cow<'a, str> {
+    /// a whole file when one entry lacks it). A rewritten copy holds the key: it is wiped
+    /// when dropped.
+    pub fn output_json(&self) -> EntryText<'a> {
         if self.has_forwarding_chain {
-            return Cow::Borrowed(self.raw.get());
+            return EntryText::Borrowed(self.raw.get());
         }
         let text = self.raw.get().trim_end();
         match text.strip_suffix('}') {
             Some(open) => {
-                let empty = open.trim_end().ends_with('{');
-                let sep = if empty { "" } else { "," };
-                Cow::Owned(format!(
-                    "{open}{sep}\"forwarding_curve25519_key_chain\":[]}}"
-                ))
+                let open = open.trim_end();
+                let sep = if open.ends_with('{') { "" } else { "," };
+                const CHAIN: &str = "\"forwarding_curve25519_key_chain\":[]}";
+                let mut out = Zeroizing::new(String::with_capacity(open.len() + 1 + CHAIN.len()));
+                out.push_str(open);
+                out.push_str(sep);
+                out.push_str(CHAIN);
+                EntryText::Owned(out)
             }
-            None => Cow::Borrowed(self.raw.get()),
+            None => EntryText::Borrowed(self.raw.get()),
         }
+    }
+}
+
+/// An entry's JSON text: borrowed from the decrypted buffer, or a rewritten copy that is
+/// wiped when dropped.
+pub enum EntryText<'a> {
+    /// The entry as it was.
+    Borrowed(&'a str),
+    /// A rewritten copy.
+    Owned(Zeroizing<String>),
+}
+
+impl std::ops::Deref for EntryText<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            EntryText::Borrowed(s) => s,
+            EntryText::Owned(s) => s,
+        }
+    }
+}
+
+impl AsRef<str> for EntryText<'_> {
+    fn as_ref(&self) -> &str {
+        self
+    }
+}
+
+impl PartialEq<&str> for EntryText<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        &**self == *other
+    }
+}
+
+impl fmt::Debug for EntryText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EntryText(<redacted>)")
     }
 }
 

@@ -310,16 +310,41 @@ impl Client {
 
     /// Logs this client in with a password (see [`Client::login_password`]).
     pub fn login_with_password(&mut self, user_id: &str, password: &str) -> Result<()> {
-        let body = serde_json::json!({
-            "type": "m.login.password",
-            "identifier": {"type": "m.id.user", "user": user_id},
-            "password": password,
-            "initial_device_display_name": "matrix-transplant",
-        });
-        let body = Zeroizing::new(serde_json::to_vec(&body).expect("JSON serialises"));
+        #[derive(serde::Serialize)]
+        struct Identifier<'a> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            user: &'a str,
+        }
+        #[derive(serde::Serialize)]
+        struct Login<'a> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            identifier: Identifier<'a>,
+            password: &'a str,
+            initial_device_display_name: &'a str,
+        }
+        let login = Login {
+            kind: "m.login.password",
+            identifier: Identifier {
+                kind: "m.id.user",
+                user: user_id,
+            },
+            password,
+            initial_device_display_name: "matrix-transplant",
+        };
+        // Written straight into a buffer large enough for any escaping of the password, so
+        // no copy of it is left unwiped (no JSON value, no reallocation).
+        let mut body = Zeroizing::new(Vec::with_capacity(
+            6 * (password.len() + user_id.len()) + 256,
+        ));
+        serde_json::to_writer(&mut *body, &login).map_err(|e| Error::BadResponse {
+            what: "log in".into(),
+            reason: e.to_string(),
+        })?;
         #[derive(Deserialize)]
         struct LoginResponse {
-            access_token: String,
+            access_token: Zeroizing<String>,
         }
         let resp: LoginResponse = self.call_json(
             "log in",

@@ -84,15 +84,18 @@ impl Encryptor {
     }
 }
 
+/// The forwarding chain's length, read without parsing anything else of the entry (its
+/// key included).
 fn chain_len(session: &SessionRef<'_>) -> u32 {
-    serde_json::from_str::<Map<String, Value>>(session.raw.get())
+    #[derive(Deserialize)]
+    struct Chain {
+        #[serde(default)]
+        forwarding_curve25519_key_chain: Option<Vec<serde::de::IgnoredAny>>,
+    }
+    serde_json::from_str::<Chain>(session.raw.get())
         .ok()
-        .and_then(|m| {
-            m.get("forwarding_curve25519_key_chain")
-                .and_then(Value::as_array)
-                .map(Vec::len)
-        })
-        .unwrap_or(0) as u32
+        .and_then(|c| c.forwarding_curve25519_key_chain)
+        .map_or(0, |c| c.len() as u32)
 }
 
 /// The plaintext of a backed-up session: the exported entry minus `room_id` and
@@ -103,7 +106,10 @@ pub fn backup_payload(session: &SessionRef<'_>) -> Result<Zeroizing<Vec<u8>>> {
         .map_err(|e| Error::Encryption(format!("entry is not an object: {e}")))?;
     obj.remove("room_id");
     obj.remove("session_id");
-    let out = Zeroizing::new(serde_json::to_vec(&obj).expect("JSON serialises"));
+    // Sized up front: a growing buffer would leave unwiped copies of the key behind.
+    let mut out = Zeroizing::new(Vec::with_capacity(text.len() + 64));
+    serde_json::to_writer(&mut *out, &obj)
+        .map_err(|e| Error::Encryption(format!("entry does not serialise: {e}")))?;
     // Wipe the key material held in the parsed copy.
     if let Some(Value::String(k)) = obj.get_mut("session_key") {
         zeroize::Zeroize::zeroize(k);

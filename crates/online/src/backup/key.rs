@@ -21,10 +21,26 @@ impl std::fmt::Debug for RecoveryKey {
 impl RecoveryKey {
     /// Parses the base58 form Element shows (`EsTc 8Pbw ...`; spaces and line breaks allowed).
     pub fn parse(text: &str) -> Result<Self> {
+        use matrix_sdk_crypto::backups::DecodeError;
         let text = Zeroizing::new(text.trim().to_owned());
+        // The library's messages quote the key (a bad character, the bytes of a prefix);
+        // ours say only what kind of mistake it is.
         BackupDecryptionKey::from_base58(&text)
             .map(|key| RecoveryKey { key })
-            .map_err(|e| Error::RecoveryKey(e.to_string()))
+            .map_err(|e| {
+                Error::RecoveryKey(
+                    match e {
+                        DecodeError::Base58(_) => "it holds a character that is not base58",
+                        DecodeError::Prefix(..) => "it does not start the way recovery keys do",
+                        DecodeError::Parity(..) => "its check digit does not match (a typo?)",
+                        DecodeError::Length(..) | DecodeError::Io(_) => {
+                            "it is too short or too long"
+                        }
+                        _ => "it does not decode",
+                    }
+                    .into(),
+                )
+            })
     }
 
     /// A new random recovery key and its text (for setting up test backups).
@@ -39,14 +55,29 @@ impl RecoveryKey {
         self.key.megolm_v1_public_key().to_base64()
     }
 
+    /// Decrypts a backed-up session's payload. The plaintext only ever lives in buffers
+    /// that are wiped (matrix-sdk-crypto's `decrypt_v1` leaves copies).
     pub(crate) fn decrypt(
         &self,
         data: &SessionData,
     ) -> std::result::Result<Zeroizing<String>, String> {
-        self.key
-            .decrypt_v1(&data.ephemeral, &data.mac, &data.ciphertext)
-            .map(Zeroizing::new)
-            .map_err(|e| e.to_string())
+        use vodozemac::pk_encryption::{Message, PkDecryption};
+        let message = Message::from_base64(&data.ciphertext, &data.mac, &data.ephemeral)
+            .map_err(|e| e.to_string())?;
+        let secret = vodozemac::Curve25519SecretKey::from_slice(self.key.as_bytes());
+        let plain = Zeroizing::new(
+            PkDecryption::from_key(secret)
+                .decrypt(&message)
+                .map_err(|e| e.to_string())?,
+        );
+        match std::str::from_utf8(&plain) {
+            Ok(text) => {
+                let mut out = Zeroizing::new(String::with_capacity(text.len()));
+                out.push_str(text);
+                Ok(out)
+            }
+            Err(_) => Err("the payload is not UTF-8".into()),
+        }
     }
 }
 
@@ -82,5 +113,12 @@ mod tests {
             "parity is checked"
         );
         assert!(!format!("{key:?}").contains(&text[..8]));
+        // No message quotes any of the key: not a bad character, not its position.
+        let mut typo: Vec<char> = text.chars().collect();
+        typo[5] = '0'; // not in the base58 alphabet
+        let typo: String = typo.into_iter().collect();
+        let e = RecoveryKey::parse(&typo).unwrap_err().to_string();
+        assert!(!e.contains("'0'") && !e.contains(&text[..4]), "{e}");
+        assert!(e.contains("not base58"), "{e}");
     }
 }
