@@ -186,12 +186,19 @@ impl From<key_export::select::BadRoomId> for Failure {
 
 /// A pipeline error, with the inputs named (`names[i]` is input `i`).
 pub fn pipeline(e: PipelineError, names: &[String]) -> Failure {
+    pipeline_with(e, names, "use --drop-invalid to leave them out")
+}
+
+/// [`pipeline`], with what to say about invalid entries (which flag of this command helps).
+pub fn pipeline_with(e: PipelineError, names: &[String], invalid_hint: &str) -> Failure {
     match e {
         PipelineError::Input { name, error, .. } => Failure::from(error).in_file(&name),
         PipelineError::Merge(MergeError::Invalid(bad)) => Failure::new(
             Exit::Invalid,
-            print::invalid_entries(&bad, names)
-                + "\n  hint: importers reject a whole file for one bad entry; use --drop-invalid to leave them out",
+            format!(
+                "{}\n  hint: importers reject a whole file for one bad entry; {invalid_hint}",
+                print::invalid_entries(&bad, names)
+            ),
         ),
         PipelineError::Merge(MergeError::Conflicts(c)) => {
             Failure::new(Exit::Invalid, print::strict_conflicts(&c, names))

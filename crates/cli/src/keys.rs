@@ -167,8 +167,10 @@ fn encrypt(
     let passphrase = secrets::new(passphrase_file, secrets::PASSPHRASE_ENV, None)?;
     let name = names(&[file.to_owned()]);
     let destination = Destination { passphrase, rounds };
-    let report = into(&output, &name, |sink| {
-        pipeline::encrypt(&name[0], &json, destination, allow_invalid, sink).map(|r| r.0)
+    let report = output.write_with(|sink| {
+        pipeline::encrypt(&name[0], &json, destination, allow_invalid, sink)
+            .map(|r| r.0)
+            .map_err(|e| exit::pipeline_with(e, &name, "--allow-invalid writes them anyway"))
     })?;
     eprintln!(
         "encrypted {} sessions to {} ({} rounds)",

@@ -420,6 +420,20 @@ fn not_a_point(kit: &mut Kit) {
     );
 }
 
+/// Found by fuzzing: a claimed key of another algorithm that is not a string. Importers
+/// decode every claimed key and reject the whole file.
+fn claimed_keys_not_strings(kit: &mut Kit) {
+    let good = sessions(1)[0].to_json();
+    let bad = entry_json(|v| v["sender_claimed_keys"]["curve25519"] = serde_json::json!(["x"]));
+    let json = format!("[{good},{bad}]");
+    kit.case(
+        "entry-claimed-key-not-a-string.txt",
+        "fuzzer regression: a claimed key that is a list, beside a good ed25519 key (entry 1 of 2)",
+        seal(json.as_bytes()).as_bytes(),
+        "job: filter\nlibrary: invalid NotAnObject\nexit: 5\nmessage: entry 1",
+    );
+}
+
 fn json_inputs(kit: &mut Kit) {
     let good = testkit::to_json(&sessions(2));
     kit.case(
@@ -472,6 +486,7 @@ fn main() {
     crypto_errors(&mut kit);
     invalid_entries(&mut kit);
     not_a_point(&mut kit);
+    claimed_keys_not_strings(&mut kit);
     json_inputs(&mut kit);
     eprintln!("wrote {} cases to {}", kit.made, kit.dir.display());
 }

@@ -138,10 +138,36 @@ impl<'a> Text<'a> {
     }
 }
 
-#[derive(Deserialize)]
+/// `sender_claimed_keys`: every value must be a string (importers decode each one), and
+/// only `ed25519` is kept.
 struct ClaimedKeysRef<'a> {
-    #[serde(borrow, default)]
     ed25519: Option<Text<'a>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for ClaimedKeysRef<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Keys<'a> {
+            type Value = ClaimedKeysRef<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of key algorithms to keys")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut ed25519 = None;
+                while let Some(algorithm) = map.next_key::<Text<'de>>()? {
+                    let key: Text<'de> = map.next_value()?;
+                    if &*algorithm.0 == "ed25519" {
+                        ed25519 = Some(key);
+                    }
+                }
+                Ok(ClaimedKeysRef { ed25519 })
+            }
+        }
+        d.deserialize_map(Keys(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize)]
