@@ -155,16 +155,6 @@ mod tests {
     use key_export::testkit::Device;
 
     #[test]
-    fn refuses_to_encrypt_to_a_key_that_is_not_the_users() {
-        let (mine, _) = RecoveryKey::generate();
-        let (servers, _) = RecoveryKey::generate();
-        assert!(matches!(
-            Encryptor::new(&info_for(&servers), &mine),
-            Err(Error::BackupKeyMismatch { .. })
-        ));
-    }
-
-    #[test]
     fn encrypted_sessions_decrypt_with_matrix_sdk_crypto_to_the_exported_session() {
         let (key, _) = RecoveryKey::generate();
         let enc = Encryptor::new(&info_for(&key), &key).unwrap();

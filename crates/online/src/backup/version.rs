@@ -94,6 +94,11 @@ mod tests {
             info_for(&servers).check_key(&mine),
             Err(Error::BackupKeyMismatch { .. })
         ));
+        // The encryptor of uploads makes the same check.
+        assert!(matches!(
+            crate::backup::Encryptor::new(&info_for(&servers), &mine),
+            Err(Error::BackupKeyMismatch { .. })
+        ));
         let mut other = info_for(&mine);
         other.algorithm = "org.example.other".into();
         assert!(matches!(
