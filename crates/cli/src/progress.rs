@@ -30,7 +30,7 @@ impl Events for Bars {
             Event::Started {
                 stage,
                 total: Some(total),
-            } if stage == Stage::Upload => {
+            } if matches!(stage, Stage::Upload | Stage::Download) => {
                 let b = ProgressBar::new(total);
                 b.set_style(style(stage));
                 *bar = Some(b);

@@ -66,6 +66,36 @@ where
     out.write_all(b"]")
 }
 
+/// Writes a JSON array of entries handed over one at a time (for entries that arrive as
+/// a stream, such as a backup being downloaded).
+pub struct ArrayWriter<W: Write> {
+    out: W,
+    empty: bool,
+}
+
+impl<W: Write> ArrayWriter<W> {
+    /// Starts the array.
+    pub fn new(mut out: W) -> std::io::Result<Self> {
+        out.write_all(b"[")?;
+        Ok(ArrayWriter { out, empty: true })
+    }
+
+    /// Writes one entry (a JSON object's text).
+    pub fn push(&mut self, entry: &str) -> std::io::Result<()> {
+        if !self.empty {
+            self.out.write_all(b",")?;
+        }
+        self.empty = false;
+        self.out.write_all(entry.as_bytes())
+    }
+
+    /// Closes the array; returns the writer.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.out.write_all(b"]")?;
+        Ok(self.out)
+    }
+}
+
 /// Writes entries as one compact JSON array into a buffer that is wiped on drop.
 pub fn write_array<I>(entries: I) -> Zeroizing<Vec<u8>>
 where

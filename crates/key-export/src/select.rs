@@ -56,6 +56,22 @@ impl RoomSelection {
         self.everything || (self.set.contains(room_id) != self.exclude)
     }
 
+    /// The rooms of an including selection, without repeats, in the order given (`None`
+    /// for every room, or every room but some).
+    pub fn listed(&self) -> Option<Vec<String>> {
+        if self.everything || self.exclude {
+            return None;
+        }
+        let mut seen = HashSet::new();
+        Some(
+            self.rooms
+                .iter()
+                .filter(|r| seen.insert(r.as_str()))
+                .cloned()
+                .collect(),
+        )
+    }
+
     /// Rooms named in an including selection (in the order given, without repeats) that
     /// are not in `present`: they had no keys.
     pub fn missing<'a>(&'a self, present: &HashSet<&str>) -> Vec<&'a str> {

@@ -134,7 +134,7 @@ pub mod fuzz {
     use crate::armor::Dearmorer;
     use crate::entries;
     use crate::error::Error;
-    use crate::session::{ExportedSession, SessionRef};
+    use crate::session::SessionRef;
     use crate::{container, Passphrase, ReadOptions};
 
     /// A passphrase no seed is sealed with: nothing may authenticate under it.
@@ -176,6 +176,20 @@ pub mod fuzz {
         }
     }
 
+    /// What an importer (matrix-sdk-crypto, matrix-nio) reads of an entry: these fields,
+    /// each decoded; anything else is skipped unread (and passed through by us unchanged).
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct ImporterView {
+        algorithm: String,
+        room_id: String,
+        sender_key: String,
+        session_id: String,
+        session_key: String,
+        sender_claimed_keys: std::collections::BTreeMap<String, String>,
+        forwarding_curve25519_key_chain: Vec<String>,
+    }
+
     /// The decrypted-JSON layer on arbitrary bytes: splitting, per-entry parsing and
     /// checks, and the rewrite that adds a forwarding chain never panic, and what we write
     /// is still JSON with the same valid entries.
@@ -199,8 +213,8 @@ pub mod fuzz {
                 back.problem
             );
             assert!(
-                serde_json::from_str::<ExportedSession>(r.get()).is_ok(),
-                "a valid entry reads as a session"
+                serde_json::from_str::<ImporterView>(r.get()).is_ok(),
+                "the fields importers read decode"
             );
         }
     }

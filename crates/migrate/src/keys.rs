@@ -3,6 +3,8 @@
 use std::io::{Read, Write};
 use std::time::Instant;
 
+use key_export::container::SealWriter;
+use key_export::entries::ArrayWriter;
 use key_export::merge::{Conflict, MergeOptions, SourcedInvalid, Summary};
 use key_export::pipeline::{self, Destination, PipelineError, Source};
 use key_export::select::RoomSelection;
@@ -126,7 +128,9 @@ pub struct DownloadKeysReport {
 
 /// Downloads the account's backup (after checking the recovery key against it), decrypts
 /// the sessions of the selected rooms and writes them into `sink` as a key export. The
-/// export's key is derived while the backup downloads.
+/// export's key is derived while the download starts; rooms are decrypted in parallel and
+/// streamed into the sealer as they arrive, so memory holds one room at a time. A selection
+/// that lists rooms fetches only those rooms.
 pub fn download<W: Write>(
     client: &Client,
     request: DownloadKeys,
@@ -139,28 +143,82 @@ pub fn download<W: Write>(
     let destination = request.destination;
     let sealing =
         std::thread::spawn(move || SealingKey::derive(&destination.passphrase, destination.rounds));
-    let downloaded = stage(events, Stage::Download, Some(info.count), || {
-        backup::download(client, &info, &request.recovery_key, &|room| {
-            request.selection.matches(room)
-        })
+    let mut out = Sealed::Deriving(sealing, sink);
+    let listed = request.selection.listed();
+    let keep = |room: &str| request.selection.matches(room);
+    let rooms = match &listed {
+        Some(list) => backup::Rooms::Listed(list),
+        None => backup::Rooms::Matching(&keep),
+    };
+    let total = info.count;
+    let mut written = 0u64;
+    let done = stage(events, Stage::Download, Some(total), || {
+        backup::download_each(
+            client,
+            &info,
+            &request.recovery_key,
+            rooms,
+            &mut |entries| {
+                let writer = out.writer()?;
+                for e in &entries {
+                    writer.push(e).map_err(key_export::Error::from)?;
+                }
+                written += entries.len() as u64;
+                events.emit(Event::Progress {
+                    stage: Stage::Download,
+                    done: written,
+                    total,
+                });
+                Ok(())
+            },
+        )
     })?;
-    let key = sealing
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        .map_err(PipelineError::Output)?;
-    let entries = downloaded
-        .entries
-        .iter()
-        .map(|e| std::borrow::Cow::Borrowed(e.as_str()));
-    let sink = stage(events, Stage::WriteExport, None, || {
-        pipeline::write_export(key, entries, sink)
-    })
-    .map_err(PipelineError::Output)?;
+    let sink = out.finish()?;
     let report = DownloadKeysReport {
-        sessions: downloaded.entries.len(),
-        rooms: downloaded.rooms,
+        sessions: done.sessions,
+        rooms: done.rooms,
         version: info.version,
-        skipped: downloaded.skipped,
+        skipped: done.skipped,
     };
     Ok((report, sink))
+}
+
+/// The export being written: its key still being derived, or its array open.
+enum Sealed<W: Write> {
+    Deriving(std::thread::JoinHandle<key_export::Result<SealingKey>>, W),
+    Writing(ArrayWriter<SealWriter<W>>),
+    Spent,
+}
+
+impl<W: Write> Sealed<W> {
+    /// The array writer, waiting for the key the first time.
+    fn writer(&mut self) -> online::Result<&mut ArrayWriter<SealWriter<W>>> {
+        if let Sealed::Deriving(..) = self {
+            let Sealed::Deriving(handle, sink) = std::mem::replace(self, Sealed::Spent) else {
+                unreachable!("matched above")
+            };
+            let key = handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            *self = Sealed::Writing(
+                ArrayWriter::new(key.seal_to(sink)?).map_err(key_export::Error::from)?,
+            );
+        }
+        match self {
+            Sealed::Writing(w) => Ok(w),
+            _ => Err(online::Error::KeyExport(key_export::Error::Io(
+                std::io::Error::other("the export was already closed"),
+            ))),
+        }
+    }
+
+    /// Closes the array and the seal; returns the sink.
+    fn finish(mut self) -> Result<W> {
+        self.writer()?;
+        let Sealed::Writing(w) = self else {
+            unreachable!("writer() leaves it writing")
+        };
+        let sealer = w.finish().map_err(|e| PipelineError::Output(e.into()))?;
+        Ok(sealer.finish().map_err(PipelineError::Output)?)
+    }
 }

@@ -452,19 +452,23 @@ impl Client {
         self.call_inner(what, method, segments, query, &body, true, MAX_BODY)
     }
 
-    /// [`Client::call`] for an answer that may be larger than [`MAX_BODY`] (at most
-    /// `limit` bytes), such as a whole key backup.
-    pub fn call_large(
+    /// A GET whose answer may be larger than [`MAX_BODY`] (at most `limit` bytes), such as
+    /// a whole key backup: the body is returned as a reader, to be parsed as it arrives.
+    /// Waits and retries as [`Client::call`] does, until the answer's status is known.
+    pub fn call_reader(
         &self,
         what: &str,
         segments: &[&str],
         query: &[(&str, &str)],
         limit: usize,
-    ) -> Result<Vec<u8>> {
-        self.call_inner(what, "GET", segments, query, &Body::None, true, limit)
+    ) -> Result<impl Read + Send> {
+        let resp = self.respond(what, "GET", segments, query, &Body::None, true)?;
+        Ok(Capped {
+            inner: resp.into_reader(),
+            left: limit as u64,
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn call_inner(
         &self,
         what: &str,
@@ -475,13 +479,27 @@ impl Client {
         auth: bool,
         limit: usize,
     ) -> Result<Vec<u8>> {
+        let resp = self.respond(what, method, segments, query, body, auth)?;
+        read_body(resp, what, limit)
+    }
+
+    /// Sends until an answer is final: a 2xx answer (its body unread), or an error.
+    fn respond(
+        &self,
+        what: &str,
+        method: &str,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: &Body<'_>,
+        auth: bool,
+    ) -> Result<ureq::Response> {
         let url = self.url(segments, query);
         let limits = self.rate_limits;
         let idempotent = matches!(method, "GET" | "PUT" | "DELETE");
         let (mut limited, mut failed) = (0, 0);
         loop {
-            let wait = match self.send_once(what, method, &url, body, auth, limit) {
-                Attempt::Done(bytes) => return Ok(bytes),
+            let wait = match self.send_once(what, method, &url, body, auth) {
+                Attempt::Done(resp) => return Ok(resp),
                 Attempt::RateLimited { asked, error } if limited < limits.max_retries => {
                     limited += 1;
                     let duration = asked.unwrap_or(limits.default_wait);
@@ -542,7 +560,6 @@ impl Client {
         url: &Url,
         body: &Body<'_>,
         auth: bool,
-        limit: usize,
     ) -> Attempt {
         let mut req = self.agent.request_url(method, url);
         if auth {
@@ -555,10 +572,7 @@ impl Client {
                 .send_bytes(bytes),
         };
         match result {
-            Ok(resp) if (200..300).contains(&resp.status()) => match read_body(resp, what, limit) {
-                Ok(bytes) => Attempt::Done(bytes),
-                Err(e) => Attempt::Failed(e),
-            },
+            Ok(resp) if (200..300).contains(&resp.status()) => Attempt::Done(resp),
             // Redirects are not followed (see `agent`): any other status is an error.
             Ok(resp) => Attempt::Failed(Error::Redirect {
                 what: what.into(),
@@ -652,8 +666,8 @@ pub fn printable(text: &str) -> String {
 
 /// What one attempt came to.
 enum Attempt {
-    /// A 2xx answer's body.
-    Done(Vec<u8>),
+    /// A 2xx answer, its body unread.
+    Done(ureq::Response),
     /// HTTP 429, with the wait the server asked for.
     RateLimited {
         asked: Option<Duration>,
@@ -663,6 +677,29 @@ enum Attempt {
     Retryable { status: Option<u16>, error: Error },
     /// Anything else.
     Failed(Error),
+}
+
+/// A body reader that fails, instead of stopping short, past its limit.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            // One byte more than allowed means the answer is too large.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(std::io::Error::other("the answer is larger than allowed")),
+            };
+        }
+        let want = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// Reads an answer's body, refusing one larger than `limit` bytes.

@@ -414,3 +414,104 @@ fn m_direct_is_read_back_after_writing_and_merged_again_when_another_client_wrot
     assert!(matches!(e, Error::BadResponse { .. }), "{e:?}");
     stub.finish();
 }
+
+/// A backup of two rooms, encrypted to `key`: (the answer's JSON, each room's session IDs).
+fn backup_of(key: &online::backup::RecoveryKey) -> (serde_json::Value, Vec<(String, String)>) {
+    use online::backup::{BackupInfo, Encryptor, ALGORITHM};
+    let info = BackupInfo {
+        algorithm: ALGORITHM.into(),
+        auth_data: serde_json::json!({"public_key": key.public_key()}),
+        count: 3,
+        etag: String::new(),
+        version: "1".into(),
+    };
+    let enc = Encryptor::new(&info, key).unwrap();
+    let device = key_export::testkit::Device::new();
+    let mut rooms = serde_json::Map::new();
+    let mut ids = Vec::new();
+    for (room, n) in [("!a:x", 2), ("!b:x", 1)] {
+        let mut sessions = serde_json::Map::new();
+        for i in 0..n {
+            let s = device.new_session(room).export_at(i);
+            let raw = serde_json::value::RawValue::from_string(s.to_json()).unwrap();
+            let data = enc.encrypt(&key_export::SessionRef::parse(&raw)).unwrap();
+            sessions.insert(s.session_id.clone(), serde_json::to_value(&data).unwrap());
+            ids.push((room.to_owned(), s.session_id));
+        }
+        rooms.insert(room.into(), serde_json::json!({ "sessions": sessions }));
+    }
+    (
+        serde_json::json!({"rooms": rooms, "x.unknown": [1, 2]}),
+        ids,
+    )
+}
+
+#[test]
+fn the_whole_backup_is_read_room_by_room_and_listed_rooms_one_get_each() {
+    use online::backup::{self, BackupInfo, RecoveryKey, Rooms, ALGORITHM};
+    let (key, _) = RecoveryKey::generate();
+    let info = BackupInfo {
+        algorithm: ALGORITHM.into(),
+        auth_data: serde_json::json!({"public_key": key.public_key()}),
+        count: 3,
+        etag: String::new(),
+        version: "1".into(),
+    };
+    let (whole, ids) = backup_of(&key);
+    // Everything but !b: one GET, !b's sessions skipped unread, the rest handed on per room.
+    let stub = Stub::start(vec![answer(200, &whole.to_string())]);
+    let (client, _) = stub.client(fast());
+    let mut handed = Vec::new();
+    let keep = |room: &str| room != "!b:x";
+    let done = backup::download_each(&client, &info, &key, Rooms::Matching(&keep), &mut |room| {
+        handed.push(room.len());
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!((done.sessions, done.rooms, handed), (2, 1, vec![2]));
+    assert!(done.skipped.is_empty());
+    let seen = stub.finish();
+    assert!(
+        seen[0].starts_with("GET /_matrix/client/v3/room_keys/keys?version=1"),
+        "{seen:?}"
+    );
+    // Listed rooms: one GET per room, the answers being those rooms' sessions.
+    let room_b = whole["rooms"]["!b:x"].to_string();
+    let stub = Stub::start(vec![
+        answer(200, &room_b),
+        answer(404, r#"{"errcode": "M_NOT_FOUND"}"#),
+    ]);
+    let (client, _) = stub.client(fast());
+    let listed = ["!b:x".to_owned(), "!none:x".to_owned()];
+    let mut entries = Vec::new();
+    let done = backup::download_each(&client, &info, &key, Rooms::Listed(&listed), &mut |room| {
+        entries.extend(room);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!((done.sessions, done.rooms), (1, 1));
+    let entry: serde_json::Value = serde_json::from_str(&entries[0]).unwrap();
+    assert_eq!(entry["session_id"], ids[2].1.as_str());
+    let seen = stub.finish();
+    assert!(
+        seen[0].starts_with("GET /_matrix/client/v3/room_keys/keys/!b:x?version=1"),
+        "{seen:?}"
+    );
+    assert!(
+        seen[1].starts_with("GET /_matrix/client/v3/room_keys/keys/!none:x"),
+        "{seen:?}"
+    );
+    // A sink that fails stops the download with its error.
+    let stub = Stub::start(vec![answer(200, &whole.to_string())]);
+    let (client, _) = stub.client(fast());
+    let e = backup::download_each(
+        &client,
+        &info,
+        &key,
+        Rooms::Matching(&|_| true),
+        &mut |_| Err(Error::Tls("the disk is full".into())),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("the disk is full"), "{e}");
+    stub.finish();
+}

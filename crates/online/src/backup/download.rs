@@ -13,17 +13,12 @@ use zeroize::Zeroizing;
 use super::encrypt::KeyBackupData;
 use super::key::RecoveryKey;
 use super::version::BackupInfo;
-use crate::client::{Body, Client};
-use crate::error::Result;
+use crate::client::{is_not_found, Body, Client};
+use crate::error::{Error, Result};
 
 #[derive(Deserialize)]
 struct RoomSessions {
     sessions: BTreeMap<String, KeyBackupData>,
-}
-
-#[derive(Deserialize)]
-struct AllKeys {
-    rooms: BTreeMap<String, RoomSessions>,
 }
 
 /// Decrypted backup sessions.
@@ -73,63 +68,230 @@ pub enum SkipReason {
     Invalid(key_export::Invalid),
 }
 
+/// Which rooms to download.
+#[derive(Clone, Copy)]
+pub enum Rooms<'a> {
+    /// Every room `keep` accepts, from one streamed GET of the whole backup.
+    Matching(&'a (dyn Fn(&str) -> bool + Sync)),
+    /// Exactly these rooms, one GET each.
+    Listed(&'a [String]),
+}
+
+/// What a streamed download did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Streamed {
+    /// Entries handed on.
+    pub sessions: usize,
+    /// Rooms they belong to.
+    pub rooms: usize,
+    /// Entries left out, and why.
+    pub skipped: Vec<Skipped>,
+}
+
 /// Downloads the backup `info` and decrypts every session of the rooms `keep` accepts
-/// with `key`, after checking that `key` is the backup's. Backup entries are not
-/// authenticated (anyone with the account's token can add one), so each is checked like an
-/// export entry: the server's room and session IDs win over the payload's, and an entry
-/// that does not decrypt, disagrees or is invalid is left out and reported, never fatal.
+/// with `key` (see [`download_each`]), collecting the entries.
 pub fn download(
     client: &Client,
     info: &BackupInfo,
     key: &RecoveryKey,
     keep: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Downloaded> {
+    let mut entries = Vec::new();
+    let done = download_each(client, info, key, Rooms::Matching(keep), &mut |room| {
+        entries.extend(room);
+        Ok(())
+    })?;
+    Ok(Downloaded {
+        entries,
+        rooms: done.rooms,
+        skipped: done.skipped,
+    })
+}
+
+/// Downloads the backup `info` room by room, after checking that `key` is the backup's,
+/// and hands `each` the entries of each room as soon as they are decrypted (in parallel).
+/// Only one room's sessions are held at a time: the whole backup is parsed as it arrives
+/// (or, for listed rooms, fetched one room at a time), never read whole.
+///
+/// Backup entries are not authenticated (anyone with the account's token can add one), so
+/// each is checked like an export entry: the server's room and session IDs win over the
+/// payload's, and an entry that does not decrypt, disagrees or is invalid is left out and
+/// reported, never fatal.
+pub fn download_each(
+    client: &Client,
+    info: &BackupInfo,
+    key: &RecoveryKey,
+    rooms: Rooms<'_>,
+    each: &mut dyn FnMut(Vec<Zeroizing<String>>) -> Result<()>,
+) -> Result<Streamed> {
     info.check_key(key)?;
-    let all: AllKeys = client.call_json(
-        "download the key backup",
-        "GET",
-        &["v3", "room_keys", "keys"],
-        &[("version", info.version.as_str())],
-        Body::None,
-        true,
-    )?;
-    let items: Vec<(&str, &str, &KeyBackupData)> = all
-        .rooms
-        .iter()
-        .filter(|(room, _)| keep(room))
-        .flat_map(|(room, r)| {
-            r.sessions
-                .iter()
-                .map(move |(sid, d)| (room.as_str(), sid.as_str(), d))
-        })
-        .collect();
-    let results: Vec<std::result::Result<Zeroizing<String>, Skipped>> = items
-        .par_iter()
-        .map(|&(room, sid, data)| {
-            entry_of(key, room, sid, data).map_err(|reason| Skipped {
-                room_id: room.to_owned(),
-                session_id: sid.to_owned(),
-                reason,
-            })
-        })
-        .collect();
-    let mut rooms = std::collections::BTreeSet::new();
-    let mut entries = Vec::with_capacity(results.len());
-    let mut skipped = Vec::new();
-    for (r, (room, _, _)) in results.into_iter().zip(&items) {
-        match r {
-            Ok(e) => {
-                rooms.insert(*room);
-                entries.push(e);
+    let mut run = Run {
+        key,
+        each,
+        done: Streamed::default(),
+        stopped: None,
+    };
+    let version = [("version", info.version.as_str())];
+    match rooms {
+        Rooms::Listed(list) => {
+            for room in list {
+                let got: Result<RoomSessions> = client.call_json(
+                    "download the key backup of a room",
+                    "GET",
+                    &["v3", "room_keys", "keys", room],
+                    &version,
+                    Body::None,
+                    true,
+                );
+                match got {
+                    Ok(sessions) => run.room(room, sessions)?,
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) => return Err(e),
+                }
             }
-            Err(s) => skipped.push(s),
+        }
+        Rooms::Matching(keep) => {
+            let reader = client.call_reader(
+                "download the key backup",
+                &["v3", "room_keys", "keys"],
+                &version,
+                MAX_BACKUP,
+            )?;
+            let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::new(reader));
+            let parsed = serde::de::DeserializeSeed::deserialize(
+                Whole {
+                    run: &mut run,
+                    keep,
+                },
+                &mut de,
+            );
+            if let Some(e) = run.stopped.take() {
+                return Err(e);
+            }
+            parsed.map_err(|e| Error::BadResponse {
+                what: "download the key backup".into(),
+                reason: e.to_string(),
+            })?;
         }
     }
-    Ok(Downloaded {
-        rooms: rooms.len(),
-        entries,
-        skipped,
-    })
+    Ok(run.done)
+}
+
+/// The largest whole-backup answer read (about 3 million sessions).
+const MAX_BACKUP: usize = 4 << 30;
+
+/// A download under way.
+struct Run<'a> {
+    key: &'a RecoveryKey,
+    each: &'a mut dyn FnMut(Vec<Zeroizing<String>>) -> Result<()>,
+    done: Streamed,
+    /// The error that stopped the parse from inside (the sink failed).
+    stopped: Option<Error>,
+}
+
+impl Run<'_> {
+    /// Decrypts one room's sessions in parallel and hands the good ones on.
+    fn room(&mut self, room: &str, sessions: RoomSessions) -> Result<()> {
+        let key = self.key;
+        let results: Vec<std::result::Result<Zeroizing<String>, Skipped>> = sessions
+            .sessions
+            .par_iter()
+            .map(|(sid, data)| {
+                entry_of(key, room, sid, data).map_err(|reason| Skipped {
+                    room_id: room.to_owned(),
+                    session_id: sid.clone(),
+                    reason,
+                })
+            })
+            .collect();
+        let mut good = Vec::with_capacity(results.len());
+        for r in results {
+            match r {
+                Ok(e) => good.push(e),
+                Err(s) => self.done.skipped.push(s),
+            }
+        }
+        if good.is_empty() {
+            return Ok(());
+        }
+        self.done.rooms += 1;
+        self.done.sessions += good.len();
+        (self.each)(good)
+    }
+}
+
+/// The whole answer, `{"rooms": {ROOM: {"sessions": {...}}}}`, read room by room.
+struct Whole<'r, 'a> {
+    run: &'r mut Run<'a>,
+    keep: &'r (dyn Fn(&str) -> bool + Sync),
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Whole<'_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Whole<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key backup: {\"rooms\": {...}}")
+    }
+    fn visit_map<M: serde::de::MapAccess<'de>>(
+        self,
+        mut map: M,
+    ) -> std::result::Result<(), M::Error> {
+        let Whole { run, keep } = self;
+        while let Some(field) = map.next_key::<String>()? {
+            if field != "rooms" {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            }
+            map.next_value_seed(EachRoom {
+                run: &mut *run,
+                keep,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The `rooms` object: each wanted room decrypted and handed on before the next is read.
+struct EachRoom<'r, 'a> {
+    run: &'r mut Run<'a>,
+    keep: &'r (dyn Fn(&str) -> bool + Sync),
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for EachRoom<'_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for EachRoom<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object of rooms")
+    }
+    fn visit_map<M: serde::de::MapAccess<'de>>(
+        self,
+        mut map: M,
+    ) -> std::result::Result<(), M::Error> {
+        while let Some(room) = map.next_key::<String>()? {
+            if !(self.keep)(&room) {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            }
+            let sessions: RoomSessions = map.next_value()?;
+            if let Err(e) = self.run.room(&room, sessions) {
+                self.run.stopped = Some(e);
+                return Err(serde::de::Error::custom("stopped"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A JSON object whose `session_key`, if any, is wiped when it is dropped.

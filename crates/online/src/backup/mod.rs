@@ -23,7 +23,7 @@ pub mod key;
 pub mod upload;
 pub mod version;
 
-pub use download::{download, Downloaded, SkipReason, Skipped};
+pub use download::{download, download_each, Downloaded, Rooms, SkipReason, Skipped, Streamed};
 pub use encrypt::{backup_payload, Encryptor, KeyBackupData, SessionData};
 pub use key::RecoveryKey;
 pub use upload::{upload, UploadReport};
