@@ -469,6 +469,7 @@ impl Client {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn call_inner(
         &self,
         what: &str,
