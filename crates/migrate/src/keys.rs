@@ -186,7 +186,7 @@ pub fn download<W: Write>(
 /// The export being written: its key still being derived, or its array open.
 enum Sealed<W: Write> {
     Deriving(std::thread::JoinHandle<key_export::Result<SealingKey>>, W),
-    Writing(ArrayWriter<SealWriter<W>>),
+    Writing(Box<ArrayWriter<SealWriter<W>>>),
     Spent,
 }
 
