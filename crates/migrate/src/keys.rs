@@ -200,9 +200,8 @@ impl<W: Write> Sealed<W> {
             let key = handle
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-            *self = Sealed::Writing(
-                ArrayWriter::new(key.seal_to(sink)?).map_err(key_export::Error::from)?,
-            );
+            let writer = ArrayWriter::new(key.seal_to(sink)?).map_err(key_export::Error::from)?;
+            *self = Sealed::Writing(Box::new(writer));
         }
         match self {
             Sealed::Writing(w) => Ok(w),
@@ -218,7 +217,7 @@ impl<W: Write> Sealed<W> {
         let Sealed::Writing(w) = self else {
             unreachable!("writer() leaves it writing")
         };
-        let sealer = w.finish().map_err(|e| PipelineError::Output(e.into()))?;
+        let sealer = (*w).finish().map_err(|e| PipelineError::Output(e.into()))?;
         Ok(sealer.finish().map_err(PipelineError::Output)?)
     }
 }
