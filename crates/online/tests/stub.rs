@@ -515,3 +515,32 @@ fn the_whole_backup_is_read_room_by_room_and_listed_rooms_one_get_each() {
     assert!(e.to_string().contains("the disk is full"), "{e}");
     stub.finish();
 }
+
+/// An upload is done only when the server answers with the spec's `{count, etag}`.
+#[test]
+fn an_upload_answered_without_a_count_is_an_error() {
+    use online::backup::{self, BackupInfo, RecoveryKey, ALGORITHM};
+    let (key, _) = RecoveryKey::generate();
+    let info = BackupInfo {
+        algorithm: ALGORITHM.into(),
+        auth_data: serde_json::json!({"public_key": key.public_key()}),
+        count: 0,
+        etag: String::new(),
+        version: "1".into(),
+    };
+    let s = key_export::testkit::Device::new()
+        .new_session("!a:x")
+        .export_at(0);
+    let raw = serde_json::value::RawValue::from_string(s.to_json()).unwrap();
+    let parsed = key_export::SessionRef::parse(&raw);
+    let stub = Stub::start(vec![answer(200, "{}")]);
+    let (client, _) = stub.client(fast());
+    let e = backup::upload(&client, &info, &key, &[&parsed], 10, &|_| {}).unwrap_err();
+    assert!(matches!(e, Error::BadResponse { .. }), "{e:?}");
+    stub.finish();
+    let stub = Stub::start(vec![answer(200, r#"{"count": 1, "etag": "e1"}"#)]);
+    let (client, _) = stub.client(fast());
+    let done = backup::upload(&client, &info, &key, &[&parsed], 10, &|_| {}).unwrap();
+    assert_eq!((done.sent, done.count_after), (1, 1));
+    stub.finish();
+}

@@ -31,6 +31,16 @@ fn tls_server(
     key: PrivateKeyDer<'static>,
     n: usize,
 ) -> (u16, std::thread::JoinHandle<()>) {
+    tls_server_answering(leaf, key, n, r#"{"versions": ["v1.11"]}"#)
+}
+
+/// Answers `body` over TLS to each of `n` connections.
+fn tls_server_answering(
+    leaf: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+    n: usize,
+    body: &'static str,
+) -> (u16, std::thread::JoinHandle<()>) {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = Arc::new(
         rustls::ServerConfig::builder_with_provider(provider)
@@ -51,7 +61,6 @@ fn tls_server(
             if BufReader::new(&mut tls).read_line(&mut line).is_err() {
                 continue; // the client refused the certificate
             }
-            let body = r#"{"versions": ["v1.11"]}"#;
             let _ = write!(
                 tls,
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -93,4 +102,23 @@ fn a_private_ca_is_trusted_only_when_given() {
     std::fs::write(&empty, "not a certificate\n").unwrap();
     let e = Trust::new(Some(&empty)).unwrap_err();
     assert!(e.to_string().contains("empty.pem"), "{e}");
+}
+
+/// Discovery is https all the way: a .well-known (served over https by the private-CA
+/// server) that names a plain-http homeserver is refused, loopback or not.
+#[test]
+fn discovery_refuses_a_homeserver_that_is_not_https() {
+    let (ca_pem, leaf, key) = private_ca();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let well_known = r#"{"m.homeserver": {"base_url": "http://127.0.0.1:8008"}}"#;
+    let (port, server) = tls_server_answering(leaf, key, 1, well_known);
+    let trust = Trust::new(Some(&ca_file)).unwrap();
+    let e = Homeserver::discover(&format!("@me:localhost:{port}"), Some(&trust)).unwrap_err();
+    assert!(
+        matches!(&e, Error::Discovery { reason, .. } if reason.contains("not https")),
+        "{e:?}"
+    );
+    server.join().unwrap();
 }
