@@ -10,6 +10,7 @@ mod direct;
 mod exit;
 mod files;
 mod keys;
+mod manual;
 mod print;
 mod progress;
 mod secrets;
@@ -38,6 +39,20 @@ enum Command {
     /// Fetch an account's DM list or key backup.
     #[command(subcommand)]
     Download(account::DownloadCommand),
+    /// Print the shell completion script (e.g. `source <(matrix-transplant completions bash)`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (one per subcommand) into a folder, or print the main page.
+    Manpage {
+        /// The folder for `matrix-transplant*.1` (default: the main page to standard output).
+        #[arg(short, long, value_name = "DIR")]
+        output: Option<std::path::PathBuf>,
+        /// Replace pages that exist.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn main() {
@@ -50,6 +65,10 @@ fn main() {
         Command::Direct(cmd) => direct::run(cmd),
         Command::Upload(cmd) => account::upload(cmd),
         Command::Download(cmd) => account::download(cmd),
+        Command::Completions { shell } => manual::completions(shell, Cli::command()),
+        Command::Manpage { output, force } => {
+            manual::manpages(Cli::command(), output.as_deref(), force)
+        }
     };
     if let Err(failure) = result {
         eprintln!("matrix-transplant: {}", print::failure(&failure.message));
