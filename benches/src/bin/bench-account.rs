@@ -1,5 +1,5 @@
 //! Makes an account with a key backup on the test Synapse (scripts/synapse.sh) for
-//! benches/upload.sh: writes DIR/token and DIR/recovery-key (mode 0600).
+//! benches/backup.sh: writes DIR/token and DIR/recovery-key (mode 0600).
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;

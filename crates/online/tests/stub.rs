@@ -415,17 +415,21 @@ fn m_direct_is_read_back_after_writing_and_merged_again_when_another_client_wrot
     stub.finish();
 }
 
-/// A backup of two rooms, encrypted to `key`: (the answer's JSON, each room's session IDs).
-fn backup_of(key: &online::backup::RecoveryKey) -> (serde_json::Value, Vec<(String, String)>) {
-    use online::backup::{BackupInfo, Encryptor, ALGORITHM};
-    let info = BackupInfo {
-        algorithm: ALGORITHM.into(),
+/// Backup version "1" of `key`, holding `count` sessions.
+fn backup_info(key: &online::backup::RecoveryKey, count: u64) -> online::backup::BackupInfo {
+    online::backup::BackupInfo {
+        algorithm: online::backup::ALGORITHM.into(),
         auth_data: serde_json::json!({"public_key": key.public_key()}),
-        count: 3,
+        count,
         etag: String::new(),
         version: "1".into(),
-    };
-    let enc = Encryptor::new(&info, key).unwrap();
+    }
+}
+
+/// A backup of two rooms, encrypted to `key`: (the answer's JSON, each room's session IDs).
+fn backup_of(key: &online::backup::RecoveryKey) -> (serde_json::Value, Vec<(String, String)>) {
+    use online::backup::Encryptor;
+    let enc = Encryptor::new(&backup_info(key, 3), key).unwrap();
     let device = key_export::testkit::Device::new();
     let mut rooms = serde_json::Map::new();
     let mut ids = Vec::new();
@@ -448,15 +452,9 @@ fn backup_of(key: &online::backup::RecoveryKey) -> (serde_json::Value, Vec<(Stri
 
 #[test]
 fn the_whole_backup_is_read_room_by_room_and_listed_rooms_one_get_each() {
-    use online::backup::{self, BackupInfo, RecoveryKey, Rooms, ALGORITHM};
+    use online::backup::{self, RecoveryKey, Rooms};
     let (key, _) = RecoveryKey::generate();
-    let info = BackupInfo {
-        algorithm: ALGORITHM.into(),
-        auth_data: serde_json::json!({"public_key": key.public_key()}),
-        count: 3,
-        etag: String::new(),
-        version: "1".into(),
-    };
+    let info = backup_info(&key, 3);
     let (whole, ids) = backup_of(&key);
     // Everything but !b: one GET, !b's sessions skipped unread, the rest handed on per room.
     let stub = Stub::start(vec![answer(200, &whole.to_string())]);
@@ -519,15 +517,9 @@ fn the_whole_backup_is_read_room_by_room_and_listed_rooms_one_get_each() {
 /// An upload is done only when the server answers with the spec's `{count, etag}`.
 #[test]
 fn an_upload_answered_without_a_count_is_an_error() {
-    use online::backup::{self, BackupInfo, RecoveryKey, ALGORITHM};
+    use online::backup::{self, RecoveryKey};
     let (key, _) = RecoveryKey::generate();
-    let info = BackupInfo {
-        algorithm: ALGORITHM.into(),
-        auth_data: serde_json::json!({"public_key": key.public_key()}),
-        count: 0,
-        etag: String::new(),
-        version: "1".into(),
-    };
+    let info = backup_info(&key, 0);
     let s = key_export::testkit::Device::new()
         .new_session("!a:x")
         .export_at(0);

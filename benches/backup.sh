@@ -3,7 +3,7 @@
 # export (made by benches/compare.sh N), then `download keys` of the whole backup into a new
 # export, with wall time and peak RSS of each, and the size of the server's JSON answer to
 # GET /room_keys/keys (the download never holds it whole).
-# Usage: benches/download.sh [SESSIONS]   (default 100000)
+# Usage: benches/backup.sh [SESSIONS]   (default 100000)
 set -euo pipefail
 n=${1:-100000}
 root=$(cd "$(dirname "$0")/.." && pwd)
