@@ -84,9 +84,51 @@ pub enum UploadCommand {
 /// Finds the homeserver and opens a session; secrets are resolved before anything is sent,
 /// and the homeserver is named before any prompt.
 fn connect(args: &SessionArgs) -> Outcome<Session> {
-    let trust = Trust::new(args.ca_file.as_deref())?;
-    let homeserver = match (&args.homeserver, &args.user) {
-        (Some(url), _) => Homeserver::parse(url, args.allow_insecure_http)?.trusting(trust),
+    let credentials =
+        |user: Option<&str>| secrets::credentials(args.access_token_file.as_deref(), user);
+    open(
+        &Account {
+            homeserver: args.homeserver.as_deref(),
+            user: args.user.as_deref(),
+            allow_insecure_http: args.allow_insecure_http,
+            ca_file: args.ca_file.as_deref(),
+            limits: RateLimits {
+                budget: Duration::from_secs(args.max_wait),
+                ..RateLimits::default()
+            },
+            homeserver_flag: "--homeserver",
+            user_flag: "--user",
+        },
+        credentials,
+    )
+}
+
+/// How to reach one account.
+pub struct Account<'a> {
+    /// Its homeserver URL, when given.
+    pub homeserver: Option<&'a str>,
+    /// Its user ID, when given.
+    pub user: Option<&'a str>,
+    /// Plain http allowed beyond loopback.
+    pub allow_insecure_http: bool,
+    /// Extra certificate authorities.
+    pub ca_file: Option<&'a std::path::Path>,
+    /// How long the server may make the run wait.
+    pub limits: RateLimits,
+    /// The flags that give the homeserver and the user, for messages.
+    pub homeserver_flag: &'a str,
+    /// See `homeserver_flag`.
+    pub user_flag: &'a str,
+}
+
+/// Opens a session with `account`; `credentials` resolves the secret (told the user ID).
+pub fn open(
+    account: &Account<'_>,
+    credentials: impl FnOnce(Option<&str>) -> Outcome<online::Credentials>,
+) -> Outcome<Session> {
+    let trust = Trust::new(account.ca_file)?;
+    let homeserver = match (account.homeserver, account.user) {
+        (Some(url), _) => Homeserver::parse(url, account.allow_insecure_http)?.trusting(trust),
         (None, Some(user)) => {
             let hs = Homeserver::discover(user, Some(&trust))?;
             eprintln!(
@@ -99,20 +141,19 @@ fn connect(args: &SessionArgs) -> Outcome<Session> {
         (None, None) => {
             return Err(Failure::new(
                 Exit::Usage,
-                "give --homeserver URL, or --user @me:server to find it",
+                format!(
+                    "give {} URL, or {} @me:server to find it",
+                    account.homeserver_flag, account.user_flag
+                ),
             ))
         }
     };
-    let credentials =
-        secrets::credentials(args.access_token_file.as_deref(), args.user.as_deref())?;
+    let credentials = credentials(account.user)?;
     let options = SessionOptions {
-        expected_user: args.user.clone(),
+        expected_user: account.user.map(str::to_owned),
         on_wait: Some(Box::new(print::wait)),
-        limits: RateLimits {
-            budget: Duration::from_secs(args.max_wait),
-            ..RateLimits::default()
-        },
-        on_login: Some(Box::new(|closer| crate::cleanup::set_logout(Some(closer)))),
+        limits: account.limits,
+        on_login: Some(Box::new(crate::cleanup::add_logout)),
     };
     Ok(Session::open(homeserver, credentials, options)?)
 }

@@ -3,19 +3,24 @@
 //! process with 128 + the signal's number, after this cleanup.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use online::Closer;
 
 #[derive(Default)]
 struct State {
     temp_files: Vec<PathBuf>,
-    logout: Option<Closer>,
+    logout: Vec<Closer>,
+    /// Set by the first signal instead of ending the process (a job that stops between
+    /// steps); a second signal ends it.
+    stop: Option<Arc<AtomicBool>>,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
     temp_files: Vec::new(),
-    logout: None,
+    logout: Vec::new(),
+    stop: None,
 });
 
 fn state() -> std::sync::MutexGuard<'static, State> {
@@ -30,7 +35,16 @@ pub fn watch_signals() {
         return;
     };
     std::thread::spawn(move || {
-        if let Some(signal) = signals.forever().next() {
+        for signal in signals.forever() {
+            let stop = state().stop.take();
+            if let Some(flag) = stop {
+                flag.store(true, Ordering::Relaxed);
+                eprintln!(
+                    "matrix-transplant: stopping after the current step (signal {signal}; \
+                     send it again to stop at once)"
+                );
+                continue;
+            }
             let done = clean_up();
             eprintln!("matrix-transplant: stopped by signal {signal}{done}");
             std::process::exit(128 + signal);
@@ -47,7 +61,7 @@ fn clean_up() -> String {
             said.push_str(&format!("; removed {}", f.display()));
         }
     }
-    if let Some(closer) = st.logout.take() {
+    for closer in std::mem::take(&mut st.logout) {
         match closer.logout() {
             Ok(()) => said.push_str("; logged out the session it had opened"),
             Err(e) => said.push_str(&format!(
@@ -77,5 +91,16 @@ impl Drop for TempFile {
 
 /// The session to log out if a signal arrives (`None` once it is closed).
 pub fn set_logout(closer: Option<Closer>) {
-    state().logout = closer;
+    state().logout = closer.into_iter().collect();
+}
+
+/// One more session to log out if a signal arrives.
+pub fn add_logout(closer: Closer) {
+    state().logout.push(closer);
+}
+
+/// Makes the first signal set `flag` (the job stops between steps and reports) instead of
+/// ending the process.
+pub fn stop_gently(flag: Arc<AtomicBool>) {
+    state().stop = Some(flag);
 }

@@ -219,6 +219,10 @@ pub fn job(e: migrate::Error, names: &[String]) -> Failure {
     match e {
         migrate::Error::Keys(p) => pipeline(p, names),
         migrate::Error::Online(o) => o.into(),
+        migrate::Error::Journal(j @ migrate::rooms::journal::JournalError::Corrupt { .. }) => {
+            Failure::new(Exit::Format, j.to_string())
+        }
+        migrate::Error::Journal(j) => Failure::new(Exit::Io, j.to_string()),
     }
 }
 

@@ -13,6 +13,7 @@ mod keys;
 mod manual;
 mod print;
 mod progress;
+mod rooms;
 mod secrets;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -39,6 +40,9 @@ enum Command {
     /// Fetch an account's DM list or key backup.
     #[command(subcommand)]
     Download(account::DownloadCommand),
+    /// Move rooms to the new account: list the old account's, plan the move, move them.
+    #[command(subcommand)]
+    Rooms(rooms::RoomsCommand),
     /// Print the shell completion script (e.g. `source <(matrix-transplant completions bash)`).
     Completions {
         /// The shell.
@@ -65,6 +69,7 @@ fn main() {
         Command::Direct(cmd) => direct::run(cmd),
         Command::Upload(cmd) => account::upload(cmd),
         Command::Download(cmd) => account::download(cmd),
+        Command::Rooms(cmd) => rooms::run(cmd),
         Command::Completions { shell } => manual::completions(shell, Cli::command()),
         Command::Manpage { output, force } => {
             manual::manpages(Cli::command(), output.as_deref(), force)

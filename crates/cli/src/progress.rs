@@ -45,7 +45,133 @@ impl Events for Bars {
                     b.finish_and_clear();
                 }
             }
-            Event::Started { .. } => {}
+            Event::Started { .. } | Event::Waiting { .. } | Event::Item { .. } => {}
+        }
+    }
+}
+
+/// The rooms move's renderer: one bar per stage on a terminal (the stages run side by side),
+/// each wait shown with the limit that holds it and until when; without a terminal, one
+/// line per wait and per room outcome on standard error.
+pub struct RoomBars {
+    multi: indicatif::MultiProgress,
+    bars: Mutex<Vec<(Stage, ProgressBar)>>,
+    terminal: bool,
+}
+
+impl RoomBars {
+    /// Draws on standard error when it is a terminal.
+    pub fn new() -> Self {
+        use std::io::IsTerminal;
+        let terminal = std::io::stderr().is_terminal();
+        let multi = if terminal {
+            indicatif::MultiProgress::new()
+        } else {
+            indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden())
+        };
+        RoomBars {
+            multi,
+            bars: Mutex::new(Vec::new()),
+            terminal,
+        }
+    }
+
+    fn say(&self, line: String) {
+        if self.terminal {
+            let _ = self.multi.println(line);
+        } else {
+            eprintln!("{line}");
+        }
+    }
+}
+
+fn stage_name(stage: Stage) -> &'static str {
+    match stage {
+        Stage::ReadRooms => "read",
+        Stage::Invite => "invite",
+        Stage::Join => "join",
+        Stage::Power => "power",
+        Stage::Direct => "m.direct",
+        Stage::History => "history",
+        Stage::Rename => "rename",
+        Stage::Leave => "leave",
+        _ => "work",
+    }
+}
+
+/// `HH:MM:SS` UTC of a time in milliseconds since 1970.
+fn clock(ms: u64) -> String {
+    let s = ms / 1000 % 86_400;
+    format!("{:02}:{:02}:{:02} UTC", s / 3600, s % 3600 / 60, s % 60)
+}
+
+impl Events for RoomBars {
+    fn emit(&self, event: Event) {
+        let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
+        let find = |bars: &Vec<(Stage, ProgressBar)>, stage| {
+            bars.iter()
+                .find(|(s, _)| *s == stage)
+                .map(|(_, b)| b.clone())
+        };
+        match event {
+            Event::Started { stage, total } => {
+                let b = self.multi.add(ProgressBar::new(total.unwrap_or(0)));
+                b.set_style(
+                    ProgressStyle::with_template(&format!(
+                        "{:>8} {{bar:30}} {{pos}}/{{len}} rooms, ETA {{eta}} {{msg}}",
+                        stage_name(stage)
+                    ))
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                bars.push((stage, b));
+            }
+            Event::Progress { stage, done, total } => {
+                if let Some(b) = find(&bars, stage) {
+                    b.set_length(total);
+                    b.set_position(done);
+                    b.set_message("");
+                }
+            }
+            Event::Item {
+                stage,
+                item,
+                outcome,
+            } => {
+                if let Some(b) = find(&bars, stage) {
+                    if matches!(stage, Stage::Join | Stage::Power) {
+                        b.inc_length(1);
+                        b.inc(1);
+                    }
+                }
+                self.say(format!(
+                    "  {:>8} {}: {}",
+                    stage_name(stage),
+                    item,
+                    crate::print::safe(&outcome)
+                ));
+            }
+            Event::Waiting {
+                stage,
+                ms,
+                until_ms,
+                cause,
+            } => {
+                let text = format!(
+                    "waiting {} s (until {}) on {}",
+                    ms.div_ceil(1000),
+                    clock(until_ms),
+                    crate::print::safe(&cause)
+                );
+                match find(&bars, stage) {
+                    Some(b) if self.terminal => b.set_message(text),
+                    _ => self.say(format!("  {:>8} {text}", stage_name(stage))),
+                }
+            }
+            Event::Finished { stage } => {
+                if let Some(b) = find(&bars, stage) {
+                    b.finish_and_clear();
+                }
+            }
         }
     }
 }

@@ -144,16 +144,31 @@ fn no_source(flag: &str, env: &str) -> Failure {
 /// How to log in: the token from `token_file`, else the environment, else a password for
 /// `user` asked on the terminal.
 pub fn credentials(token_file: Option<&Path>, user: Option<&str>) -> Outcome<Credentials> {
+    credentials_from(
+        token_file,
+        TOKEN_ENV,
+        user,
+        ("--access-token-file", "--user"),
+    )
+}
+
+/// [`credentials`], with the token's environment variable and the two flags to name.
+pub fn credentials_from(
+    token_file: Option<&Path>,
+    token_env: &str,
+    user: Option<&str>,
+    (file_flag, user_flag): (&str, &str),
+) -> Outcome<Credentials> {
     if let Some(path) = token_file {
         return Ok(Credentials::Token(AccessToken::new(&read_text(path)?)));
     }
-    if let Ok(token) = std::env::var(TOKEN_ENV) {
+    if let Ok(token) = std::env::var(token_env) {
         return Ok(Credentials::Token(AccessToken::new(&Zeroizing::new(token))));
     }
     let Some(user) = user else {
         return Err(Failure::new(
             Exit::Usage,
-            format!("no access token: give --access-token-file, set {TOKEN_ENV}, or give --user to log in with a password"),
+            format!("no access token: give {file_flag}, set {token_env}, or give {user_flag} to log in with a password"),
         ));
     };
     let password = password(&format!("Password for {user}: "))?;

@@ -12,6 +12,9 @@ pub enum Error {
     /// The homeserver refused, could not be reached, or the backup key did not match.
     #[error(transparent)]
     Online(#[from] online::Error),
+    /// The rooms journal could not be read or written.
+    #[error(transparent)]
+    Journal(#[from] crate::rooms::journal::JournalError),
 }
 
 /// Shorthand for results of this crate.

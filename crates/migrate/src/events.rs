@@ -17,6 +17,22 @@ pub enum Stage {
     Download,
     /// Writing a new key export.
     WriteExport,
+    /// Reading the rooms' state, the accounts' memberships and history settings.
+    ReadRooms,
+    /// Inviting the new account (old account).
+    Invite,
+    /// Joining, checking the membership, copying tags (new account).
+    Join,
+    /// Giving the new account the old account's power (old account).
+    Power,
+    /// Adding the moved DMs to the new account's m.direct.
+    Direct,
+    /// Checking, as the new account, what history it can read.
+    History,
+    /// Renaming the old account.
+    Rename,
+    /// Leaving with the old account.
+    Leave,
 }
 
 /// One thing a job tells.
@@ -43,6 +59,26 @@ pub enum Event {
     Finished {
         /// The stage.
         stage: Stage,
+    },
+    /// A stage waits before it sends again.
+    Waiting {
+        /// The stage.
+        stage: Stage,
+        /// For how long, in milliseconds.
+        ms: u64,
+        /// Until when (milliseconds since 1970).
+        until_ms: u64,
+        /// Which limit holds it, in words.
+        cause: String,
+    },
+    /// One item (a room) is done with in a stage.
+    Item {
+        /// The stage.
+        stage: Stage,
+        /// The item (a room ID).
+        item: String,
+        /// What came of it, in words.
+        outcome: String,
     },
 }
 

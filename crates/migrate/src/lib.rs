@@ -6,7 +6,8 @@
 //! - [`events`]: what a job tells while it runs, and the sink it tells it to;
 //! - [`keys`]: room keys into and out of an account's server-side key backup;
 //! - [`direct`]: the DM list (`m.direct`): the new account's built from the old one's,
-//!   read from and merged into an account.
+//!   read from and merged into an account;
+//! - [`rooms`]: the old account's rooms listed, the move planned, and the move itself.
 //!
 //! The jobs that need no account (decrypt, inspect, encrypt, filter and merge a key
 //! export) are `key_export::pipeline`'s; those of `m.direct` files alone are
@@ -19,6 +20,7 @@ pub mod direct;
 pub mod error;
 pub mod events;
 pub mod keys;
+pub mod rooms;
 
 pub use error::{Error, Result};
 pub use events::{Event, Events, Silent, Stage};

@@ -4,8 +4,9 @@
 use std::fmt;
 use std::io::Read;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -250,6 +251,7 @@ pub struct Client {
     waits: AtomicUsize,
     waited_ms: AtomicU64,
     rate_limits: RateLimits,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl fmt::Debug for Client {
@@ -292,6 +294,7 @@ impl Client {
             waits: AtomicUsize::new(0),
             waited_ms: AtomicU64::new(0),
             rate_limits: RateLimits::default(),
+            cancel: None,
         }
     }
 
@@ -356,6 +359,26 @@ impl Client {
         )?;
         self.token = AccessToken::new(&resp.access_token);
         Ok(())
+    }
+
+    /// Another client with the same server, token and limits, that counts its own waits
+    /// and shows them through its own notice: one per stage of work that runs in parallel.
+    pub fn fork(&self) -> Client {
+        let mut c = Client::new(self.homeserver.clone(), self.token.clone());
+        c.rate_limits = self.rate_limits;
+        c.cancel = self.cancel.clone();
+        c
+    }
+
+    /// Makes every wait stop early, with [`Error::Cancelled`], once `flag` is set (Ctrl-C
+    /// during a long rate-limit wait).
+    pub fn cancel_on(&mut self, flag: Arc<AtomicBool>) {
+        self.cancel = Some(flag);
+    }
+
+    /// The limits in force.
+    pub fn rate_limits(&self) -> RateLimits {
+        self.rate_limits
     }
 
     /// Shows each rate-limit wait through `notice`.
@@ -533,7 +556,26 @@ impl Client {
             if let Some(notice) = &self.on_wait {
                 notice(&wait);
             }
-            std::thread::sleep(wait.duration);
+            self.sleep(what, wait.duration)?;
+        }
+    }
+
+    /// Sleeps, in short slices when a cancel flag is set, so a stop is seen at once.
+    fn sleep(&self, what: &str, duration: Duration) -> Result<()> {
+        let Some(flag) = &self.cancel else {
+            std::thread::sleep(duration);
+            return Ok(());
+        };
+        let end = Instant::now() + duration;
+        loop {
+            if flag.load(Ordering::Relaxed) {
+                return Err(Error::Cancelled { what: what.into() });
+            }
+            let now = Instant::now();
+            if now >= end {
+                return Ok(());
+            }
+            std::thread::sleep((end - now).min(Duration::from_millis(100)));
         }
     }
 

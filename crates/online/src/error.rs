@@ -69,6 +69,12 @@ pub enum Error {
         /// Where it pointed.
         location: String,
     },
+    /// The user stopped the run while a request waited.
+    #[error("stopped while waiting to {what}")]
+    Cancelled {
+        /// The operation.
+        what: String,
+    },
     /// Waiting out rate limits and server errors would take longer than this run allows.
     #[error(
         "stopped at {what}: the homeserver kept asking to wait, and {} s were already waited, \

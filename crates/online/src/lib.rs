@@ -7,6 +7,8 @@
 //! - [`session`]: a token or a password login, logged out at the end when this tool
 //!   opened it;
 //! - [`direct`]: GET, merge and PUT `m.direct` (a PUT replaces the whole object);
+//! - [`rooms`]: the rooms an account is in, their state, invites, joins, leaves, power
+//!   levels, tags, display names and the timeline, for moving rooms;
 //! - [`backup`]: the recovery key, the backup version, encrypting sessions to the backup
 //!   key, uploading them in pipelined batches, downloading and decrypting them.
 //!
@@ -19,6 +21,7 @@ pub mod backup;
 pub mod client;
 pub mod direct;
 pub mod error;
+pub mod rooms;
 pub mod session;
 #[cfg(feature = "testkit")]
 pub mod testkit;

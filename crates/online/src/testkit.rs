@@ -46,6 +46,22 @@ pub fn server() -> TestServer {
     }
 }
 
+/// One of the other test homeservers `scripts/test-all` starts: `"ORG"` and `"PERSONAL"`
+/// (two servers that federate with each other), `"LIMITED"` (stock-shaped rate limits,
+/// scaled). A panic that says how to get it when it is not running.
+pub fn server_named(label: &str) -> TestServer {
+    let url_env = format!("MATRIX_TRANSPLANT_TEST_{label}_HOMESERVER");
+    let secret_env = format!("MATRIX_TRANSPLANT_TEST_{label}_REGISTRATION_SECRET");
+    match (std::env::var(&url_env), std::env::var(&secret_env)) {
+        (Ok(url), Ok(secret)) => TestServer { url, secret },
+        _ => panic!(
+            "these tests need the {label} Synapse and it is not running: run scripts/test-all \
+             (it installs and starts every test server), or start them with \
+             scripts/synapse.sh's synapse_start and export {url_env} and {secret_env}"
+        ),
+    }
+}
+
 impl TestServer {
     /// The server's [`Homeserver`].
     pub fn homeserver(&self) -> Homeserver {
@@ -109,11 +125,16 @@ impl TestServer {
 impl TestUser {
     /// Creates a room (the server's default room version) and returns its ID.
     pub fn create_room(&self, name: &str) -> String {
+        self.create_room_with(serde_json::json!({"name": name, "preset": "private_chat"}))
+    }
+
+    /// Creates a room from a `createRoom` body and returns its ID.
+    pub fn create_room_with(&self, body: serde_json::Value) -> String {
         #[derive(Deserialize)]
         struct Created {
             room_id: String,
         }
-        let body = serde_json::json!({"name": name, "preset": "private_chat"}).to_string();
+        let body = body.to_string();
         let c: Created = self
             .client
             .call_json(
@@ -126,5 +147,58 @@ impl TestUser {
             )
             .expect("create room");
         c.room_id
+    }
+
+    /// Sends a text message; returns its event ID.
+    pub fn say(&self, room: &str, text: &str) -> String {
+        #[derive(Deserialize)]
+        struct Sent {
+            event_id: String,
+        }
+        static TXN: AtomicUsize = AtomicUsize::new(0);
+        let txn = format!(
+            "t{}x{}",
+            std::process::id(),
+            TXN.fetch_add(1, Ordering::Relaxed)
+        );
+        let body = serde_json::json!({"msgtype": "m.text", "body": text}).to_string();
+        let s: Sent = self
+            .client
+            .call_json(
+                "send a message",
+                "PUT",
+                &["v3", "rooms", room, "send", "m.room.message", &txn],
+                &[],
+                Body::Json(body.as_bytes()),
+                true,
+            )
+            .expect("send a message");
+        s.event_id
+    }
+
+    /// Sends a state event; returns its event ID.
+    pub fn set_state(
+        &self,
+        room: &str,
+        kind: &str,
+        key: &str,
+        content: serde_json::Value,
+    ) -> String {
+        crate::rooms::put_state(&self.client, room, kind, key, &content).expect("send state")
+    }
+
+    /// Joins a room through `via`.
+    pub fn join(&self, room: &str, via: &[String]) {
+        crate::rooms::join(&self.client, room, via).expect("join");
+    }
+
+    /// Invites `user` into a room.
+    pub fn invite(&self, room: &str, user: &str) {
+        crate::rooms::invite(&self.client, room, user).expect("invite");
+    }
+
+    /// The server name part of the user ID.
+    pub fn server_name(&self) -> &str {
+        self.user_id.split_once(':').expect("a user ID").1
     }
 }

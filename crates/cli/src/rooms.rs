@@ -1,0 +1,436 @@
+//! `matrix-transplant rooms list|plan|move`: the old account's rooms, the move planned,
+//! the move done. Each resolves its arguments and secrets, opens the sessions, makes one
+//! `migrate::rooms` call, closes the sessions and prints the report.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use migrate::rooms::list::{self, RoomList};
+use migrate::rooms::moving::{self, MoveOptions, MoveReport, Status};
+use migrate::rooms::plan::{self, Pair, Plan, Step};
+use online::client::RateLimits;
+use online::Session;
+
+use crate::account::{open, Account};
+use crate::args::{user_id, OutArgs};
+use crate::exit::Outcome;
+use crate::files::{read_room_list, Output};
+use crate::print;
+use crate::progress::RoomBars;
+use crate::secrets::credentials_from;
+
+#[derive(Subcommand)]
+pub enum RoomsCommand {
+    /// Every room the OLD account is in, one line each in the rooms-file format: delete the
+    /// lines of the rooms that stay, and the file drives `keys filter`, `direct build`,
+    /// `rooms plan` and `rooms move`.
+    List {
+        #[command(flatten)]
+        old: OldArgs,
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Print JSON instead of the rooms file.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+    /// What moving each room of the rooms file takes (read-only): the steps, the blockers
+    /// and what to do about them, the history the new account will not see, the duration.
+    Plan {
+        /// The rooms that move (e.g. an edited `rooms list`).
+        #[arg(long, value_name = "PATH")]
+        rooms_file: PathBuf,
+        #[command(flatten)]
+        accounts: TwoAccounts,
+        /// Plan the leaves too (counts in the duration).
+        #[arg(long)]
+        leave: bool,
+        /// Print the plan as JSON on standard output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move the rooms: invite where needed, join, the same power, tags, the DMs into the new
+    /// account's m.direct; resumable (run the same command again).
+    Move {
+        /// The rooms that move.
+        #[arg(long, value_name = "PATH")]
+        rooms_file: PathBuf,
+        #[command(flatten)]
+        accounts: TwoAccounts,
+        /// Then leave each fully moved room with the old account (never one where the new
+        /// account lacks the old one's power).
+        #[arg(long)]
+        leave: bool,
+        /// Before any leave, rename the old account: its display name followed by SUFFIX,
+        /// e.g. "(moved to @me:example.org)".
+        #[arg(long, value_name = "SUFFIX")]
+        rename_old: Option<String>,
+        /// The journal that makes a rerun resume (default: a file in the current directory
+        /// named after the two accounts).
+        #[arg(long, value_name = "PATH")]
+        state: Option<PathBuf>,
+        /// Print the report as JSON on standard output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Options of both accounts' connections.
+#[derive(Args)]
+pub struct CommonArgs {
+    /// Allow plain http to a homeserver that is not on this machine.
+    #[arg(long)]
+    pub allow_insecure_http: bool,
+    /// A PEM file of certificate authorities to trust besides the usual ones.
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
+    /// The longest the servers may make this run wait in all (rate limits: moving hundreds
+    /// of rooms at stock limits takes hours).
+    #[arg(long, value_name = "SECONDS", default_value_t = 48 * 3600)]
+    pub max_wait: u64,
+}
+
+/// The old account.
+#[derive(Args)]
+pub struct OldArgs {
+    /// The old account's user ID.
+    #[arg(long, value_name = "@old:server", value_parser = user_id)]
+    pub old_user: String,
+    /// Its homeserver URL (else found from --old-user).
+    #[arg(long, value_name = "URL")]
+    pub old_homeserver: Option<String>,
+    /// File holding its access token (else $MATRIX_OLD_ACCESS_TOKEN, else a password asked).
+    #[arg(long, value_name = "PATH")]
+    pub old_token_file: Option<PathBuf>,
+}
+
+/// Both accounts.
+#[derive(Args)]
+pub struct TwoAccounts {
+    #[command(flatten)]
+    pub old: OldArgs,
+    /// The new account's user ID.
+    #[arg(long, value_name = "@new:server", value_parser = user_id)]
+    pub new_user: String,
+    /// Its homeserver URL (else found from --new-user).
+    #[arg(long, value_name = "URL")]
+    pub new_homeserver: Option<String>,
+    /// File holding its access token (else $MATRIX_NEW_ACCESS_TOKEN, else a password asked).
+    #[arg(long, value_name = "PATH")]
+    pub new_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+const OLD_TOKEN_ENV: &str = "MATRIX_OLD_ACCESS_TOKEN";
+const NEW_TOKEN_ENV: &str = "MATRIX_NEW_ACCESS_TOKEN";
+
+/// Rate limits for hours of work: a server's 333 s invite wait is obeyed as asked.
+fn limits(common: &CommonArgs) -> RateLimits {
+    RateLimits {
+        max_retries: 1000,
+        max_single_wait: Duration::from_secs(20 * 60),
+        budget: Duration::from_secs(common.max_wait),
+        ..RateLimits::default()
+    }
+}
+
+fn connect(
+    homeserver: Option<&str>,
+    user: &str,
+    token_file: Option<&Path>,
+    env: &str,
+    flags: (&str, &str, &str),
+    common: &CommonArgs,
+) -> Outcome<Session> {
+    let account = Account {
+        homeserver,
+        user: Some(user),
+        allow_insecure_http: common.allow_insecure_http,
+        ca_file: common.ca_file.as_deref(),
+        limits: limits(common),
+        homeserver_flag: flags.0,
+        user_flag: flags.1,
+    };
+    open(&account, |u| {
+        credentials_from(token_file, env, u, (flags.2, flags.1))
+    })
+}
+
+fn connect_old(old: &OldArgs, common: &CommonArgs) -> Outcome<Session> {
+    connect(
+        old.old_homeserver.as_deref(),
+        &old.old_user,
+        old.old_token_file.as_deref(),
+        OLD_TOKEN_ENV,
+        ("--old-homeserver", "--old-user", "--old-token-file"),
+        common,
+    )
+}
+
+/// Opens both sessions (each `whoami` must match its user ID before anything is written),
+/// runs `job`, closes both.
+fn with_pair<T>(a: &TwoAccounts, job: impl FnOnce(&Pair<'_>) -> Outcome<T>) -> Outcome<T> {
+    let old = connect_old(&a.old, &a.common)?;
+    let new = connect(
+        a.new_homeserver.as_deref(),
+        &a.new_user,
+        a.new_token_file.as_deref(),
+        NEW_TOKEN_ENV,
+        ("--new-homeserver", "--new-user", "--new-token-file"),
+        &a.common,
+    )?;
+    let result = job(&Pair {
+        old: &old,
+        new: &new,
+    });
+    crate::cleanup::set_logout(None);
+    for s in [old, new] {
+        if let Err(e) = s.close() {
+            eprintln!("warning: could not log out a session this tool opened: {e}");
+        }
+    }
+    result
+}
+
+pub fn run(cmd: RoomsCommand) -> Outcome {
+    match cmd {
+        RoomsCommand::List {
+            old,
+            common,
+            json,
+            out,
+        } => {
+            let output = Output::plan(out.output.as_deref(), out.force, false, "output")?;
+            let session = connect_old(&old, &common)?;
+            let listed = list::list(&session, &RoomBars::new());
+            crate::cleanup::set_logout(None);
+            let _ = session.close();
+            let listed = listed?;
+            let text = if json {
+                serde_json::to_string_pretty(&listed).expect("a list serialises") + "\n"
+            } else {
+                list_text(&listed)
+            };
+            output.write(text.as_bytes())?;
+            eprintln!(
+                "{} rooms of {} -> {}",
+                listed.rooms.len(),
+                listed.user_id,
+                output.describe()
+            );
+            Ok(())
+        }
+        RoomsCommand::Plan {
+            rooms_file,
+            accounts,
+            leave,
+            json,
+        } => {
+            let rooms = read_room_list(&rooms_file)?;
+            let p = with_pair(&accounts, |pair| {
+                Ok(plan::plan(pair, &rooms, leave, &RoomBars::new())?)
+            })?;
+            if json {
+                print::json(&p);
+            } else {
+                print_plan(&p);
+            }
+            Ok(())
+        }
+        RoomsCommand::Move {
+            rooms_file,
+            accounts,
+            leave,
+            rename_old,
+            state,
+            json,
+        } => {
+            let rooms = read_room_list(&rooms_file)?;
+            let journal = state.unwrap_or_else(|| {
+                PathBuf::from(migrate::rooms::journal::default_name(
+                    &accounts.old.old_user,
+                    &accounts.new_user,
+                ))
+            });
+            let mut options = MoveOptions::new(journal);
+            options.leave = leave;
+            options.rename_old = rename_old;
+            options.cancel = Arc::new(AtomicBool::new(false));
+            crate::cleanup::stop_gently(options.cancel.clone());
+            let report = with_pair(&accounts, |pair| {
+                Ok(moving::run(pair, &rooms, &options, &RoomBars::new())?)
+            })?;
+            if json {
+                print::json(&report);
+            } else {
+                print_move(&report);
+            }
+            if report.stopped {
+                eprintln!(
+                    "stopped; to resume, run the same command again (the journal is {})",
+                    report.journal.display()
+                );
+                return Err(crate::exit::Failure::new(
+                    crate::exit::Exit::Io,
+                    "stopped before the end",
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The rooms file: a header of comments, then one line per room.
+fn list_text(listed: &RoomList) -> String {
+    let mut s = format!(
+        "# Rooms of {} (matrix-transplant rooms list).\n# Delete the lines of the rooms that stay; \
+         this file then drives keys filter, direct build, rooms plan and rooms move.\n",
+        listed.user_id
+    );
+    for r in &listed.rooms {
+        s.push_str(&r.line());
+        s.push('\n');
+    }
+    s
+}
+
+fn print_plan(p: &Plan) {
+    println!(
+        "Moving {} rooms from {} to {}:",
+        p.rooms.len(),
+        p.old,
+        p.new
+    );
+    for r in &p.rooms {
+        let name = r.facts.name.as_deref().unwrap_or("(no name)");
+        println!("\n{}  {}", r.facts.room_id, print::safe(name));
+        if r.blockers.is_empty() {
+            let steps: Vec<String> = r.steps.iter().map(step_text).collect();
+            println!(
+                "  steps: {}",
+                if r.done() {
+                    "none (already moved)".into()
+                } else {
+                    steps.join(", ")
+                }
+            );
+        }
+        for b in &r.blockers {
+            println!(
+                "  BLOCKED: {}\n    what to do: {}",
+                print::safe(&b.reason),
+                print::safe(&b.advice)
+            );
+        }
+        for n in &r.notes {
+            println!("  note: {}", print::safe(n));
+        }
+        println!("  history: {}", r.history_verdict);
+    }
+    let e = &p.estimate;
+    let blocked = p.rooms.iter().filter(|r| !r.blockers.is_empty()).count();
+    println!(
+        "\n{} rooms can move, {blocked} blocked; {} invites, {} joins ({} into rooms the new server is not in yet), {} events from the old account.",
+        p.rooms.len() - blocked, e.invites, e.joins, e.remote_joins, e.old_events
+    );
+    println!(
+        "Expected duration at stock Synapse rate limits (assumed; your servers may differ): {}",
+        duration(e.seconds)
+    );
+    for (limiter, secs) in &e.limiters {
+        println!("  {:>9}  {limiter}", duration(*secs));
+    }
+    if e.seconds > 3600 {
+        println!(
+            "To go faster: an admin of the old account's server can lift its limits \
+             (POST /_synapse/admin/v1/users/{}/override_ratelimit with messages_per_second 0); \
+             the new server's admin can raise rc_invites.per_user and rc_joins.remote.",
+            p.old
+        );
+    }
+}
+
+fn step_text(s: &Step) -> String {
+    match s {
+        Step::Invite => "invite".into(),
+        Step::Join { via } => format!("join via {}", via.join(",")),
+        Step::Power { level } => format!("power {level}"),
+        Step::Tags => "tags".into(),
+    }
+}
+
+fn duration(secs: u64) -> String {
+    match secs {
+        0..=59 => format!("{secs} s"),
+        60..=3599 => format!("{} min", secs.div_ceil(60)),
+        _ => format!("{:.1} h", secs as f64 / 3600.0),
+    }
+}
+
+fn print_move(r: &MoveReport) {
+    let count = |s: Status| r.rooms.iter().filter(|o| o.status == s).count();
+    println!(
+        "{} -> {}: {} moved, {} already moved, {} partly, {} blocked, {} failed, {} not done ({:.0} s, {} waits)",
+        r.old, r.new, count(Status::Moved), count(Status::AlreadyMoved), count(Status::Partial),
+        count(Status::Blocked), count(Status::Failed), count(Status::NotDone), r.seconds, r.waits
+    );
+    for o in &r.rooms {
+        let name = print::safe(o.name.as_deref().unwrap_or("(no name)"));
+        let status = serde_json::to_value(o.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        println!(
+            "\n{}  {name}\n  {status}{}",
+            o.room_id,
+            if o.done.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", o.done.join(", "))
+            }
+        );
+        for why in &o.reasons {
+            println!("  why: {}", print::safe(why));
+        }
+        for a in &o.advice {
+            println!("  what to do: {}", print::safe(a));
+        }
+        if let Some(s) = &o.stayed {
+            println!("  the old account stays: {}", print::safe(s));
+        }
+        if !o.history.is_empty() {
+            println!("  history: {}", o.history);
+        }
+        for p in o.probes.iter().filter(|p| p.visible != p.expected_visible) {
+            println!(
+                "  history check: {} was expected {} but is {}",
+                p.event_id,
+                vis(p.expected_visible),
+                vis(p.visible)
+            );
+        }
+    }
+    if !r.direct_added.is_empty() {
+        println!(
+            "\nm.direct of {}: added {} DM(s)",
+            r.new,
+            r.direct_added.len()
+        );
+    }
+    if let Some(name) = &r.renamed {
+        println!("old account renamed to {:?}", print::safe(name));
+    }
+}
+
+fn vis(v: bool) -> &'static str {
+    if v {
+        "visible"
+    } else {
+        "hidden"
+    }
+}

@@ -1,0 +1,308 @@
+//! The move's journal: one JSON line per step done, fsynced before the next step, so a run
+//! stopped at any moment (SIGKILL included) can be resumed. It is a memory of what this
+//! tool did and decided, never the truth about the rooms: every step re-reads the server
+//! first, and the server wins.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Entry {
+    /// The level decided for the new account, from the old account's before anything
+    /// changed (the old account may have left since).
+    Planned {
+        /// The room.
+        room: String,
+        /// The level to give, if any.
+        target: Option<i64>,
+    },
+    /// The new account was invited (or already was).
+    Invited {
+        /// The room.
+        room: String,
+    },
+    /// The new account's join was checked.
+    Joined {
+        /// The room.
+        room: String,
+    },
+    /// The new account's power level was checked.
+    Power {
+        /// The room.
+        room: String,
+    },
+    /// The tags were copied.
+    Tags {
+        /// The room.
+        room: String,
+    },
+    /// The moved DMs were merged into the new account's m.direct.
+    Direct,
+    /// The old account's display name before the rename.
+    RenameFrom {
+        /// The name (`None`: it had none).
+        name: Option<String>,
+    },
+    /// The old account was renamed.
+    Renamed {
+        /// The new name.
+        name: String,
+    },
+    /// The old account left the room.
+    Left {
+        /// The room.
+        room: String,
+    },
+}
+
+/// What the journal says of one room.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomRecord {
+    /// `Some(target)` once planned.
+    pub planned: Option<Option<i64>>,
+    /// Invited.
+    pub invited: bool,
+    /// Joined and checked.
+    pub joined: bool,
+    /// Power checked.
+    pub power: bool,
+    /// Tags copied.
+    pub tags: bool,
+    /// Left.
+    pub left: bool,
+}
+
+/// An open journal.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    rooms: BTreeMap<String, RoomRecord>,
+    direct: bool,
+    rename_from: Option<Option<String>>,
+    renamed: Option<String>,
+}
+
+/// Why the journal could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// It could not be opened, read or written.
+    #[error("cannot use the journal {path}: {source}")]
+    Io {
+        /// Its path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A line is not a journal entry (not this tool's file, or edited).
+    #[error(
+        "{path} line {line} is not a matrix-transplant rooms journal entry ({reason}); give \
+         another --state file, or move this one away to start over (the rooms' state is \
+         re-read either way)"
+    )]
+    Corrupt {
+        /// Its path.
+        path: PathBuf,
+        /// The line number.
+        line: usize,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Journal {
+    /// Opens (creating it, mode 0600) and replays the journal at `path`. A last line cut
+    /// short by a crash is dropped; any other bad line is an error.
+    pub fn open(path: &Path) -> Result<Self, JournalError> {
+        let io = |source| JournalError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut options = OpenOptions::new();
+        options.read(true).append(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(path).map_err(io)?;
+        let mut journal = Journal {
+            path: path.to_owned(),
+            file: file.try_clone().map_err(io)?,
+            rooms: BTreeMap::new(),
+            direct: false,
+            rename_from: None,
+            renamed: None,
+        };
+        let mut text = String::new();
+        BufReader::new(file).read_to_string(&mut text).map_err(io)?;
+        // A crash can cut the last line short: drop it (its step is re-read from the
+        // server), and end the file with a newline so the next entry starts a line.
+        let complete = text.rfind('\n').map_or(0, |i| i + 1);
+        if complete < text.len() {
+            journal.file.set_len(complete as u64).map_err(io)?;
+            text.truncate(complete);
+        }
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let entry = serde_json::from_str::<Entry>(line).map_err(|e| JournalError::Corrupt {
+                path: path.to_owned(),
+                line: i + 1,
+                reason: e.to_string(),
+            })?;
+            journal.apply(entry);
+        }
+        Ok(journal)
+    }
+
+    fn apply(&mut self, entry: Entry) {
+        match entry {
+            Entry::Planned { room, target } => self.room_mut(&room).planned = Some(target),
+            Entry::Invited { room } => self.room_mut(&room).invited = true,
+            Entry::Joined { room } => self.room_mut(&room).joined = true,
+            Entry::Power { room } => self.room_mut(&room).power = true,
+            Entry::Tags { room } => self.room_mut(&room).tags = true,
+            Entry::Left { room } => self.room_mut(&room).left = true,
+            Entry::Direct => self.direct = true,
+            Entry::RenameFrom { name } => {
+                self.rename_from.get_or_insert(name);
+            }
+            Entry::Renamed { name } => self.renamed = Some(name),
+        }
+    }
+
+    fn room_mut(&mut self, room: &str) -> &mut RoomRecord {
+        self.rooms.entry(room.to_owned()).or_default()
+    }
+
+    /// Writes `entry` and makes it durable before returning.
+    pub fn record(&mut self, entry: Entry) -> Result<(), JournalError> {
+        let mut line = serde_json::to_string(&entry).expect("entries serialise");
+        line.push('\n');
+        let io = |source| JournalError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        self.file.write_all(line.as_bytes()).map_err(io)?;
+        self.file.sync_data().map_err(io)?;
+        self.apply(entry);
+        Ok(())
+    }
+
+    /// What the journal says of `room`.
+    pub fn room(&self, room: &str) -> RoomRecord {
+        self.rooms.get(room).cloned().unwrap_or_default()
+    }
+
+    /// True once the DMs were merged.
+    pub fn direct_done(&self) -> bool {
+        self.direct
+    }
+
+    /// The display name the old account had before the rename, when recorded.
+    pub fn rename_from(&self) -> Option<&Option<String>> {
+        self.rename_from.as_ref()
+    }
+
+    /// The name the old account was renamed to, when done.
+    pub fn renamed(&self) -> Option<&str> {
+        self.renamed.as_deref()
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The default journal's file name: named after the two accounts, so a rerun of the same
+/// move finds it and another move does not.
+pub fn default_name(old: &str, new: &str) -> String {
+    let safe = |id: &str| -> String {
+        id.trim_start_matches('@')
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    format!(
+        "matrix-transplant-rooms-{}-to-{}.jsonl",
+        safe(old),
+        safe(new)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replays_what_was_recorded_and_survives_a_cut_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        {
+            let mut j = Journal::open(&path).unwrap();
+            j.record(Entry::Planned {
+                room: "!a".into(),
+                target: Some(100),
+            })
+            .unwrap();
+            j.record(Entry::Invited { room: "!a".into() }).unwrap();
+            j.record(Entry::RenameFrom {
+                name: Some("Ann".into()),
+            })
+            .unwrap();
+            j.record(Entry::RenameFrom {
+                name: Some("Ann (old)".into()),
+            })
+            .unwrap();
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(r#"{"step":"joined","ro"#);
+        std::fs::write(&path, &text).unwrap();
+        let mut j = Journal::open(&path).unwrap();
+        j.record(Entry::Tags { room: "!a".into() }).unwrap();
+        drop(j);
+        let j = Journal::open(&path).unwrap();
+        let a = j.room("!a");
+        assert!(a.tags);
+        assert_eq!(a.planned, Some(Some(100)));
+        assert!(a.invited && !a.joined);
+        // The first recorded name wins: a rerun must not take "Ann (old)" for the original.
+        assert_eq!(j.rename_from(), Some(&Some("Ann".to_owned())));
+        std::fs::write(&path, "{\"step\":\"nonsense\"}\n{}\n").unwrap();
+        assert!(matches!(
+            Journal::open(&path),
+            Err(JournalError::Corrupt { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn default_names_are_plain_file_names() {
+        assert_eq!(
+            default_name("@old:org.example", "@me:127.0.0.1:8448"),
+            "matrix-transplant-rooms-old_org.example-to-me_127.0.0.1_8448.jsonl"
+        );
+    }
+}

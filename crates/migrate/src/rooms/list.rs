@@ -1,0 +1,196 @@
+//! The old account's rooms, one line each in the rooms-file format the other commands read
+//! (`!id  # what it is`): the user deletes the lines of rooms that stay, and the same file
+//! drives `keys filter`, `direct build`, `rooms plan` and `rooms move`.
+
+use std::collections::{BTreeMap, HashSet};
+
+use online::rooms;
+use online::Session;
+use serde::Serialize;
+
+use super::facts::{Power, RoomFacts};
+use super::history::{utc, History};
+use super::plan::dm_peer;
+use crate::error::Result;
+use crate::events::{stage, Event, Events, Stage};
+
+/// One room of the list.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListedRoom {
+    /// The facts.
+    pub facts: RoomFacts,
+    /// The old account's power.
+    pub power: Power,
+    /// The level standing for it (a creator's: the highest in the room).
+    pub level: i64,
+    /// The DM peer, when the room is in the account's m.direct.
+    pub dm_with: Option<String>,
+    /// What a new member will be able to read.
+    pub history: History,
+    /// How deep under spaces it is listed (0: top level).
+    pub depth: usize,
+}
+
+impl ListedRoom {
+    /// The rooms-file line: `!id  # name — DM with @bob:x — encrypted — v12 — invite only
+    /// — your power 100 (creator) — history: shared since creation`.
+    pub fn line(&self) -> String {
+        let f = &self.facts;
+        let mut parts: Vec<String> = Vec::new();
+        if f.is_space {
+            parts.push(format!(
+                "[space] {}",
+                f.name.as_deref().unwrap_or("(no name)")
+            ));
+        } else {
+            parts.push(f.name.clone().unwrap_or_else(|| "(no name)".into()));
+        }
+        if let Some(peer) = &self.dm_with {
+            parts.push(format!("DM with {peer}"));
+        }
+        if f.encrypted {
+            parts.push("encrypted".into());
+        }
+        parts.push(format!("v{}", f.version));
+        parts.push(
+            match f.join_rule.as_str() {
+                "public" => "public",
+                "invite" => "invite only",
+                "knock" => "knock",
+                "restricted" => "space members may join",
+                "knock_restricted" => "knock, or space members may join",
+                "private" => "private",
+                _ => "unusual join rule",
+            }
+            .into(),
+        );
+        parts.push(match self.power {
+            Power::Creator => format!("your power {} (creator)", self.level),
+            Power::Level(l) => format!("your power {l}"),
+        });
+        if f.tombstone.is_some() {
+            parts.push("replaced (tombstone)".into());
+        }
+        parts.push(format!("history: {}", short_history(&self.history)));
+        format!(
+            "{}{}  # {}",
+            "  ".repeat(self.depth),
+            f.room_id,
+            super::facts::clean(&parts.join(" — "))
+        )
+    }
+}
+
+/// A few words on the history a new member sees.
+fn short_history(h: &History) -> String {
+    let hidden: Vec<_> = h.hidden().collect();
+    match (hidden.as_slice(), h.periods.len()) {
+        ([], 1) => format!("{} since creation", h.periods[0].visibility),
+        ([], _) => "visible throughout".into(),
+        ([only], _) if only.to_ms.is_none() => {
+            format!(
+                "'{}' since {} (hidden from a new member)",
+                only.visibility,
+                utc(only.from_ms)
+            )
+        }
+        (many, _) => format!("{} period(s) hidden from a new member", many.len()),
+    }
+}
+
+/// The account's rooms.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomList {
+    /// Whose.
+    pub user_id: String,
+    /// Spaces first, each followed by its rooms, then the others.
+    pub rooms: Vec<ListedRoom>,
+}
+
+/// Lists every room the session's account is joined to.
+pub fn list(old: &Session, events: &dyn Events) -> Result<RoomList> {
+    let client = old.client();
+    let joined = rooms::joined_rooms(client)?;
+    let direct = online::direct::download(client, old.user_id())?;
+    let total = joined.len() as u64;
+    let mut read: BTreeMap<String, ListedRoom> = BTreeMap::new();
+    stage(events, Stage::ReadRooms, Some(total), || {
+        for (i, room) in joined.iter().enumerate() {
+            let state = rooms::state(client, room)?;
+            let facts = RoomFacts::from_state(room, &state);
+            let created = state
+                .iter()
+                .find(|e| e.kind == "m.room.create")
+                .map_or(0, |e| e.origin_server_ts);
+            let history = super::history::read(client, room, created)?;
+            let power = facts.power_of(old.user_id());
+            let level = match power {
+                Power::Creator => facts.highest_level(),
+                Power::Level(l) => l,
+            };
+            read.insert(
+                room.clone(),
+                ListedRoom {
+                    dm_with: dm_peer(&direct, room, old.user_id()),
+                    facts,
+                    power,
+                    level,
+                    history,
+                    depth: 0,
+                },
+            );
+            events.emit(Event::Progress {
+                stage: Stage::ReadRooms,
+                done: i as u64 + 1,
+                total,
+            });
+        }
+        Ok::<_, crate::Error>(())
+    })?;
+    Ok(RoomList {
+        user_id: old.user_id().to_owned(),
+        rooms: grouped(read),
+    })
+}
+
+/// Spaces (those not inside another listed space) each followed by their rooms, depth
+/// first; then every room not in a listed space. Each room appears once.
+fn grouped(mut read: BTreeMap<String, ListedRoom>) -> Vec<ListedRoom> {
+    let children_of: BTreeMap<String, Vec<String>> = read
+        .values()
+        .filter(|r| r.facts.is_space)
+        .map(|r| (r.facts.room_id.clone(), r.facts.children.clone()))
+        .collect();
+    let nested: HashSet<&String> = children_of.values().flatten().collect();
+    let tops: Vec<String> = children_of
+        .keys()
+        .filter(|s| !nested.contains(s))
+        .cloned()
+        .collect();
+    let mut out = Vec::new();
+    fn visit(
+        id: &str,
+        depth: usize,
+        read: &mut BTreeMap<String, ListedRoom>,
+        children_of: &BTreeMap<String, Vec<String>>,
+        out: &mut Vec<ListedRoom>,
+    ) {
+        let Some(mut room) = read.remove(id) else {
+            return;
+        };
+        room.depth = depth;
+        out.push(room);
+        for child in children_of.get(id).into_iter().flatten() {
+            visit(child, depth + 1, read, children_of, out);
+        }
+    }
+    for top in tops {
+        visit(&top, 0, &mut read, &children_of, &mut out);
+    }
+    // Spaces in a cycle of spaces, then plain rooms.
+    let rest: Vec<String> = read.keys().cloned().collect();
+    for id in rest {
+        visit(&id, 0, &mut read, &children_of, &mut out);
+    }
+    out
+}

@@ -1,0 +1,18 @@
+//! Moving rooms from the old account to the new one: listing them, planning the move,
+//! and the move itself (resumable, at the pace the servers' rate limits allow).
+//!
+//! - [`facts`]: what a room's state says (version, creators, power, join rule, ACL);
+//! - [`history`]: what the new account will be able to read, checked after the join;
+//! - [`list`]: the old account's rooms, one rooms-file line each;
+//! - [`plan`]: the steps and blockers of each room, and the expected duration;
+//! - [`journal`]: what a move did, to resume it;
+//! - [`moving`]: the move, its stages running side by side.
+
+pub mod facts;
+pub mod history;
+pub mod journal;
+pub mod list;
+pub mod moving;
+pub mod plan;
+
+pub use plan::Pair;

@@ -1,0 +1,952 @@
+//! The move: per room invite (only where needed) → join with `via` → check the membership
+//! → power level → tags; then the DMs into the new account's m.direct, the history verdict
+//! checked as the new account, the old account renamed, and (asked for) the leaves.
+//!
+//! Invites, joins and state events are limited by different rate limiters (the invitee's
+//! `rc_invites.per_user`, the joiner's `rc_joins`, the sender's `rc_message`), so the three
+//! run as a pipeline on their own threads and clients: while the invites wait out a 429,
+//! rooms already invited are joined and given power. Each wait is the server's own
+//! `retry_after_ms` (see [`online::client::RateLimits`]); a 5xx on an invite or a join
+//! across servers may be the other server's limit, which sends no time: the membership is
+//! re-read and the step retried with backoff.
+//!
+//! Every step first reads the server (membership, the power levels, the tags), so a rerun
+//! never invites twice nor sends a second power-level event; the journal keeps what the
+//! server cannot tell (the level decided before the old account left, its old name).
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use m_direct::build::Accounts;
+use online::client::{Wait, WaitCause};
+use online::rooms;
+use online::Client;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::history::{self, Probe};
+use super::journal::{Entry, Journal, JournalError};
+use super::plan::{plan_room, Pair, RoomPlan, Step};
+use crate::events::{Event, Events, Stage};
+
+/// How to move.
+#[derive(Debug, Clone)]
+pub struct MoveOptions {
+    /// Leave each fully moved room with the old account, at the end.
+    pub leave: bool,
+    /// Rename the old account: its display name followed by this, before any leave.
+    pub rename_old: Option<String>,
+    /// The journal file.
+    pub journal: PathBuf,
+    /// The first wait after a 5xx on an invite or a join (then doubled, at most 10 min).
+    pub remote_backoff: Duration,
+    /// Tries of one invite or join answered 5xx.
+    pub remote_tries: u32,
+    /// How long to wait for the rename to reach a room before leaving it.
+    pub rename_wait: Duration,
+    /// Set (e.g. by Ctrl-C) to stop between steps.
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl MoveOptions {
+    /// Defaults for a journal at `journal`.
+    pub fn new(journal: PathBuf) -> Self {
+        MoveOptions {
+            leave: false,
+            rename_old: None,
+            journal,
+            remote_backoff: Duration::from_secs(30),
+            remote_tries: 8,
+            rename_wait: Duration::from_secs(60),
+            cancel: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// Where a room ended up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Joined, power given, tags copied.
+    Moved,
+    /// Nothing was left to do (an earlier run did it).
+    AlreadyMoved,
+    /// Joined, but the power could not be copied: the old account stays.
+    Partial,
+    /// It cannot move (see the reasons).
+    Blocked,
+    /// A step failed (see the reasons); a rerun tries again.
+    Failed,
+    /// Not reached: the run was stopped.
+    NotDone,
+}
+
+/// One room's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomOutcome {
+    /// The room.
+    pub room_id: String,
+    /// Its name.
+    pub name: Option<String>,
+    /// Where it ended up.
+    pub status: Status,
+    /// Steps done in this run (`invited`, `joined`, `power 100`, `tags 2`).
+    pub done: Vec<String>,
+    /// Why it is blocked, partial or failed.
+    pub reasons: Vec<String>,
+    /// What the user can do about it.
+    pub advice: Vec<String>,
+    /// What the user should know (creator status).
+    pub notes: Vec<String>,
+    /// The old account left it (in this run or an earlier one).
+    pub left: bool,
+    /// Why the old account did not leave, when `--leave` was asked.
+    pub stayed: Option<String>,
+    /// The history verdict.
+    pub history: String,
+    /// The verdict, checked as the new account.
+    pub probes: Vec<Probe>,
+    #[serde(skip)]
+    plan: Option<RoomPlan>,
+}
+
+impl RoomOutcome {
+    fn new(room: &str) -> Self {
+        RoomOutcome {
+            room_id: room.to_owned(),
+            name: None,
+            status: Status::NotDone,
+            done: Vec::new(),
+            reasons: Vec::new(),
+            advice: Vec::new(),
+            notes: Vec::new(),
+            left: false,
+            stayed: None,
+            history: String::new(),
+            probes: Vec::new(),
+            plan: None,
+        }
+    }
+    fn fail(&mut self, why: String) {
+        self.status = Status::Failed;
+        self.reasons.push(why);
+    }
+}
+
+/// What a move did.
+#[derive(Debug, Clone, Serialize)]
+pub struct MoveReport {
+    /// The old account.
+    pub old: String,
+    /// The new account.
+    pub new: String,
+    /// Each room, in the rooms file's order.
+    pub rooms: Vec<RoomOutcome>,
+    /// (peer, room) pairs added to the new account's m.direct.
+    pub direct_added: Vec<(String, String)>,
+    /// The old account's new display name, when renamed.
+    pub renamed: Option<String>,
+    /// The run was stopped before the end; run the same command again to resume.
+    pub stopped: bool,
+    /// The journal.
+    pub journal: PathBuf,
+    /// Rate-limit and retry waits.
+    pub waits: usize,
+    /// Seconds the move took.
+    pub seconds: f64,
+}
+
+/// The work of one room in the pipeline.
+struct Work {
+    outcome: Mutex<RoomOutcome>,
+}
+
+struct Ctx<'a> {
+    old_user: &'a str,
+    new_user: &'a str,
+    options: &'a MoveOptions,
+    journal: &'a Mutex<Journal>,
+    events: &'a dyn Events,
+}
+
+impl Ctx<'_> {
+    fn record(&self, entry: Entry) -> Result<(), JournalError> {
+        self.journal.lock().expect("journal lock").record(entry)
+    }
+    fn stopped(&self) -> bool {
+        self.options.cancel.load(Ordering::Relaxed)
+    }
+    fn item(&self, stage: Stage, room: &str, outcome: impl Into<String>) {
+        self.events.emit(Event::Item {
+            stage,
+            item: room.to_owned(),
+            outcome: outcome.into(),
+        });
+    }
+    /// Sleeps `wait`, telling why; false when stopped meanwhile.
+    fn back_off(&self, stage: Stage, wait: Duration, cause: &str) -> bool {
+        self.events.emit(Event::Waiting {
+            stage,
+            ms: wait.as_millis() as u64,
+            until_ms: now_ms() + wait.as_millis() as u64,
+            cause: cause.into(),
+        });
+        let end = Instant::now() + wait;
+        while Instant::now() < end {
+            if self.stopped() {
+                return false;
+            }
+            std::thread::sleep((end - Instant::now()).min(Duration::from_millis(100)));
+        }
+        true
+    }
+    /// Runs `attempt` until it succeeds, retrying a possible remote rate limit (5xx).
+    fn with_remote_retry<T>(
+        &self,
+        stage: Stage,
+        what: &str,
+        mut attempt: impl FnMut() -> online::Result<T>,
+    ) -> online::Result<T> {
+        let mut wait = self.options.remote_backoff;
+        let mut tries = 0;
+        loop {
+            match attempt() {
+                Err(e)
+                    if rooms::is_maybe_remote_limit(&e)
+                        && tries + 1 < self.options.remote_tries =>
+                {
+                    tries += 1;
+                    let cause = format!(
+                        "{what} answered {e}: maybe the other server's rate limit (it sends no time \
+                         over federation); trying again"
+                    );
+                    if !self.back_off(stage, wait, &cause) {
+                        return Err(online::Error::Cancelled { what: what.into() });
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(600));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A client for one stage: its own waits, told as that stage's, stopped by the cancel flag.
+fn stage_client(
+    base: &Client,
+    stage: Stage,
+    cancel: &Arc<AtomicBool>,
+    waits: &mpsc::Sender<(Stage, Wait)>,
+) -> Client {
+    let mut c = base.fork();
+    c.cancel_on(cancel.clone());
+    let tx = Mutex::new(waits.clone());
+    c.on_rate_limit(Box::new(move |w: &Wait| {
+        let _ = tx.lock().map(|tx| tx.send((stage, w.clone())));
+    }));
+    c
+}
+
+fn wait_cause(stage: Stage, w: &Wait) -> String {
+    let limit = match stage {
+        Stage::Invite => "the invite limit (rc_invites: per invitee, per room, per inviter)",
+        Stage::Join => "the new account's join limit (rc_joins)",
+        Stage::Power | Stage::Leave => "the old account's event limit (rc_message)",
+        _ => "the server's rate limit",
+    };
+    match &w.cause {
+        WaitCause::RateLimited { asked: Some(asked) } => format!(
+            "{limit}: the server asked for {} s, waiting {} s at most before asking again",
+            asked.as_secs(),
+            w.duration.as_secs()
+        ),
+        WaitCause::RateLimited { asked: None } => limit.to_owned(),
+        WaitCause::ServerError(Some(status)) => format!("a retry after HTTP {status}"),
+        WaitCause::ServerError(None) => "a retry after a broken connection".into(),
+    }
+}
+
+/// Moves the rooms. Stopped (the cancel flag), it returns what it did, `stopped` set;
+/// the same call again resumes.
+pub fn run(
+    pair: &Pair<'_>,
+    rooms_wanted: &[String],
+    options: &MoveOptions,
+    events: &dyn Events,
+) -> Result<MoveReport, crate::Error> {
+    let started = Instant::now();
+    let journal = Mutex::new(Journal::open(&options.journal)?);
+    let (old_user, new_user) = (pair.old.user_id(), pair.new.user_id());
+    let ctx = Ctx {
+        old_user,
+        new_user,
+        options,
+        journal: &journal,
+        events,
+    };
+    let old = pair.old.client();
+    let new = pair.new.client();
+    let new_joined: HashSet<String> = rooms::joined_rooms(new)?.into_iter().collect();
+    let old_direct = online::direct::download(old, old_user)?;
+
+    // Read every room first: what each needs, decided before anything changes.
+    let total = rooms_wanted.len() as u64;
+    events.emit(Event::Started {
+        stage: Stage::ReadRooms,
+        total: Some(total),
+    });
+    let mut work = Vec::with_capacity(rooms_wanted.len());
+    for (i, room) in rooms_wanted.iter().enumerate() {
+        let mut outcome = RoomOutcome::new(room);
+        let record = journal.lock().expect("journal lock").room(room);
+        if record.left {
+            outcome.status = Status::AlreadyMoved;
+            outcome.left = true;
+            outcome.history = "(not checked: the old account has left)".into();
+        } else if !ctx.stopped() {
+            let mut plan = plan_room(pair.old, new_user, &new_joined, &old_direct, room)?;
+            match record.planned {
+                // The level decided by the first run stands (the old account's power may
+                // have changed since, e.g. given to the new account and then lowered).
+                Some(target) => {
+                    plan.target_level = target;
+                    for s in &mut plan.steps {
+                        if let (Step::Power { level }, Some(t)) = (&mut *s, target) {
+                            *level = t;
+                        }
+                    }
+                }
+                None if plan.blockers.is_empty() => ctx.record(Entry::Planned {
+                    room: room.clone(),
+                    target: plan.target_level,
+                })?,
+                None => {}
+            }
+            outcome.name = plan.facts.name.clone();
+            outcome.history = plan.history_verdict.clone();
+            outcome.notes = plan.notes.clone();
+            if !plan.blockers.is_empty() {
+                outcome.status = Status::Blocked;
+                outcome.reasons = plan.blockers.iter().map(|b| b.reason.clone()).collect();
+                outcome.advice = plan.blockers.iter().map(|b| b.advice.clone()).collect();
+                ctx.item(
+                    Stage::ReadRooms,
+                    room,
+                    format!("blocked: {}", outcome.reasons.join("; ")),
+                );
+            }
+            outcome.plan = Some(plan);
+        }
+        work.push(Work {
+            outcome: Mutex::new(outcome),
+        });
+        events.emit(Event::Progress {
+            stage: Stage::ReadRooms,
+            done: i as u64 + 1,
+            total,
+        });
+    }
+    events.emit(Event::Finished {
+        stage: Stage::ReadRooms,
+    });
+
+    let (wait_tx, wait_rx) = mpsc::channel::<(Stage, Wait)>();
+    let clients = Clients {
+        inviter: stage_client(old, Stage::Invite, &options.cancel, &wait_tx),
+        joiner: stage_client(new, Stage::Join, &options.cancel, &wait_tx),
+        joiner_old: stage_client(old, Stage::Join, &options.cancel, &wait_tx),
+        empowerer: stage_client(old, Stage::Power, &options.cancel, &wait_tx),
+    };
+    drop(wait_tx);
+    let waits = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| -> Result<(), crate::Error> {
+        // Shows every wait of every stage, as it starts.
+        scope.spawn(|| {
+            for (stage, w) in wait_rx {
+                waits.fetch_add(1, Ordering::Relaxed);
+                events.emit(Event::Waiting {
+                    stage,
+                    ms: w.duration.as_millis() as u64,
+                    until_ms: now_ms() + w.duration.as_millis() as u64,
+                    cause: wait_cause(stage, &w),
+                });
+            }
+        });
+        pipeline(&ctx, &work, clients, scope)
+    })?;
+
+    let stopped = ctx.stopped();
+    let mut report = MoveReport {
+        old: old_user.to_owned(),
+        new: new_user.to_owned(),
+        rooms: Vec::new(),
+        direct_added: Vec::new(),
+        renamed: None,
+        stopped,
+        journal: options.journal.clone(),
+        waits: 0,
+        seconds: 0.0,
+    };
+    let mut outcomes: Vec<RoomOutcome> = work
+        .into_iter()
+        .map(|w| w.outcome.into_inner().expect("outcome lock"))
+        .collect();
+    if !stopped {
+        finish(&ctx, pair, &old_direct, &mut outcomes, &mut report)?;
+    }
+    report.stopped = ctx.stopped();
+    report.rooms = outcomes;
+    report.waits = waits.load(Ordering::Relaxed) + old.rate_limit_waits() + new.rate_limit_waits();
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Each stage's own clients (each with its own waits), moved into its thread.
+struct Clients {
+    inviter: Client,
+    joiner: Client,
+    joiner_old: Client,
+    empowerer: Client,
+}
+
+/// The three stages, side by side: invites → joins → power levels.
+fn pipeline<'scope, 'env>(
+    ctx: &'env Ctx<'env>,
+    work: &'env [Work],
+    clients: Clients,
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+) -> Result<(), crate::Error> {
+    let Clients {
+        inviter,
+        joiner,
+        joiner_old,
+        empowerer,
+    } = clients;
+    let (join_tx, join_rx) = mpsc::channel::<usize>();
+    let (power_tx, power_rx) = mpsc::channel::<usize>();
+    let mut to_invite = Vec::new();
+    for (i, w) in work.iter().enumerate() {
+        let o = w.outcome.lock().expect("outcome lock");
+        let Some(plan) = &o.plan else { continue };
+        if !plan.blockers.is_empty() {
+            continue;
+        }
+        if plan.steps.contains(&Step::Invite) {
+            to_invite.push(i);
+        } else {
+            let _ = join_tx.send(i);
+        }
+    }
+    let total = |stage: Stage, n: usize| {
+        ctx.events.emit(Event::Started {
+            stage,
+            total: Some(n as u64),
+        })
+    };
+    total(Stage::Invite, to_invite.len());
+    let invite_tx = join_tx.clone();
+    drop(join_tx);
+    let invites = scope.spawn(move || -> Result<(), JournalError> {
+        for (n, i) in to_invite.iter().enumerate() {
+            if ctx.stopped() {
+                break;
+            }
+            let w = &work[*i];
+            if invite(ctx, &inviter, w)? {
+                let _ = invite_tx.send(*i);
+            }
+            ctx.events.emit(Event::Progress {
+                stage: Stage::Invite,
+                done: n as u64 + 1,
+                total: to_invite.len() as u64,
+            });
+        }
+        ctx.events.emit(Event::Finished {
+            stage: Stage::Invite,
+        });
+        Ok(())
+    });
+    let joins = scope.spawn(move || -> Result<(), JournalError> {
+        ctx.events.emit(Event::Started {
+            stage: Stage::Join,
+            total: None,
+        });
+        for i in join_rx {
+            if ctx.stopped() {
+                break;
+            }
+            if join(ctx, &joiner, &joiner_old, &work[i])? {
+                let _ = power_tx.send(i);
+            }
+        }
+        ctx.events.emit(Event::Finished { stage: Stage::Join });
+        Ok(())
+    });
+    let powers = scope.spawn(move || -> Result<(), JournalError> {
+        ctx.events.emit(Event::Started {
+            stage: Stage::Power,
+            total: None,
+        });
+        for i in power_rx {
+            if ctx.stopped() {
+                break;
+            }
+            power(ctx, &empowerer, &work[i])?;
+        }
+        ctx.events.emit(Event::Finished {
+            stage: Stage::Power,
+        });
+        Ok(())
+    });
+    for handle in [invites, joins, powers] {
+        handle.join().expect("a stage panicked")?;
+    }
+    Ok(())
+}
+
+/// Invites the new account unless the server says it is invited or in already. True when
+/// the room can go on to the join.
+fn invite(ctx: &Ctx<'_>, client: &Client, w: &Work) -> Result<bool, JournalError> {
+    let room = w.outcome.lock().expect("outcome lock").room_id.clone();
+    let result = ctx.with_remote_retry(Stage::Invite, "the invite", || {
+        match rooms::membership(client, &room, ctx.new_user)?.as_deref() {
+            Some("join") | Some("invite") => return Ok(false),
+            _ => {}
+        }
+        rooms::invite(client, &room, ctx.new_user).map(|()| true)
+    });
+    let mut o = w.outcome.lock().expect("outcome lock");
+    match result {
+        Ok(sent) => {
+            ctx.record(Entry::Invited { room: room.clone() })?;
+            if sent {
+                o.done.push("invited".into());
+            }
+            ctx.item(
+                Stage::Invite,
+                &room,
+                if sent { "invited" } else { "already invited" },
+            );
+            Ok(true)
+        }
+        Err(online::Error::Cancelled { .. }) => Ok(false),
+        Err(e) => {
+            o.fail(format!("invite failed: {e}"));
+            ctx.item(Stage::Invite, &room, format!("failed: {e}"));
+            Ok(false)
+        }
+    }
+}
+
+/// Joins (unless joined), checks the membership as the new account, copies the tags. True
+/// when the room can go on to the power level.
+fn join(ctx: &Ctx<'_>, new: &Client, old: &Client, w: &Work) -> Result<bool, JournalError> {
+    let (room, via) = {
+        let o = w.outcome.lock().expect("outcome lock");
+        let via = o
+            .plan
+            .as_ref()
+            .and_then(|p| {
+                p.steps.iter().find_map(|s| match s {
+                    Step::Join { via } => Some(via.clone()),
+                    _ => None,
+                })
+            })
+            .unwrap_or_default();
+        (o.room_id.clone(), via)
+    };
+    let joined = ctx.with_remote_retry(Stage::Join, "the join", || {
+        if via.is_empty() {
+            return Ok(false);
+        }
+        rooms::join(new, &room, &via).map(|_| true)
+    });
+    let sent = match joined {
+        Ok(sent) => sent,
+        Err(online::Error::Cancelled { .. }) => return Ok(false),
+        Err(e) => {
+            let mut o = w.outcome.lock().expect("outcome lock");
+            o.fail(format!("join failed: {e}"));
+            ctx.item(Stage::Join, &room, format!("failed: {e}"));
+            return Ok(false);
+        }
+    };
+    let checked = rooms::membership(new, &room, ctx.new_user);
+    let mut o = w.outcome.lock().expect("outcome lock");
+    match checked {
+        Ok(Some(m)) if m == "join" => {}
+        Ok(m) => {
+            o.fail(format!(
+                "the join was answered, but the new account's membership is {}",
+                m.as_deref().unwrap_or("none")
+            ));
+            return Ok(false);
+        }
+        Err(online::Error::Cancelled { .. }) => return Ok(false),
+        Err(e) => {
+            o.fail(format!("cannot check the join: {e}"));
+            return Ok(false);
+        }
+    }
+    ctx.record(Entry::Joined { room: room.clone() })?;
+    if sent {
+        o.done.push("joined".into());
+    }
+    ctx.item(
+        Stage::Join,
+        &room,
+        if sent { "joined" } else { "already joined" },
+    );
+    drop(o);
+    match copy_tags(ctx, old, new, &room) {
+        Ok(n) => {
+            ctx.record(Entry::Tags { room: room.clone() })?;
+            if n > 0 {
+                w.outcome
+                    .lock()
+                    .expect("outcome lock")
+                    .done
+                    .push(format!("tags {n}"));
+            }
+        }
+        Err(online::Error::Cancelled { .. }) => return Ok(false),
+        Err(e) => w
+            .outcome
+            .lock()
+            .expect("outcome lock")
+            .fail(format!("tags not copied: {e}")),
+    }
+    Ok(true)
+}
+
+/// Copies the old account's tags of `room` that the new account lacks; returns how many.
+fn copy_tags(ctx: &Ctx<'_>, old: &Client, new: &Client, room: &str) -> online::Result<usize> {
+    let theirs = rooms::tags(old, ctx.old_user, room)?;
+    if theirs.is_empty() {
+        return Ok(0);
+    }
+    let ours = rooms::tags(new, ctx.new_user, room)?;
+    let mut n = 0;
+    for (tag, content) in &theirs {
+        if !ours.contains_key(tag) {
+            rooms::put_tag(new, ctx.new_user, room, tag, content)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Gives the new account its level: the power levels read fresh, only `users[new]`
+/// changed, the whole content sent back; then read again to check.
+fn power(ctx: &Ctx<'_>, client: &Client, w: &Work) -> Result<(), JournalError> {
+    let (room, level, not_copied) = {
+        let o = w.outcome.lock().expect("outcome lock");
+        let plan = o.plan.as_ref().expect("planned rooms only");
+        let level = plan.steps.iter().find_map(|s| match s {
+            Step::Power { level } => Some(*level),
+            _ => None,
+        });
+        (o.room_id.clone(), level, plan.power_not_copied.clone())
+    };
+    let done = |o: &mut RoomOutcome| {
+        if o.status == Status::NotDone {
+            o.status = if not_copied.is_some() {
+                Status::Partial
+            } else if o.done.is_empty() {
+                Status::AlreadyMoved
+            } else {
+                Status::Moved
+            };
+        }
+        if let Some(why) = &not_copied {
+            o.reasons.push(why.clone());
+        }
+    };
+    let Some(level) = level else {
+        done(&mut w.outcome.lock().expect("outcome lock"));
+        ctx.record(Entry::Power { room: room.clone() })?;
+        ctx.item(
+            Stage::Power,
+            &room,
+            not_copied
+                .clone()
+                .unwrap_or_else(|| "no power to give".into()),
+        );
+        return Ok(());
+    };
+    let result = (|| -> online::Result<bool> {
+        let mut content = rooms::state_content(client, &room, "m.room.power_levels", "")?
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        if current_level(&content, ctx.new_user) >= Some(level) {
+            return Ok(false);
+        }
+        let users = content
+            .as_object_mut()
+            .ok_or_else(|| online::Error::BadResponse {
+                what: "read the power levels".into(),
+                reason: "not an object".into(),
+            })?
+            .entry("users")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Value::Object(users) = users {
+            users.insert(ctx.new_user.to_owned(), Value::from(level));
+        }
+        rooms::put_state(client, &room, "m.room.power_levels", "", &content)?;
+        let after =
+            rooms::state_content(client, &room, "m.room.power_levels", "")?.unwrap_or_default();
+        if current_level(&after, ctx.new_user) < Some(level) {
+            return Err(online::Error::BadResponse {
+                what: "check the power levels".into(),
+                reason: "the new level is not in the room's power levels after sending it".into(),
+            });
+        }
+        Ok(true)
+    })();
+    let mut o = w.outcome.lock().expect("outcome lock");
+    match result {
+        Ok(sent) => {
+            ctx.record(Entry::Power { room: room.clone() })?;
+            if sent {
+                o.done.push(format!("power {level}"));
+            }
+            done(&mut o);
+            ctx.item(
+                Stage::Power,
+                &room,
+                if sent {
+                    format!("power {level}")
+                } else {
+                    format!("already has power {level}")
+                },
+            );
+        }
+        Err(online::Error::Cancelled { .. }) => {}
+        Err(e) if rooms::is_forbidden(&e) => {
+            o.status = Status::Partial;
+            o.reasons.push(format!("power not copied: {e}"));
+            ctx.item(Stage::Power, &room, format!("power not copied: {e}"));
+        }
+        Err(e) => {
+            o.fail(format!("power not copied: {e}"));
+            ctx.item(Stage::Power, &room, format!("failed: {e}"));
+        }
+    }
+    Ok(())
+}
+
+fn current_level(content: &Value, user: &str) -> Option<i64> {
+    content.get("users")?.get(user)?.as_i64()
+}
+
+/// After the pipeline: DMs, the history check, the rename, the leaves.
+fn finish(
+    ctx: &Ctx<'_>,
+    pair: &Pair<'_>,
+    old_direct: &m_direct::DirectMap,
+    outcomes: &mut [RoomOutcome],
+    report: &mut MoveReport,
+) -> Result<(), crate::Error> {
+    let (old, new) = (pair.old.client(), pair.new.client());
+    let in_new: Vec<usize> = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| {
+            matches!(
+                o.status,
+                Status::Moved | Status::AlreadyMoved | Status::Partial
+            ) && !o.left
+        })
+        .map(|(i, _)| i)
+        .collect();
+
+    // The moved DMs, under the peer the old account had for each.
+    let moved: HashSet<String> = outcomes
+        .iter()
+        .filter(|o| {
+            matches!(
+                o.status,
+                Status::Moved | Status::AlreadyMoved | Status::Partial
+            )
+        })
+        .map(|o| o.room_id.clone())
+        .collect();
+    let accounts = Accounts {
+        old: ctx.old_user.into(),
+        new: ctx.new_user.into(),
+    };
+    let (map, _) = m_direct::build::build(old_direct, &moved, &accounts);
+    ctx.events.emit(Event::Started {
+        stage: Stage::Direct,
+        total: None,
+    });
+    if !map.is_empty() {
+        let done = online::direct::merge_into(new, ctx.new_user, &map)?;
+        report.direct_added = done.added;
+    }
+    ctx.record(Entry::Direct)?;
+    ctx.events.emit(Event::Finished {
+        stage: Stage::Direct,
+    });
+
+    // The history verdict, checked as the new account.
+    ctx.events.emit(Event::Started {
+        stage: Stage::History,
+        total: Some(in_new.len() as u64),
+    });
+    for (n, &i) in in_new.iter().enumerate() {
+        let o = &mut outcomes[i];
+        if let Some(plan) = &o.plan {
+            o.probes = history::verify(old, new, &o.room_id, &plan.history)?;
+        }
+        ctx.events.emit(Event::Progress {
+            stage: Stage::History,
+            done: n as u64 + 1,
+            total: in_new.len() as u64,
+        });
+    }
+    ctx.events.emit(Event::Finished {
+        stage: Stage::History,
+    });
+
+    // The rename, before any leave: a display name only reaches rooms the account is in.
+    let mut renamed_to = None;
+    if let Some(suffix) = &ctx.options.rename_old {
+        ctx.events.emit(Event::Started {
+            stage: Stage::Rename,
+            total: None,
+        });
+        let recorded = ctx
+            .journal
+            .lock()
+            .expect("journal lock")
+            .rename_from()
+            .cloned();
+        let original = match recorded {
+            Some(name) => name,
+            None => {
+                let name = rooms::displayname(old, ctx.old_user)?;
+                ctx.record(Entry::RenameFrom { name: name.clone() })?;
+                name
+            }
+        };
+        let base = original.unwrap_or_else(|| {
+            ctx.old_user
+                .trim_start_matches('@')
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_owned()
+        });
+        let target = format!("{base} {}", suffix.trim());
+        if rooms::displayname(old, ctx.old_user)?.as_deref() != Some(target.as_str()) {
+            rooms::set_displayname(old, ctx.old_user, &target)?;
+        }
+        ctx.record(Entry::Renamed {
+            name: target.clone(),
+        })?;
+        ctx.events.emit(Event::Finished {
+            stage: Stage::Rename,
+        });
+        report.renamed = Some(target.clone());
+        renamed_to = Some(target);
+    }
+
+    if ctx.options.leave {
+        leave_all(ctx, old, outcomes, renamed_to.as_deref())?;
+    }
+    Ok(())
+}
+
+/// Leaves every room whose join and power level were checked, once the rename reached it.
+fn leave_all(
+    ctx: &Ctx<'_>,
+    old: &Client,
+    outcomes: &mut [RoomOutcome],
+    renamed: Option<&str>,
+) -> Result<(), crate::Error> {
+    let eligible: Vec<usize> = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| !o.left)
+        .map(|(i, _)| i)
+        .collect();
+    ctx.events.emit(Event::Started {
+        stage: Stage::Leave,
+        total: Some(eligible.len() as u64),
+    });
+    for (n, i) in eligible.into_iter().enumerate() {
+        if ctx.stopped() {
+            break;
+        }
+        let o = &mut outcomes[i];
+        let stay = match o.status {
+            Status::Moved | Status::AlreadyMoved => None,
+            Status::Partial => Some("the new account does not have the old account's power here: the old account stays so the room keeps an admin".to_owned()),
+            _ => Some("the room did not move".to_owned()),
+        };
+        if let Some(why) = stay {
+            o.stayed = Some(why);
+            continue;
+        }
+        if let Some(name) = renamed {
+            if !name_arrived(ctx, old, &o.room_id, name)? {
+                o.stayed = Some(format!(
+                    "the new display name has not reached this room yet (waited {} s): run again to leave it",
+                    ctx.options.rename_wait.as_secs()
+                ));
+                continue;
+            }
+        }
+        match rooms::leave(old, &o.room_id) {
+            Ok(()) => {
+                ctx.record(Entry::Left {
+                    room: o.room_id.clone(),
+                })?;
+                o.left = true;
+                o.done.push("left".into());
+                ctx.item(Stage::Leave, &o.room_id, "left");
+            }
+            Err(online::Error::Cancelled { .. }) => break,
+            Err(e) => o.stayed = Some(format!("leaving failed: {e}")),
+        }
+        ctx.events.emit(Event::Progress {
+            stage: Stage::Leave,
+            done: n as u64 + 1,
+            total: outcomes.len() as u64,
+        });
+    }
+    ctx.events.emit(Event::Finished {
+        stage: Stage::Leave,
+    });
+    Ok(())
+}
+
+/// Waits until the old account's member event in `room` carries `name`.
+fn name_arrived(ctx: &Ctx<'_>, old: &Client, room: &str, name: &str) -> online::Result<bool> {
+    let end = Instant::now() + ctx.options.rename_wait;
+    loop {
+        let member = rooms::state_content(old, room, "m.room.member", ctx.old_user)?;
+        if member
+            .as_ref()
+            .and_then(|m| m.get("displayname"))
+            .and_then(Value::as_str)
+            == Some(name)
+        {
+            return Ok(true);
+        }
+        if Instant::now() >= end || ctx.stopped() {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

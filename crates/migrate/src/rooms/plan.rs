@@ -1,0 +1,551 @@
+//! What moving each room takes, decided from its state before anything is sent: the steps
+//! needed, the blockers (each with its reason and what the user can do), what the new
+//! account will and will not be able to do, the history it will never see, and how long
+//! the server's rate limits make the whole move take.
+
+use std::collections::HashSet;
+
+use m_direct::DirectMap;
+use online::rooms;
+use online::Session;
+use serde::Serialize;
+
+use super::facts::{server_of, Power, RoomFacts};
+use super::history::{self, History};
+use crate::error::Result;
+use crate::events::{stage, Event, Events, Stage};
+
+/// A step of a room's move.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// The old account invites the new one.
+    Invite,
+    /// The new account joins through these servers.
+    Join {
+        /// The servers to join through.
+        via: Vec<String>,
+    },
+    /// The old account gives the new one this power level.
+    Power {
+        /// The level.
+        level: i64,
+    },
+    /// The old account's tags of the room are copied.
+    Tags,
+}
+
+/// Why a room cannot move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockerKind {
+    /// The old account is not joined.
+    OldNotJoined,
+    /// The room was replaced.
+    Tombstoned,
+    /// The new account is banned.
+    NewBanned,
+    /// The room does not federate and the new account is on another server.
+    NoFederation,
+    /// The server ACL denies the new account's server.
+    AclDenies,
+    /// An invite is needed and the old account may not invite.
+    CannotInvite,
+}
+
+/// A blocker, explained.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blocker {
+    /// What kind.
+    pub kind: BlockerKind,
+    /// Why, in words.
+    pub reason: String,
+    /// What the user can do.
+    pub advice: String,
+}
+
+/// The plan of one room.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomPlan {
+    /// The facts read.
+    pub facts: RoomFacts,
+    /// The old account's power.
+    pub old_power: Power,
+    /// The new account's membership now (`None`: never in it).
+    pub new_membership: Option<String>,
+    /// The steps still needed (none when blocked or already moved).
+    pub steps: Vec<Step>,
+    /// What stops it.
+    pub blockers: Vec<Blocker>,
+    /// The level the new account should have.
+    pub target_level: Option<i64>,
+    /// Why the power will not be copied, when it cannot be (the room moves partly; the old
+    /// account stays in it).
+    pub power_not_copied: Option<String>,
+    /// What the user should know (creator status, partial moves).
+    pub notes: Vec<String>,
+    /// The peer, when the room is a DM in the old account's m.direct.
+    pub dm_with: Option<String>,
+    /// The history the new account will see.
+    pub history: History,
+    /// [`History::verdict`].
+    pub history_verdict: String,
+}
+
+impl RoomPlan {
+    /// True when nothing is left to do.
+    pub fn done(&self) -> bool {
+        self.blockers.is_empty()
+            && self.steps.iter().all(|s| *s == Step::Tags)
+            && self.new_membership.as_deref() == Some("join")
+    }
+}
+
+/// Who moves: the two accounts.
+pub struct Pair<'a> {
+    /// The old account.
+    pub old: &'a Session,
+    /// The new account.
+    pub new: &'a Session,
+}
+
+/// What [`decide`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The old account's power.
+    pub old_power: Power,
+    /// The steps needed.
+    pub steps: Vec<Step>,
+    /// What stops the move.
+    pub blockers: Vec<Blocker>,
+    /// The level the new account should have.
+    pub target: Option<i64>,
+    /// Why the power cannot be copied.
+    pub power_not_copied: Option<String>,
+    /// What the user should know.
+    pub notes: Vec<String>,
+}
+
+/// Decides a room's steps and blockers from its facts.
+pub fn decide(facts: &RoomFacts, old: &str, new: &str, new_joined: &HashSet<String>) -> Decision {
+    let mut blockers = Vec::new();
+    let mut notes = Vec::new();
+    let mut steps = Vec::new();
+    let old_power = facts.power_of(old);
+    let new_membership = facts.membership_of(new);
+    let new_server = server_of(new);
+    let block = |blockers: &mut Vec<Blocker>, kind, reason: String, advice: String| {
+        blockers.push(Blocker {
+            kind,
+            reason,
+            advice,
+        })
+    };
+    if facts.membership_of(old) != Some("join") {
+        block(
+            &mut blockers,
+            BlockerKind::OldNotJoined,
+            format!(
+                "the old account is not in this room (membership: {})",
+                facts.membership_of(old).unwrap_or("none")
+            ),
+            "remove it from the rooms file".into(),
+        );
+    }
+    if let Some(next) = &facts.tombstone {
+        block(
+            &mut blockers,
+            BlockerKind::Tombstoned,
+            format!("the room was replaced by {next}"),
+            format!("move {next} instead: put it in the rooms file in place of this one"),
+        );
+    }
+    if new_membership == Some("ban") {
+        block(
+            &mut blockers,
+            BlockerKind::NewBanned,
+            format!("{new} is banned from this room"),
+            "ask one of the room's admins to unban the new account, then run again".into(),
+        );
+    }
+    if !facts.federate && new_server != facts.origin_server {
+        block(
+            &mut blockers,
+            BlockerKind::NoFederation,
+            format!(
+                "the room does not federate (m.federate: false): only accounts on {} can join",
+                facts.origin_server
+            ),
+            "it cannot be moved to an account on another server; ask its admins for a new room"
+                .into(),
+        );
+    }
+    if !facts.acl_allows(new_server) {
+        block(
+            &mut blockers,
+            BlockerKind::AclDenies,
+            format!("the room's server ACL denies {new_server}"),
+            format!("ask the room's admins to allow {new_server} in m.room.server_acl"),
+        );
+    }
+    let already_in = matches!(new_membership, Some("join") | Some("invite"));
+    let open = facts.join_rule == "public"
+        || (matches!(facts.join_rule.as_str(), "restricted" | "knock_restricted")
+            && facts.allow_rooms.iter().any(|r| new_joined.contains(r)));
+    if !already_in && !open {
+        let needed = facts.needed_to_invite();
+        if old_power.at_least(needed) {
+            steps.push(Step::Invite);
+        } else {
+            block(
+                &mut blockers,
+                BlockerKind::CannotInvite,
+                format!("the old account cannot invite: needs power {needed}, has {old_power}"),
+                format!(
+                    "ask one of the room's admins to invite {new} (or to give the old account power {needed}), then run again"
+                ),
+            );
+        }
+    }
+    if new_membership != Some("join") {
+        steps.push(Step::Join {
+            via: facts.via(server_of(old)),
+        });
+    }
+    let target = facts.target_level(old_power);
+    let mut power_not_copied = None;
+    if let Some(level) = target {
+        let has = facts.power_of(new);
+        if !has.at_least(level) {
+            let needed = facts.needed_for_state("m.room.power_levels");
+            if old_power.at_least(needed) {
+                steps.push(Step::Power { level });
+            } else {
+                let why = format!("power not copied: needs {needed}, has {old_power}");
+                notes.push(format!(
+                    "{why}; the new account joins, the old account stays in the room (ask an admin to give {new} power {level})"
+                ));
+                power_not_copied = Some(why);
+            }
+        }
+    }
+    if old_power == Power::Creator {
+        notes.push(format!(
+            "the old account is a creator of this version {} room, and creator status cannot be \
+             passed on: the new account gets power {} (the highest in the room), so it can do \
+             everything that level allows, but it cannot demote or kick users at that level, and \
+             only upgrading the room with it in additional_creators would make it a creator",
+            facts.version,
+            target.unwrap_or(100)
+        ));
+    }
+    steps.push(Step::Tags);
+    if !blockers.is_empty() {
+        steps.clear();
+    }
+    Decision {
+        old_power,
+        steps,
+        blockers,
+        target,
+        power_not_copied,
+        notes,
+    }
+}
+
+/// Reads and plans one room, as the old account (its state, its history settings) with
+/// the new account's joined rooms known.
+pub fn plan_room(
+    old: &Session,
+    new_user: &str,
+    new_joined: &HashSet<String>,
+    old_direct: &DirectMap,
+    room: &str,
+) -> Result<RoomPlan> {
+    let client = old.client();
+    let state = rooms::state(client, room)?;
+    let facts = RoomFacts::from_state(room, &state);
+    let created = state
+        .iter()
+        .find(|e| e.kind == "m.room.create")
+        .map_or(0, |e| e.origin_server_ts);
+    let history = history::read(client, room, created)?;
+    let Decision {
+        old_power,
+        steps,
+        blockers,
+        target: target_level,
+        power_not_copied,
+        notes,
+    } = decide(&facts, old.user_id(), new_user, new_joined);
+    let dm_with = dm_peer(old_direct, room, old.user_id());
+    Ok(RoomPlan {
+        new_membership: facts.membership_of(new_user).map(str::to_owned),
+        history_verdict: history.verdict(),
+        facts,
+        old_power,
+        steps,
+        blockers,
+        target_level,
+        power_not_copied,
+        notes,
+        dm_with,
+        history,
+    })
+}
+
+/// The peer the old account's m.direct has for `room`.
+pub fn dm_peer(direct: &DirectMap, room: &str, old: &str) -> Option<String> {
+    direct
+        .entries()
+        .find(|(key, rooms)| *key != old && rooms.ids().any(|r| r == room))
+        .map(|(key, _)| key.to_owned())
+}
+
+/// How long the server's limits make a move take: stock Synapse defaults assumed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Estimate {
+    /// Invites into the new account.
+    pub invites: usize,
+    /// Joins by the new account.
+    pub joins: usize,
+    /// Of those, joins into rooms the new account's server is not in yet.
+    pub remote_joins: usize,
+    /// State events the old account sends (power levels, leaves, local invites).
+    pub old_events: usize,
+    /// Seconds each limiter needs (name, seconds), the binding one first.
+    pub limiters: Vec<(String, u64)>,
+    /// The expected duration: the stages overlap, so the slowest limiter's time.
+    pub seconds: u64,
+}
+
+/// Seconds a leaky bucket needs for `n` actions (`burst` free, then one per `1/rate` s).
+fn bucket(n: usize, rate: f64, burst: usize) -> u64 {
+    (n.saturating_sub(burst) as f64 / rate).ceil() as u64
+}
+
+/// The estimate for `plans`, with the stock limits of `synapse/config/ratelimiting.py`.
+pub fn estimate(plans: &[RoomPlan], old: &str, new: &str, leave: bool) -> Estimate {
+    let moving: Vec<&RoomPlan> = plans.iter().filter(|p| p.blockers.is_empty()).collect();
+    let invites = moving
+        .iter()
+        .filter(|p| p.steps.contains(&Step::Invite))
+        .count();
+    let joining: Vec<&&RoomPlan> = moving
+        .iter()
+        .filter(|p| p.steps.iter().any(|s| matches!(s, Step::Join { .. })))
+        .collect();
+    let new_server = server_of(new);
+    let remote_joins = joining
+        .iter()
+        .filter(|p| !p.facts.joined().any(|u| server_of(u) == new_server))
+        .count();
+    let powers = moving
+        .iter()
+        .filter(|p| p.steps.iter().any(|s| matches!(s, Step::Power { .. })))
+        .count();
+    let local_invites = if server_of(old) == new_server {
+        invites
+    } else {
+        0
+    };
+    let leaves = if leave { moving.len() } else { 0 };
+    let old_events = powers + local_invites + leaves;
+    let mut limiters = vec![
+        ("rc_invites.per_user (invites into the new account: 5, then one per 333 s)".to_owned(), bucket(invites, 0.003, 5)),
+        ("rc_joins.remote (the new account's joins of rooms its server is not in: 10, then one per 100 s)".to_owned(), bucket(remote_joins, 0.01, 10)),
+        ("rc_joins.local (every join: 10, then one per 10 s)".to_owned(), bucket(joining.len(), 0.1, 10)),
+        ("rc_message (the old account's power-level, invite and leave events: 10, then one per 5 s)".to_owned(), bucket(old_events, 0.2, 10)),
+    ];
+    limiters.sort_by_key(|l| std::cmp::Reverse(l.1));
+    Estimate {
+        invites,
+        joins: joining.len(),
+        remote_joins,
+        old_events,
+        seconds: limiters[0].1,
+        limiters,
+    }
+}
+
+/// The plan of a whole move.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// The old account.
+    pub old: String,
+    /// The new account.
+    pub new: String,
+    /// Each room, in the rooms file's order.
+    pub rooms: Vec<RoomPlan>,
+    /// How long it will take.
+    pub estimate: Estimate,
+}
+
+/// Plans the move of `rooms` (read-only: nothing is sent but reads).
+pub fn plan(pair: &Pair<'_>, rooms: &[String], leave: bool, events: &dyn Events) -> Result<Plan> {
+    let new_joined: HashSet<String> = rooms::joined_rooms(pair.new.client())?
+        .into_iter()
+        .collect();
+    let old_direct = online::direct::download(pair.old.client(), pair.old.user_id())?;
+    let total = rooms.len() as u64;
+    let plans = stage(events, Stage::ReadRooms, Some(total), || {
+        let mut plans = Vec::with_capacity(rooms.len());
+        for (i, room) in rooms.iter().enumerate() {
+            plans.push(plan_room(
+                pair.old,
+                pair.new.user_id(),
+                &new_joined,
+                &old_direct,
+                room,
+            )?);
+            events.emit(Event::Progress {
+                stage: Stage::ReadRooms,
+                done: i as u64 + 1,
+                total,
+            });
+        }
+        Ok::<_, crate::Error>(plans)
+    })?;
+    Ok(Plan {
+        old: pair.old.user_id().to_owned(),
+        new: pair.new.user_id().to_owned(),
+        estimate: estimate(&plans, pair.old.user_id(), pair.new.user_id(), leave),
+        rooms: plans,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use online::rooms::StateEvent;
+    use serde_json::{json, Value};
+
+    fn room(version: &str, join_rule: &str, pl: Value, members: &[(&str, &str)]) -> RoomFacts {
+        let mut state = vec![
+            json!({"type": "m.room.create", "state_key": "", "sender": "@old:org", "content": {"room_version": version}}),
+            json!({"type": "m.room.join_rules", "state_key": "", "sender": "@old:org", "content": {"join_rule": join_rule}}),
+            json!({"type": "m.room.power_levels", "state_key": "", "sender": "@old:org", "content": pl}),
+        ];
+        for (u, m) in members {
+            state.push(json!({"type": "m.room.member", "state_key": u, "sender": u, "content": {"membership": m}}));
+        }
+        let state: Vec<StateEvent> = state
+            .into_iter()
+            .map(|v| serde_json::from_value(v).unwrap())
+            .collect();
+        RoomFacts::from_state("!r", &state)
+    }
+
+    fn none() -> HashSet<String> {
+        HashSet::new()
+    }
+
+    #[test]
+    fn a_v12_creator_invites_joins_and_gives_the_highest_level() {
+        let f = room(
+            "12",
+            "invite",
+            json!({"users": {"@mod:org": 50}}),
+            &[("@old:org", "join")],
+        );
+        let Decision {
+            old_power: power,
+            steps,
+            blockers,
+            target,
+            power_not_copied: not_copied,
+            notes,
+        } = decide(&f, "@old:org", "@new:me", &none());
+        assert_eq!(power, Power::Creator);
+        assert!(blockers.is_empty());
+        assert_eq!(target, Some(100));
+        assert!(not_copied.is_none());
+        assert_eq!(steps[0], Step::Invite);
+        assert!(matches!(&steps[1], Step::Join { via } if via == &["org"]));
+        assert_eq!(steps[2], Step::Power { level: 100 });
+        assert!(
+            notes[0].contains("creator status cannot be passed on"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn public_rooms_need_no_invite_and_a_partial_room_keeps_the_old_account() {
+        let f = room(
+            "10",
+            "public",
+            json!({"users": {"@old:org": 50, "@admin:org": 100}, "events": {"m.room.power_levels": 100}}),
+            &[("@old:org", "join")],
+        );
+        let Decision {
+            steps,
+            blockers,
+            target,
+            power_not_copied: not_copied,
+            notes,
+            ..
+        } = decide(&f, "@old:org", "@new:me", &none());
+        assert!(blockers.is_empty());
+        assert_eq!(target, Some(50));
+        assert!(!steps.contains(&Step::Invite));
+        assert!(!steps.iter().any(|s| matches!(s, Step::Power { .. })));
+        assert_eq!(
+            not_copied.as_deref(),
+            Some("power not copied: needs 100, has 50")
+        );
+        assert!(notes[0].contains("the old account stays"));
+    }
+
+    #[test]
+    fn blockers_say_why_and_what_to_do() {
+        let f = room(
+            "10",
+            "invite",
+            json!({"invite": 50}),
+            &[("@old:org", "join")],
+        );
+        let Decision {
+            steps, blockers, ..
+        } = decide(&f, "@old:org", "@new:me", &none());
+        assert!(steps.is_empty());
+        assert_eq!(blockers[0].kind, BlockerKind::CannotInvite);
+        assert_eq!(
+            blockers[0].reason,
+            "the old account cannot invite: needs power 50, has 0"
+        );
+        let f = room(
+            "10",
+            "invite",
+            json!({}),
+            &[("@old:org", "join"), ("@new:me", "ban")],
+        );
+        let Decision { blockers, .. } = decide(&f, "@old:org", "@new:me", &none());
+        assert_eq!(blockers[0].kind, BlockerKind::NewBanned);
+        // Restricted: joinable without an invite when the new account is in an allowed room.
+        let mut f = room("10", "restricted", json!({}), &[("@old:org", "join")]);
+        f.allow_rooms = vec!["!space".into()];
+        let joined: HashSet<String> = ["!space".to_owned()].into();
+        let Decision { steps, .. } = decide(&f, "@old:org", "@new:me", &joined);
+        assert!(!steps.contains(&Step::Invite));
+        let Decision { steps, .. } = decide(&f, "@old:org", "@new:me", &none());
+        assert!(steps.contains(&Step::Invite));
+        // Already invited: no second invite.
+        let f = room(
+            "10",
+            "invite",
+            json!({}),
+            &[("@old:org", "join"), ("@new:me", "invite")],
+        );
+        let Decision { steps, .. } = decide(&f, "@old:org", "@new:me", &none());
+        assert!(
+            !steps.contains(&Step::Invite) && steps.iter().any(|s| matches!(s, Step::Join { .. }))
+        );
+    }
+
+    #[test]
+    fn the_estimate_is_the_slowest_bucket_at_stock_limits() {
+        assert_eq!(bucket(5, 0.003, 5), 0);
+        assert_eq!(bucket(300, 0.003, 5), 98_334);
+        assert_eq!(bucket(300, 0.01, 10), 29_000);
+    }
+}

@@ -1,0 +1,451 @@
+//! The rooms jobs between two real homeservers that federate on loopback (an
+//! "organisation" and a "personal" Synapse, started by scripts/test-all). These tests
+//! FAIL, never skip, when the servers are not running.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use migrate::rooms::list;
+use migrate::rooms::moving::{self, MoveOptions, MoveReport, Status};
+use migrate::rooms::plan::{self, BlockerKind, Pair};
+use migrate::{Event, Silent};
+use online::rooms;
+use online::testkit::{server_named, TestUser};
+use online::{AccessToken, Credentials, Session, SessionOptions};
+use serde_json::{json, Value};
+
+fn session(user: &TestUser, url: &str) -> Session {
+    Session::open(
+        online::Homeserver::parse(url, false).unwrap(),
+        Credentials::Token(AccessToken::new(&user.token)),
+        SessionOptions {
+            expected_user: Some(user.user_id.clone()),
+            ..SessionOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+/// The rooms of the scenario, by role.
+struct World {
+    old: TestUser,
+    new: TestUser,
+    bob: TestUser,
+    rooms: BTreeMap<&'static str, String>,
+    /// Events of the history room: (text, event ID).
+    said: Vec<(&'static str, String)>,
+}
+
+fn world() -> World {
+    let org = server_named("ORG");
+    let personal = server_named("PERSONAL");
+    let old = org.register("old");
+    let bob = org.register("bob");
+    let carol = org.register("carol");
+    let new = personal.register("new");
+    let org_name = old.server_name().to_owned();
+    let via = vec![org_name.clone()];
+    let mut rooms = BTreeMap::new();
+    // v12, invite only, encrypted; the old account is its creator; one tag.
+    let private = old.create_room_with(json!({"name": "Private v12", "preset": "private_chat",
+        "initial_state": [{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}]}));
+    rooms::put_tag(
+        &old.client,
+        &old.user_id,
+        &private,
+        "m.favourite",
+        &json!({"order": 0.25}),
+    )
+    .unwrap();
+    rooms.insert("private", private);
+    // v10, public: no invite needed.
+    rooms.insert(
+        "public",
+        old.create_room_with(
+            json!({"name": "Public v10", "preset": "public_chat", "room_version": "10"}),
+        ),
+    );
+    // A DM as Element makes one.
+    let dm = old.create_room_with(
+        json!({"preset": "trusted_private_chat", "is_direct": true, "invite": [bob.user_id]}),
+    );
+    bob.join(&dm, &via);
+    rooms::put_state(
+        &old.client,
+        &dm,
+        "m.room.name",
+        "",
+        &json!({"name": "chat with bob"}),
+    )
+    .ok();
+    let direct =
+        m_direct::DirectMap::parse(&json!({ bob.user_id.clone(): [dm] }).to_string()).unwrap();
+    online::direct::replace(&old.client, &old.user_id, &direct).unwrap();
+    rooms.insert("dm", dm);
+    // Carol's room where inviting needs 50: the old account (0) cannot invite.
+    let no_invite = carol.create_room_with(
+        json!({"name": "No invites", "preset": "private_chat", "invite": [old.user_id],
+        "power_level_content_override": {"invite": 50}}),
+    );
+    old.join(&no_invite, &via);
+    rooms.insert("no_invite", no_invite);
+    // The new account is banned.
+    let banned = old.create_room_with(json!({"name": "Banned", "preset": "private_chat"}));
+    rooms::put_state(
+        &old.client,
+        &banned,
+        "m.room.member",
+        &new.user_id,
+        &json!({"membership": "ban", "reason": "test"}),
+    )
+    .unwrap();
+    rooms.insert("banned", banned);
+    // Replaced by another room.
+    let tombstoned = old.create_room_with(json!({"name": "Old version", "preset": "private_chat"}));
+    old.set_state(
+        &tombstoned,
+        "m.room.tombstone",
+        "",
+        json!({"body": "moved", "replacement_room": "!next:example.org"}),
+    );
+    rooms.insert("tombstoned", tombstoned);
+    // Public v10 room where the old account has 50 and power levels need 100: partial.
+    let partial = carol.create_room_with(
+        json!({"name": "Partial", "preset": "public_chat", "room_version": "10"}),
+    );
+    old.join(&partial, &via);
+    let mut pl = rooms::state_content(&carol.client, &partial, "m.room.power_levels", "")
+        .unwrap()
+        .unwrap();
+    pl["users"][&old.user_id] = json!(50);
+    pl["events"]["m.room.power_levels"] = json!(100);
+    carol.set_state(&partial, "m.room.power_levels", "", pl);
+    rooms.insert("partial", partial);
+    // History: shared, then joined, then shared again, a message in each period.
+    let history = old.create_room_with(json!({"name": "History", "preset": "private_chat"}));
+    let mut said = vec![("before", old.say(&history, "before"))];
+    std::thread::sleep(Duration::from_millis(5));
+    old.set_state(
+        &history,
+        "m.room.history_visibility",
+        "",
+        json!({"history_visibility": "joined"}),
+    );
+    said.push(("hidden", old.say(&history, "hidden")));
+    std::thread::sleep(Duration::from_millis(5));
+    old.set_state(
+        &history,
+        "m.room.history_visibility",
+        "",
+        json!({"history_visibility": "shared"}),
+    );
+    said.push(("after", old.say(&history, "after")));
+    rooms.insert("history", history);
+    // A knock room, and a restricted room inside a space.
+    rooms.insert("knock", old.create_room_with(json!({"name": "Knock", "preset": "private_chat",
+        "initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}]})));
+    let space = old.create_room_with(json!({"name": "Team space", "preset": "private_chat", "creation_content": {"type": "m.space"}}));
+    let restricted = old.create_room_with(json!({"name": "Space room", "preset": "private_chat",
+        "initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "restricted",
+            "allow": [{"type": "m.room_membership", "room_id": space}]}}]}));
+    old.set_state(
+        &space,
+        "m.space.child",
+        &restricted,
+        json!({"via": [org_name]}),
+    );
+    rooms.insert("space", space);
+    rooms.insert("restricted", restricted);
+    World {
+        old,
+        new,
+        bob,
+        rooms,
+        said,
+    }
+}
+
+/// Events of `kind` in the room's timeline as `user` sees it, newest first.
+fn timeline(user: &TestUser, room: &str, kind: &str) -> Vec<Value> {
+    let page = rooms::messages(
+        &user.client,
+        room,
+        None,
+        rooms::Direction::Backwards,
+        &[kind],
+        100,
+    )
+    .unwrap();
+    page.chunk
+        .into_iter()
+        .filter(|e| e.kind == kind)
+        .map(|e| json!({"content": e.content, "state_key": e.state_key}))
+        .collect()
+}
+
+/// Waits up to 20 s for `check` (what one server did reaches the other over federation).
+fn eventually(what: &str, check: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{what}: not seen after 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn by_room<'a>(report: &'a MoveReport, room: &str) -> &'a moving::RoomOutcome {
+    report.rooms.iter().find(|r| r.room_id == room).unwrap()
+}
+
+#[test]
+fn list_plan_and_move_between_two_servers() {
+    let w = world();
+    let org = server_named("ORG");
+    let personal = server_named("PERSONAL");
+    let old = session(&w.old, &org.url);
+    let new = session(&w.new, &personal.url);
+    let pair = Pair {
+        old: &old,
+        new: &new,
+    };
+    let wanted: Vec<String> = w.rooms.values().cloned().collect();
+
+    // The list: every room, the DM named, the space first with its room under it.
+    let listed = list::list(&old, &Silent).unwrap();
+    let lines: Vec<String> = listed.rooms.iter().map(|r| r.line()).collect();
+    let text = lines.join("\n");
+    assert_eq!(listed.rooms.len(), w.rooms.len(), "{text}");
+    let line_of = |key: &str| {
+        lines
+            .iter()
+            .find(|l| l.trim_start().starts_with(&w.rooms[key]))
+            .unwrap()
+            .clone()
+    };
+    assert!(
+        line_of("dm").contains(&format!("DM with {}", w.bob.user_id)),
+        "{text}"
+    );
+    assert!(line_of("private").contains("Private v12 — encrypted — v12 — invite only — your power 150 (creator) — history: shared since creation"), "{text}");
+    // (150: version 12 power levels ask 150 for m.room.tombstone, the highest any event needs.)
+    assert!(
+        line_of("public").contains("v10 — public — your power 100"),
+        "{text}"
+    );
+    assert!(line_of("history").contains("1 period(s) hidden"), "{text}");
+    let space_at = lines
+        .iter()
+        .position(|l| l.starts_with(&w.rooms["space"]))
+        .unwrap();
+    assert!(lines[space_at].contains("[space] Team space"), "{text}");
+    assert_eq!(
+        lines[space_at + 1],
+        format!("  {}", line_of("restricted").trim_start()),
+        "{text}"
+    );
+    // The list is a rooms file the other commands read.
+    let parsed = key_export::select::parse_rooms_file(&text, "list").unwrap();
+    assert_eq!(parsed.len(), w.rooms.len());
+
+    // The plan.
+    let p = plan::plan(&pair, &wanted, true, &Silent).unwrap();
+    let plan_of = |key: &str| {
+        p.rooms
+            .iter()
+            .find(|r| r.facts.room_id == w.rooms[key])
+            .unwrap()
+    };
+    assert_eq!(
+        plan_of("no_invite").blockers[0].kind,
+        BlockerKind::CannotInvite
+    );
+    assert_eq!(plan_of("banned").blockers[0].kind, BlockerKind::NewBanned);
+    assert_eq!(
+        plan_of("tombstoned").blockers[0].kind,
+        BlockerKind::Tombstoned
+    );
+    assert!(plan_of("tombstoned").blockers[0]
+        .advice
+        .contains("!next:example.org"));
+    assert_eq!(
+        plan_of("partial").power_not_copied.as_deref(),
+        Some("power not copied: needs 100, has 50")
+    );
+    assert!(!plan_of("public").steps.contains(&plan::Step::Invite));
+    assert!(plan_of("knock").steps.contains(&plan::Step::Invite));
+    let verdict = &plan_of("history").history_verdict;
+    assert!(
+        verdict.contains("stay hidden from the new account (history was 'joined' then)"),
+        "{verdict}"
+    );
+    assert!(plan_of("private")
+        .history_verdict
+        .starts_with("all history visible"));
+    assert_eq!(p.estimate.invites, 6, "{:?}", p.estimate); // private, dm, history, knock, space, restricted
+    assert_eq!(p.estimate.seconds, 334, "{:?}", p.estimate);
+
+    // The move, with the rename and without leaving.
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = MoveOptions::new(dir.path().join("journal.jsonl"));
+    options.rename_old = Some("(old account)".into());
+    options.rename_wait = Duration::from_secs(20);
+    let seen = Mutex::new(Vec::new());
+    let record = |e: Event| seen.lock().unwrap().push(e);
+    let report = moving::run(&pair, &wanted, &options, &record).unwrap();
+    let status = |key: &str| by_room(&report, &w.rooms[key]).status;
+    for key in [
+        "private",
+        "public",
+        "dm",
+        "history",
+        "knock",
+        "space",
+        "restricted",
+    ] {
+        assert_eq!(
+            status(key),
+            Status::Moved,
+            "{key}: {:?}",
+            by_room(&report, &w.rooms[key])
+        );
+    }
+    assert_eq!(status("partial"), Status::Partial);
+    for key in ["no_invite", "banned", "tombstoned"] {
+        assert_eq!(status(key), Status::Blocked, "{key}");
+    }
+    assert!(!report.stopped);
+    // Checked as the new account: joined, the creator's power as the highest level, the tag.
+    let new_c = &w.new.client;
+    for key in [
+        "private",
+        "public",
+        "dm",
+        "history",
+        "knock",
+        "restricted",
+        "partial",
+    ] {
+        assert_eq!(
+            rooms::membership(new_c, &w.rooms[key], &w.new.user_id)
+                .unwrap()
+                .as_deref(),
+            Some("join"),
+            "{key}"
+        );
+    }
+    let pl = rooms::state_content(new_c, &w.rooms["private"], "m.room.power_levels", "")
+        .unwrap()
+        .unwrap();
+    assert_eq!(pl["users"][&w.new.user_id], json!(150));
+    assert!(
+        pl["users"].get(&w.old.user_id).is_none(),
+        "a creator never goes into users"
+    );
+    let pl = rooms::state_content(new_c, &w.rooms["public"], "m.room.power_levels", "")
+        .unwrap()
+        .unwrap();
+    assert_eq!(pl["users"][&w.new.user_id], json!(100));
+    assert_eq!(pl["users"][&w.old.user_id], json!(100));
+    let tags = rooms::tags(new_c, &w.new.user_id, &w.rooms["private"]).unwrap();
+    assert_eq!(tags["m.favourite"], json!({"order": 0.25}));
+    // The DM is in the new account's m.direct under the peer.
+    let direct = online::direct::download(new_c, &w.new.user_id).unwrap();
+    assert_eq!(
+        direct.to_value(),
+        json!({ w.bob.user_id.clone(): [w.rooms["dm"]] })
+    );
+    // The history verdict, checked as the new account.
+    let probes = &by_room(&report, &w.rooms["history"]).probes;
+    let seen_ids: Vec<(&str, bool)> = probes
+        .iter()
+        .map(|p| (p.event_id.as_str(), p.visible))
+        .collect();
+    let expect: Vec<(&str, bool)> = w
+        .said
+        .iter()
+        .map(|(t, id)| (id.as_str(), *t != "hidden"))
+        .collect();
+    assert_eq!(seen_ids, expect);
+    assert!(probes.iter().all(|p| p.visible == p.expected_visible));
+    for (text, id) in &w.said {
+        assert_eq!(
+            rooms::event(new_c, &w.rooms["history"], id)
+                .unwrap()
+                .is_some(),
+            *text != "hidden"
+        );
+    }
+    // The rename reached the moved rooms (seen by the new account).
+    let renamed = report.renamed.clone().unwrap();
+    assert!(renamed.ends_with(" (old account)"), "{renamed}");
+    for key in ["private", "public", "dm"] {
+        eventually(key, || {
+            let m = rooms::state_content(new_c, &w.rooms[key], "m.room.member", &w.old.user_id)
+                .unwrap()
+                .unwrap();
+            m["displayname"] == json!(renamed)
+        });
+    }
+    // Events told each stage.
+    let events = seen.lock().unwrap();
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::Item { outcome, .. } if outcome == "invited")));
+
+    // Again, with --leave: nothing is invited or given twice; the old account leaves the
+    // rooms that fully moved and stays in the partial one.
+    options.leave = true;
+    let again = moving::run(&pair, &wanted, &options, &Silent).unwrap();
+    for key in [
+        "private",
+        "public",
+        "dm",
+        "history",
+        "knock",
+        "space",
+        "restricted",
+    ] {
+        let o = by_room(&again, &w.rooms[key]);
+        assert_eq!(o.status, Status::AlreadyMoved, "{key}: {o:?}");
+        assert!(o.left, "{key}: {o:?}");
+        // Seen by the new account's server a moment later.
+        eventually(key, || {
+            rooms::membership(new_c, &w.rooms[key], &w.old.user_id)
+                .unwrap()
+                .as_deref()
+                == Some("leave")
+        });
+    }
+    let partial = by_room(&again, &w.rooms["partial"]);
+    assert!(
+        !partial.left && partial.stayed.as_deref().unwrap().contains("stays"),
+        "{partial:?}"
+    );
+    for key in ["private", "dm", "history", "knock"] {
+        // Counted on the organisation's server, where the events were sent (the old account
+        // still reads the timeline up to its leave).
+        let invites = timeline(&w.old, &w.rooms[key], "m.room.member")
+            .into_iter()
+            .filter(|e| {
+                e["state_key"] == json!(w.new.user_id)
+                    && e["content"]["membership"] == json!("invite")
+            })
+            .count();
+        assert_eq!(invites, 1, "{key}");
+        let pls = timeline(&w.old, &w.rooms[key], "m.room.power_levels")
+            .into_iter()
+            .filter(|e| e["content"]["users"].get(&w.new.user_id).is_some())
+            .count();
+        assert_eq!(pls, 1, "{key}");
+    }
+    // A third run finds everything done and changes nothing.
+    let third = moving::run(&pair, &wanted, &options, &Silent).unwrap();
+    assert!(
+        third.rooms.iter().all(|r| r.done.is_empty()),
+        "{:?}",
+        third.rooms
+    );
+}

@@ -1,0 +1,357 @@
+//! Rooms, as a move needs them: the rooms an account is in, a room's current state, one
+//! member's membership, invites, joins with `via`, leaves, state events, room tags, the
+//! display name, and reading the timeline (history-visibility changes, single events).
+//!
+//! Every call is one request (waits and retries are the [`Client`]'s); deciding what to do
+//! with the answers is the caller's.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::client::{is_not_found, parse_value, Body, Client};
+use crate::error::{Error, Result};
+
+/// One state event of a room, as `GET /rooms/{id}/state` gives it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StateEvent {
+    /// Its type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Its state key.
+    #[serde(default)]
+    pub state_key: String,
+    /// Who sent it.
+    #[serde(default)]
+    pub sender: String,
+    /// Its content.
+    #[serde(default)]
+    pub content: Value,
+    /// When it was sent (the sender's server's clock, milliseconds since 1970).
+    #[serde(default)]
+    pub origin_server_ts: u64,
+    /// Its ID.
+    #[serde(default)]
+    pub event_id: String,
+}
+
+/// A timeline event (from `/messages` or `/event`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TimelineEvent {
+    /// Its type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Its ID.
+    pub event_id: String,
+    /// When it was sent.
+    #[serde(default)]
+    pub origin_server_ts: u64,
+    /// Its content.
+    #[serde(default)]
+    pub content: Value,
+    /// Its state key, when it is a state event.
+    #[serde(default)]
+    pub state_key: Option<String>,
+}
+
+/// The rooms the account is joined to (`GET /joined_rooms`).
+pub fn joined_rooms(client: &Client) -> Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Joined {
+        joined_rooms: Vec<String>,
+    }
+    let j: Joined = client.call_json(
+        "list the rooms you are in",
+        "GET",
+        &["v3", "joined_rooms"],
+        &[],
+        Body::None,
+        true,
+    )?;
+    Ok(j.joined_rooms)
+}
+
+/// The room's whole current state (`GET /rooms/{id}/state`; the account must be in it, or
+/// have been).
+pub fn state(client: &Client, room: &str) -> Result<Vec<StateEvent>> {
+    client.call_json(
+        &format!("read the state of {room}"),
+        "GET",
+        &["v3", "rooms", room, "state"],
+        &[],
+        Body::None,
+        true,
+    )
+}
+
+/// One state event's content, or `None` when the room has none of it.
+pub fn state_content(client: &Client, room: &str, kind: &str, key: &str) -> Result<Option<Value>> {
+    let what = format!("read {kind} in {room}");
+    match client.call(
+        &what,
+        "GET",
+        &["v3", "rooms", room, "state", kind, key],
+        &[],
+        Body::None,
+    ) {
+        Ok(bytes) => Ok(Some(parse_value(&bytes, &what)?)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A user's membership of a room (`join`, `invite`, `leave`, `ban`, `knock`), read fresh;
+/// `None` when the user never had one.
+pub fn membership(client: &Client, room: &str, user: &str) -> Result<Option<String>> {
+    Ok(
+        state_content(client, room, "m.room.member", user)?.and_then(|c| {
+            c.get("membership")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        }),
+    )
+}
+
+/// Invites `user` (no `is_direct`: the invitee's client would record the inviter as the DM
+/// peer).
+pub fn invite(client: &Client, room: &str, user: &str) -> Result<()> {
+    let body = serde_json::json!({ "user_id": user }).to_string();
+    client.call(
+        &format!("invite {user} to {room}"),
+        "POST",
+        &["v3", "rooms", room, "invite"],
+        &[],
+        Body::Json(body.as_bytes()),
+    )?;
+    Ok(())
+}
+
+/// Joins a room through the servers `via` (version 12 room IDs name no server, and a remote
+/// join without one fails).
+pub fn join(client: &Client, room: &str, via: &[String]) -> Result<String> {
+    #[derive(Deserialize)]
+    struct Joined {
+        room_id: String,
+    }
+    let query: Vec<(&str, &str)> = via.iter().map(|s| ("via", s.as_str())).collect();
+    let j: Joined = client.call_json(
+        &format!("join {room}"),
+        "POST",
+        &["v3", "join", room],
+        &query,
+        Body::Json(b"{}"),
+        true,
+    )?;
+    Ok(j.room_id)
+}
+
+/// Leaves a room (leaving twice is fine).
+pub fn leave(client: &Client, room: &str) -> Result<()> {
+    client.call(
+        &format!("leave {room}"),
+        "POST",
+        &["v3", "rooms", room, "leave"],
+        &[],
+        Body::Json(b"{}"),
+    )?;
+    Ok(())
+}
+
+/// Sends a state event (replacing the whole content of `kind`/`key`); returns its event ID.
+pub fn put_state(
+    client: &Client,
+    room: &str,
+    kind: &str,
+    key: &str,
+    content: &Value,
+) -> Result<String> {
+    #[derive(Deserialize)]
+    struct Sent {
+        event_id: String,
+    }
+    let body = serde_json::to_vec(content).expect("a JSON value serialises");
+    let s: Sent = client.call_json(
+        &format!("send {kind} to {room}"),
+        "PUT",
+        &["v3", "rooms", room, "state", kind, key],
+        &[],
+        Body::Json(&body),
+        true,
+    )?;
+    Ok(s.event_id)
+}
+
+/// The user's tags of a room (`m.tag`): tag name → its content (e.g. `{"order": 0.5}`).
+pub fn tags(client: &Client, user: &str, room: &str) -> Result<Map<String, Value>> {
+    #[derive(Deserialize)]
+    struct Tags {
+        #[serde(default)]
+        tags: Map<String, Value>,
+    }
+    let t: Tags = client.call_json(
+        &format!("read your tags of {room}"),
+        "GET",
+        &["v3", "user", user, "rooms", room, "tags"],
+        &[],
+        Body::None,
+        true,
+    )?;
+    Ok(t.tags)
+}
+
+/// Sets one tag of a room.
+pub fn put_tag(client: &Client, user: &str, room: &str, tag: &str, content: &Value) -> Result<()> {
+    let body = serde_json::to_vec(content).expect("a JSON value serialises");
+    client.call(
+        &format!("tag {room} {tag}"),
+        "PUT",
+        &["v3", "user", user, "rooms", room, "tags", tag],
+        &[],
+        Body::Json(&body),
+    )?;
+    Ok(())
+}
+
+/// The user's display name, when it has one.
+pub fn displayname(client: &Client, user: &str) -> Result<Option<String>> {
+    let what = format!("read the display name of {user}");
+    match client.call(
+        &what,
+        "GET",
+        &["v3", "profile", user, "displayname"],
+        &[],
+        Body::None,
+    ) {
+        Ok(bytes) => Ok(parse_value(&bytes, &what)?
+            .get("displayname")
+            .and_then(Value::as_str)
+            .map(str::to_owned)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets the user's display name (the server sends a member event to each room it is in).
+pub fn set_displayname(client: &Client, user: &str, name: &str) -> Result<()> {
+    let body = serde_json::json!({ "displayname": name }).to_string();
+    client.call(
+        &format!("set the display name of {user}"),
+        "PUT",
+        &["v3", "profile", user, "displayname"],
+        &[],
+        Body::Json(body.as_bytes()),
+    )?;
+    Ok(())
+}
+
+/// One page of `/rooms/{id}/messages`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Page {
+    /// The events, in the direction asked.
+    #[serde(default)]
+    pub chunk: Vec<TimelineEvent>,
+    /// The token to continue from; `None` at the end of the timeline.
+    #[serde(default)]
+    pub end: Option<String>,
+}
+
+/// Which way to page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Towards older events.
+    Backwards,
+    /// Towards newer events.
+    Forwards,
+}
+
+/// One page of the timeline that the account may see, from `from` (or the newest event),
+/// only events of the given `types`.
+pub fn messages(
+    client: &Client,
+    room: &str,
+    from: Option<&str>,
+    dir: Direction,
+    types: &[&str],
+    limit: u32,
+) -> Result<Page> {
+    let filter = serde_json::json!({ "types": types, "lazy_load_members": true }).to_string();
+    let limit = limit.to_string();
+    let mut query = vec![
+        (
+            "dir",
+            match dir {
+                Direction::Backwards => "b",
+                Direction::Forwards => "f",
+            },
+        ),
+        ("limit", limit.as_str()),
+        ("filter", filter.as_str()),
+    ];
+    if let Some(from) = from {
+        query.push(("from", from));
+    }
+    client.call_json(
+        &format!("read the timeline of {room}"),
+        "GET",
+        &["v3", "rooms", room, "messages"],
+        &query,
+        Body::None,
+        true,
+    )
+}
+
+/// The pagination token just after `event_id` (`/context`, no surrounding events).
+pub fn token_after(client: &Client, room: &str, event_id: &str) -> Result<Option<String>> {
+    #[derive(Deserialize)]
+    struct Context {
+        #[serde(default)]
+        end: Option<String>,
+    }
+    let what = format!("find event {event_id} in {room}");
+    match client.call_json::<Context>(
+        &what,
+        "GET",
+        &["v3", "rooms", room, "context", event_id],
+        &[("limit", "0")],
+        Body::None,
+        true,
+    ) {
+        Ok(c) => Ok(c.end),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the account may see one event: `Some` with the event, `None` when the server
+/// says it is not found (hidden from this account, or never existed).
+pub fn event(client: &Client, room: &str, event_id: &str) -> Result<Option<TimelineEvent>> {
+    match client.call_json(
+        &format!("read event {event_id} in {room}"),
+        "GET",
+        &["v3", "rooms", room, "event", event_id],
+        &[],
+        Body::None,
+        true,
+    ) {
+        Ok(e) => Ok(Some(e)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// True when `e` is the server refusing for lack of permission (HTTP 403).
+pub fn is_forbidden(e: &Error) -> bool {
+    matches!(e, Error::Api { status: 403, .. })
+}
+
+/// True when `e` may be a remote server's rate limit seen through federation (an invite or
+/// join answered 502/504, or a broken connection): worth re-reading and retrying later,
+/// never a final failure on the first try.
+pub fn is_maybe_remote_limit(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Api {
+            status: 500 | 502 | 503 | 504,
+            ..
+        } | Error::Transport { .. }
+    )
+}

@@ -1,0 +1,481 @@
+//! `matrix-transplant rooms list|plan|move` end to end, between the two federating test
+//! Synapses (and the rate-limited one) that scripts/test-all starts. These tests FAIL,
+//! never skip, when the servers are not running.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use online::rooms;
+use online::testkit::{server_named, TestServer, TestUser};
+use serde_json::{json, Value};
+use support::*;
+
+/// Runs `rooms SUBCOMMAND ...` with both accounts' tokens in the environment.
+fn rooms_cmd(old: (&TestUser, &str), new: (&TestUser, &str), args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_matrix-transplant"));
+    c.arg("rooms").args(args);
+    c.args(["--old-user", &old.0.user_id, "--old-homeserver", old.1]);
+    if args[0] != "list" {
+        c.args(["--new-user", &new.0.user_id, "--new-homeserver", new.1]);
+    }
+    c.env("MATRIX_OLD_ACCESS_TOKEN", &old.0.token)
+        .env("MATRIX_NEW_ACCESS_TOKEN", &new.0.token)
+        .stdin(Stdio::null());
+    c
+}
+
+/// `n` rooms of the old account: v12 invite-only rooms (one a DM with bob), a v10 public
+/// room; each with a message.
+fn rooms_of(old: &TestUser, bob: &TestUser, n: usize) -> Vec<String> {
+    let mut rooms = Vec::new();
+    for i in 0..n {
+        let room = match i {
+            0 => {
+                let dm = old.create_room_with(json!({"preset": "trusted_private_chat", "is_direct": true, "invite": [bob.user_id]}));
+                bob.join(&dm, &[old.server_name().to_owned()]);
+                let direct =
+                    m_direct::DirectMap::parse(&json!({ bob.user_id.clone(): [dm] }).to_string())
+                        .unwrap();
+                online::direct::replace(&old.client, &old.user_id, &direct).unwrap();
+                dm
+            }
+            1 => old.create_room_with(
+                json!({"name": "public", "preset": "public_chat", "room_version": "10"}),
+            ),
+            _ => old.create_room(&format!("room {i}")),
+        };
+        old.say(&room, "hello");
+        rooms.push(room);
+    }
+    rooms
+}
+
+fn invites_and_power_events(old: &TestUser, new: &TestUser, room: &str) -> (usize, usize) {
+    let page = rooms::messages(
+        &old.client,
+        room,
+        None,
+        rooms::Direction::Backwards,
+        &["m.room.member", "m.room.power_levels"],
+        200,
+    )
+    .unwrap();
+    let invites = page
+        .chunk
+        .iter()
+        .filter(|e| {
+            e.kind == "m.room.member"
+                && e.state_key.as_deref() == Some(new.user_id.as_str())
+                && e.content["membership"] == json!("invite")
+        })
+        .count();
+    let power = page
+        .chunk
+        .iter()
+        .filter(|e| {
+            e.kind == "m.room.power_levels" && e.content["users"].get(&new.user_id).is_some()
+        })
+        .count();
+    (invites, power)
+}
+
+#[test]
+fn list_then_plan_then_move_through_the_binary() {
+    let (org, personal) = (server_named("ORG"), server_named("PERSONAL"));
+    let old = org.register("old");
+    let bob = org.register("bob");
+    let new = personal.register("new");
+    let rooms = rooms_of(&old, &bob, 3);
+    let blocked = old.create_room("banned");
+    rooms::put_state(
+        &old.client,
+        &blocked,
+        "m.room.member",
+        &new.user_id,
+        &json!({"membership": "ban"}),
+    )
+    .unwrap();
+    let s = Scratch::new();
+    let (o, n) = ((&old, org.url.as_str()), (&new, personal.url.as_str()));
+
+    let out = rooms_cmd(o, n, &["list", "-o", s.path("rooms.txt").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    let text = String::from_utf8(s.read("rooms.txt")).unwrap();
+    assert!(text.starts_with("# Rooms of "), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{}  # (no name) — DM with {}",
+            rooms[0], bob.user_id
+        )),
+        "{text}"
+    );
+    assert_eq!(s.mode("rooms.txt"), 0o600);
+    // The user keeps the rooms that move (here: all of them) and plans.
+    let plan = rooms_cmd(
+        o,
+        n,
+        &[
+            "plan",
+            "--rooms-file",
+            s.path("rooms.txt").to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_code(&plan, 0); // blocked rooms are part of the report, not an error
+    let plan: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let banned = plan["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["facts"]["room_id"] == json!(blocked))
+        .unwrap();
+    assert_eq!(banned["blockers"][0]["kind"], json!("new_banned"));
+    assert_eq!(plan["estimate"]["invites"], json!(2));
+    let human = rooms_cmd(
+        o,
+        n,
+        &[
+            "plan",
+            "--rooms-file",
+            s.path("rooms.txt").to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_code(&human, 0);
+    let human = stdout(&human);
+    assert!(
+        human.contains("BLOCKED: ")
+            && human.contains("what to do: ask one of the room's admins to unban"),
+        "{human}"
+    );
+    assert!(
+        human.contains("Expected duration at stock Synapse rate limits"),
+        "{human}"
+    );
+
+    let journal = s.path("journal.jsonl");
+    let moved = rooms_cmd(
+        o,
+        n,
+        &[
+            "move",
+            "--rooms-file",
+            s.path("rooms.txt").to_str().unwrap(),
+            "--state",
+            journal.to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_code(&moved, 0);
+    let report: Value = serde_json::from_slice(&moved.stdout).unwrap();
+    let statuses: Vec<&str> = report["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "moved").count(),
+        3,
+        "{report}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "blocked").count(),
+        1,
+        "{report}"
+    );
+    assert_eq!(report["direct_added"], json!([[bob.user_id, rooms[0]]]));
+    assert_eq!(s.mode("journal.jsonl"), 0o600);
+    // Two accounts must be the ones named.
+    let mut wrong = rooms_cmd(
+        o,
+        n,
+        &[
+            "plan",
+            "--rooms-file",
+            s.path("rooms.txt").to_str().unwrap(),
+        ],
+    );
+    let other = personal.register("other");
+    wrong.env("MATRIX_NEW_ACCESS_TOKEN", &other.token);
+    let wrong = wrong.output().unwrap();
+    assert_code(&wrong, 2);
+    assert!(
+        stderr(&wrong).contains(&other.user_id),
+        "{}",
+        stderr(&wrong)
+    );
+}
+
+/// A loopback HTTP proxy in front of a homeserver that counts requests (shared with other
+/// proxies) and SIGKILLs the client at request number `kill_at`, before forwarding it.
+struct Proxy {
+    url: String,
+}
+
+struct Killer {
+    count: AtomicUsize,
+    kill_at: usize,
+    pid: Mutex<Option<u32>>,
+}
+
+impl Proxy {
+    fn start(upstream: &str, killer: Arc<Killer>) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (upstream, killer) = (upstream.clone(), killer.clone());
+                std::thread::spawn(move || serve(conn, &upstream, &killer));
+            }
+        });
+        Proxy { url }
+    }
+}
+
+fn serve(conn: TcpStream, upstream: &str, killer: &Killer) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut conn = conn;
+    // One request per connection (the answer says Connection: close).
+    {
+        let mut head = Vec::new();
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            if line.to_ascii_lowercase().starts_with("connection:") {
+                continue;
+            }
+            if line == "\r\n" {
+                head.extend_from_slice(b"Connection: close\r\n\r\n");
+                break;
+            }
+            head.extend_from_slice(line.as_bytes());
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let n = killer.count.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == killer.kill_at {
+            if let Some(pid) = *killer.pid.lock().unwrap() {
+                Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status()
+                    .unwrap();
+            }
+            return;
+        }
+        let mut up = TcpStream::connect(upstream).unwrap();
+        up.write_all(&head).unwrap();
+        up.write_all(&body).unwrap();
+        let mut answer = Vec::new();
+        up.read_to_end(&mut answer).unwrap();
+        // One answer per connection: tell the client so.
+        let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head: String = String::from_utf8_lossy(&answer[..split])
+            .lines()
+            .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        let _ = conn.write_all(head.as_bytes());
+        let _ = conn.write_all(b"Connection: close\r\n");
+        let _ = conn.write_all(&answer[split + 2..]);
+    }
+}
+
+/// One move of `rooms`, through proxies that kill it at request `kill_at` (never, for
+/// `usize::MAX`); returns the output and how many requests were seen.
+fn move_through_proxies(
+    org: &TestServer,
+    personal: &TestServer,
+    old: &TestUser,
+    new: &TestUser,
+    rooms_file: &str,
+    journal: &str,
+    kill_at: usize,
+) -> (Output, usize) {
+    let killer = Arc::new(Killer {
+        count: AtomicUsize::new(0),
+        kill_at,
+        pid: Mutex::new(None),
+    });
+    let (po, pn) = (
+        Proxy::start(&org.url, killer.clone()),
+        Proxy::start(&personal.url, killer.clone()),
+    );
+    let mut c = rooms_cmd(
+        (old, &po.url),
+        (new, &pn.url),
+        &[
+            "move",
+            "--rooms-file",
+            rooms_file,
+            "--state",
+            journal,
+            "--leave",
+            "--json",
+        ],
+    );
+    let child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    *killer.pid.lock().unwrap() = Some(child.id());
+    let out = child.wait_with_output().unwrap();
+    (out, killer.count.load(Ordering::SeqCst))
+}
+
+/// SIGKILL after every Nth request, for every N up to the request count of a 6-room move,
+/// then a rerun: the same final state as an uninterrupted run, and never a second invite or
+/// power-level event from the tool.
+#[test]
+fn killed_at_any_request_a_rerun_ends_in_the_same_state() {
+    let (org, personal) = (server_named("ORG"), server_named("PERSONAL"));
+    let setup = || {
+        let old = org.register("old");
+        let bob = org.register("bob");
+        let new = personal.register("new");
+        let rooms = rooms_of(&old, &bob, 6);
+        let s = Scratch::new();
+        s.write("rooms.txt", rooms.join("\n"));
+        (old, new, rooms, s)
+    };
+    // The uninterrupted run: how many requests a whole move makes.
+    let (old, new, _, s) = setup();
+    let (out, total) = move_through_proxies(
+        &org,
+        &personal,
+        &old,
+        &new,
+        s.path("rooms.txt").to_str().unwrap(),
+        s.path("j").to_str().unwrap(),
+        usize::MAX,
+    );
+    assert_code(&out, 0);
+    assert!(total > 30, "{total} requests");
+    let next = AtomicUsize::new(1);
+    std::thread::scope(|scope| {
+        for _ in 0..3 {
+            scope.spawn(|| loop {
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                if n > total {
+                    return;
+                }
+                let (old, new, rooms, s) = setup();
+                let (file, journal) = (s.path("rooms.txt"), s.path("j"));
+                let (killed, _) = move_through_proxies(
+                    &org,
+                    &personal,
+                    &old,
+                    &new,
+                    file.to_str().unwrap(),
+                    journal.to_str().unwrap(),
+                    n,
+                );
+                assert_eq!(
+                    killed.status.code(),
+                    None,
+                    "killed at request {n}: {}",
+                    stderr(&killed)
+                );
+                let (rerun, _) = move_through_proxies(
+                    &org,
+                    &personal,
+                    &old,
+                    &new,
+                    file.to_str().unwrap(),
+                    journal.to_str().unwrap(),
+                    usize::MAX,
+                );
+                assert_code(&rerun, 0);
+                let report: Value = serde_json::from_slice(&rerun.stdout).unwrap();
+                for r in report["rooms"].as_array().unwrap() {
+                    assert!(
+                        matches!(r["status"].as_str(), Some("moved" | "already_moved")),
+                        "N={n}: {r}"
+                    );
+                    assert_eq!(r["left"], json!(true), "N={n}: {r}");
+                }
+                for room in &rooms {
+                    assert_eq!(
+                        rooms::membership(&new.client, room, &new.user_id)
+                            .unwrap()
+                            .as_deref(),
+                        Some("join"),
+                        "N={n}"
+                    );
+                    let (invites, power) = invites_and_power_events(&old, &new, room);
+                    // The public room needs no invite.
+                    assert_eq!(invites, usize::from(room != &rooms[1]), "N={n} {room}");
+                    assert_eq!(power, 1, "N={n} {room}");
+                }
+                let direct = online::direct::download(&new.client, &new.user_id).unwrap();
+                assert_eq!(direct.len(), 1, "N={n}");
+            });
+        }
+    });
+}
+
+/// Stock-shaped limits, scaled (invites into one user: 2, then 1 a second; joins: 3, then
+/// 1 a second): the move waits as the server says and finishes.
+#[test]
+fn waits_out_the_servers_rate_limits() {
+    let limited = server_named("LIMITED");
+    let old = limited.register("old");
+    let bob = limited.register("bob");
+    let new = limited.register("new");
+    let rooms = rooms_of(&old, &bob, 6);
+    let s = Scratch::new();
+    s.write("rooms.txt", rooms.join("\n"));
+    let out = rooms_cmd(
+        (&old, &limited.url),
+        (&new, &limited.url),
+        &[
+            "move",
+            "--rooms-file",
+            s.path("rooms.txt").to_str().unwrap(),
+            "--state",
+            s.path("j").to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_code(&out, 0);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == json!("moved")),
+        "{report}"
+    );
+    assert!(report["waits"].as_u64().unwrap() >= 2, "{report}");
+    let err = stderr(&out);
+    assert!(
+        err.contains("waiting") && err.contains("rc_invites"),
+        "{err}"
+    );
+}
