@@ -219,6 +219,21 @@ fn list_then_plan_then_move_through_the_binary() {
     );
 }
 
+/// An old account on `old_server` with the six rooms of [`rooms_of`] (in a rooms file,
+/// `rooms.txt` of the scratch folder), and a new account on `new_server`.
+fn six_rooms(
+    old_server: &TestServer,
+    new_server: &TestServer,
+) -> (TestUser, TestUser, Vec<String>, Scratch) {
+    let old = old_server.register("old");
+    let bob = old_server.register("bob");
+    let new = new_server.register("new");
+    let rooms = rooms_of(&old, &bob, 6);
+    let s = Scratch::new();
+    s.write("rooms.txt", rooms.join("\n"));
+    (old, new, rooms, s)
+}
+
 /// A loopback HTTP proxy in front of a homeserver that counts requests (shared with other
 /// proxies) and SIGKILLs the client at request number `kill_at`, before forwarding it.
 struct Proxy {
@@ -352,15 +367,7 @@ fn move_through_proxies(
 #[test]
 fn killed_at_any_request_a_rerun_ends_in_the_same_state() {
     let (org, personal) = (server_named("ORG"), server_named("PERSONAL"));
-    let setup = || {
-        let old = org.register("old");
-        let bob = org.register("bob");
-        let new = personal.register("new");
-        let rooms = rooms_of(&old, &bob, 6);
-        let s = Scratch::new();
-        s.write("rooms.txt", rooms.join("\n"));
-        (old, new, rooms, s)
-    };
+    let setup = || six_rooms(&org, &personal);
     // The uninterrupted run: how many requests a whole move makes.
     let (old, new, _, s) = setup();
     let (out, total) = move_through_proxies(
@@ -442,12 +449,7 @@ fn killed_at_any_request_a_rerun_ends_in_the_same_state() {
 #[test]
 fn waits_out_the_servers_rate_limits() {
     let limited = server_named("LIMITED");
-    let old = limited.register("old");
-    let bob = limited.register("bob");
-    let new = limited.register("new");
-    let rooms = rooms_of(&old, &bob, 6);
-    let s = Scratch::new();
-    s.write("rooms.txt", rooms.join("\n"));
+    let (old, new, _, s) = six_rooms(&limited, &limited);
     let out = rooms_cmd(
         (&old, &limited.url),
         (&new, &limited.url),
@@ -478,4 +480,87 @@ fn waits_out_the_servers_rate_limits() {
         err.contains("waiting") && err.contains("rc_invites"),
         "{err}"
     );
+}
+
+/// Ctrl-C while the move waits out a rate limit: it stops between steps, says so, prints
+/// the command that resumes (no secret in it), and that command finishes the move.
+#[test]
+fn ctrl_c_stops_between_steps_and_prints_the_command_that_resumes() {
+    let limited = server_named("LIMITED");
+    let (old, new, rooms, s) = six_rooms(&limited, &limited);
+    let (file, journal) = (s.path("rooms.txt"), s.path("j"));
+    let args = [
+        "move",
+        "--rooms-file",
+        file.to_str().unwrap(),
+        "--state",
+        journal.to_str().unwrap(),
+    ];
+    let mut child = rooms_cmd((&old, &limited.url), (&new, &limited.url), &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupted at the first wait (invites into one user: 2, then 1 a second).
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "no wait before the end: {seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("waiting") {
+            break;
+        }
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    err.read_to_string(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{seen}");
+    assert!(seen.contains("stopping after the current step"), "{seen}");
+    let resume = seen
+        .lines()
+        .skip_while(|l| !l.contains("To resume, run the same command again:"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no resume command: {seen}"))
+        .trim()
+        .to_owned();
+    assert!(
+        resume.contains("rooms move --rooms-file") && resume.contains("--state"),
+        "{resume}"
+    );
+    assert!(!resume.contains(&old.token) && !resume.contains(&new.token));
+    // Not every room was done, and the journal reads back.
+    assert!(rooms
+        .iter()
+        .any(|r| rooms::membership(&old.client, r, &new.user_id)
+            .unwrap()
+            .as_deref()
+            != Some("join")));
+    let again = rooms_cmd(
+        (&old, &limited.url),
+        (&new, &limited.url),
+        &[&args[..], &["--json"]].concat(),
+    )
+    .output()
+    .unwrap();
+    assert_code(&again, 0);
+    let report: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert!(
+        report["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| matches!(r["status"].as_str(), Some("moved" | "already_moved"))),
+        "{report}"
+    );
+    for r in &rooms {
+        let (invites, _) = invites_and_power_events(&old, &new, r);
+        assert_eq!(invites, usize::from(r != &rooms[1]), "{r}");
+    }
 }

@@ -1,4 +1,5 @@
-//! Shared helpers of the benchmark tools: a realistic corpus of key exports.
+//! Shared helpers of the benchmark tools: a realistic corpus of key exports, and secret
+//! files for the accounts they make.
 
 use key_export::testkit::{Device, TestSession};
 use key_export::ExportedSession;
@@ -65,4 +66,18 @@ pub fn direct_maps(n: usize) -> (m_direct::DirectMap, m_direct::DirectMap) {
         m_direct::DirectMap::from_value(serde_json::Value::Object(obj)).expect("an object")
     };
     (map(0), map(n / 2))
+}
+
+/// Writes a secret (an access token, a recovery key) to `path`, mode 0600.
+pub fn secret_file(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .expect("create");
+    f.write_all(text.as_bytes()).expect("write");
 }

@@ -1,21 +1,8 @@
 //! Makes an account with a key backup on the test Synapse (scripts/synapse.sh) for
 //! benches/backup.sh: writes DIR/token and DIR/recovery-key (mode 0600).
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-
+use benches::secret_file;
 use online::backup::{self, RecoveryKey};
-
-fn secret_file(path: &std::path::Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .expect("create");
-    f.write_all(text.as_bytes()).expect("write");
-}
 
 fn main() {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).expect("usage: bench-account DIR"));

@@ -49,7 +49,7 @@ fn setup(n: usize, dir: &Path) {
         ("new", &personal.register("new")),
         ("naive", &personal.register("naive")),
     ] {
-        write(dir, &format!("{name}.token"), &user.token);
+        benches::secret_file(&dir.join(format!("{name}.token")), &user.token);
         write(dir, &format!("{name}.user"), &user.user_id);
     }
     write(dir, "rooms.txt", &(rooms.join("\n") + "\n"));

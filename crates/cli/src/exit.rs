@@ -221,8 +221,12 @@ pub fn job(e: migrate::Error, names: &[String]) -> Failure {
         migrate::Error::Online(o) => o.into(),
         migrate::Error::Journal(j @ migrate::rooms::journal::JournalError::Corrupt { .. }) => {
             Failure::new(Exit::Format, j.to_string())
+                .hint(Some("give another journal with --state PATH"))
         }
-        migrate::Error::Journal(j) => Failure::new(Exit::Io, j.to_string()),
+        migrate::Error::Journal(j) => Failure::new(Exit::Io, j.to_string()).hint(Some(
+            "the journal must be a writable file: give another with --state PATH \
+             (by default it is made in the current directory)",
+        )),
     }
 }
 

@@ -272,8 +272,9 @@ pub fn run(cmd: RoomsCommand) -> Outcome {
             }
             if report.stopped {
                 eprintln!(
-                    "stopped; to resume, run the same command again (the journal is {})",
-                    report.journal.display()
+                    "stopped; the journal is {}. To resume, run the same command again:\n  {}",
+                    report.journal.display(),
+                    resume_command()
                 );
                 return Err(crate::exit::Failure::new(
                     crate::exit::Exit::Io,
@@ -283,6 +284,24 @@ pub fn run(cmd: RoomsCommand) -> Outcome {
             Ok(())
         }
     }
+}
+
+/// This run's command line, quoted for a POSIX shell (it holds no secret: tokens and
+/// passwords never come from the command line).
+fn resume_command() -> String {
+    std::env::args()
+        .map(|a| {
+            let plain = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "@:._/=+,-".contains(c));
+            if plain {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The rooms file: a header of comments, then one line per room.
@@ -309,8 +328,8 @@ fn print_plan(p: &Plan) {
     for r in &p.rooms {
         let name = r.facts.name.as_deref().unwrap_or("(no name)");
         println!("\n{}  {}", r.facts.room_id, print::safe(name));
-        if r.blockers.is_empty() {
-            let steps: Vec<String> = r.steps.iter().map(step_text).collect();
+        if r.decision.blockers.is_empty() {
+            let steps: Vec<String> = r.decision.steps.iter().map(step_text).collect();
             println!(
                 "  steps: {}",
                 if r.done() {
@@ -320,20 +339,24 @@ fn print_plan(p: &Plan) {
                 }
             );
         }
-        for b in &r.blockers {
+        for b in &r.decision.blockers {
             println!(
                 "  BLOCKED: {}\n    what to do: {}",
                 print::safe(&b.reason),
                 print::safe(&b.advice)
             );
         }
-        for n in &r.notes {
+        for n in &r.decision.notes {
             println!("  note: {}", print::safe(n));
         }
         println!("  history: {}", r.history_verdict);
     }
     let e = &p.estimate;
-    let blocked = p.rooms.iter().filter(|r| !r.blockers.is_empty()).count();
+    let blocked = p
+        .rooms
+        .iter()
+        .filter(|r| !r.decision.blockers.is_empty())
+        .count();
     println!(
         "\n{} rooms can move, {blocked} blocked; {} invites, {} joins ({} into rooms the new server is not in yet), {} events from the old account.",
         p.rooms.len() - blocked, e.invites, e.joins, e.remote_joins, e.old_events

@@ -259,23 +259,32 @@ fn list_plan_and_move_between_two_servers() {
             .unwrap()
     };
     assert_eq!(
-        plan_of("no_invite").blockers[0].kind,
+        plan_of("no_invite").decision.blockers[0].kind,
         BlockerKind::CannotInvite
     );
-    assert_eq!(plan_of("banned").blockers[0].kind, BlockerKind::NewBanned);
     assert_eq!(
-        plan_of("tombstoned").blockers[0].kind,
+        plan_of("banned").decision.blockers[0].kind,
+        BlockerKind::NewBanned
+    );
+    assert_eq!(
+        plan_of("tombstoned").decision.blockers[0].kind,
         BlockerKind::Tombstoned
     );
-    assert!(plan_of("tombstoned").blockers[0]
+    assert!(plan_of("tombstoned").decision.blockers[0]
         .advice
         .contains("!next:example.org"));
     assert_eq!(
-        plan_of("partial").power_not_copied.as_deref(),
+        plan_of("partial").decision.power_not_copied.as_deref(),
         Some("power not copied: needs 100, has 50")
     );
-    assert!(!plan_of("public").steps.contains(&plan::Step::Invite));
-    assert!(plan_of("knock").steps.contains(&plan::Step::Invite));
+    assert!(!plan_of("public")
+        .decision
+        .steps
+        .contains(&plan::Step::Invite));
+    assert!(plan_of("knock")
+        .decision
+        .steps
+        .contains(&plan::Step::Invite));
     let verdict = &plan_of("history").history_verdict;
     assert!(
         verdict.contains("stay hidden from the new account (history was 'joined' then)"),

@@ -560,22 +560,12 @@ impl Client {
         }
     }
 
-    /// Sleeps, in short slices when a cancel flag is set, so a stop is seen at once.
+    /// Sleeps, stopping early with [`Error::Cancelled`] once the cancel flag is set.
     fn sleep(&self, what: &str, duration: Duration) -> Result<()> {
-        let Some(flag) = &self.cancel else {
-            std::thread::sleep(duration);
-            return Ok(());
-        };
-        let end = Instant::now() + duration;
-        loop {
-            if flag.load(Ordering::Relaxed) {
-                return Err(Error::Cancelled { what: what.into() });
-            }
-            let now = Instant::now();
-            if now >= end {
-                return Ok(());
-            }
-            std::thread::sleep((end - now).min(Duration::from_millis(100)));
+        if sleep_unless(self.cancel.as_deref(), duration) {
+            Ok(())
+        } else {
+            Err(Error::Cancelled { what: what.into() })
         }
     }
 
@@ -687,6 +677,26 @@ impl Client {
             what: what.into(),
             reason: e.to_string(),
         })
+    }
+}
+
+/// Sleeps `duration`, in short slices when there is a `stop` flag so that setting it is
+/// seen at once; false when it was set before the end.
+pub fn sleep_unless(stop: Option<&AtomicBool>, duration: Duration) -> bool {
+    let Some(flag) = stop else {
+        std::thread::sleep(duration);
+        return true;
+    };
+    let end = Instant::now() + duration;
+    loop {
+        if flag.load(Ordering::Relaxed) {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= end {
+            return true;
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(100)));
     }
 }
 

@@ -343,15 +343,16 @@ pub fn is_forbidden(e: &Error) -> bool {
     matches!(e, Error::Api { status: 403, .. })
 }
 
-/// True when `e` may be a remote server's rate limit seen through federation (an invite or
-/// join answered 502/504, or a broken connection): worth re-reading and retrying later,
-/// never a final failure on the first try.
+/// True when `e` may be a remote server's rate limit seen through federation: an invite or
+/// join across servers answered 5xx (the other server's 429 does not reach the client; its
+/// own server reports "can't connect"). Worth re-reading and retrying later, never a final
+/// failure on the first try.
 pub fn is_maybe_remote_limit(e: &Error) -> bool {
     matches!(
         e,
         Error::Api {
             status: 500 | 502 | 503 | 504,
             ..
-        } | Error::Transport { .. }
+        }
     )
 }

@@ -102,9 +102,9 @@ pub enum JournalError {
     },
     /// A line is not a journal entry (not this tool's file, or edited).
     #[error(
-        "{path} line {line} is not a matrix-transplant rooms journal entry ({reason}); give \
-         another --state file, or move this one away to start over (the rooms' state is \
-         re-read either way)"
+        "{path} line {line} is not a matrix-transplant rooms journal entry ({reason}); use \
+         another journal, or move this one away to start over (the rooms' state is re-read \
+         either way)"
     )]
     Corrupt {
         /// Its path.

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::facts::{Power, RoomFacts};
 use super::history::{utc, History};
-use super::plan::dm_peer;
+use super::plan::{dm_peer, read_room};
 use crate::error::Result;
 use crate::events::{stage, Event, Events, Stage};
 
@@ -116,13 +116,7 @@ pub fn list(old: &Session, events: &dyn Events) -> Result<RoomList> {
     let mut read: BTreeMap<String, ListedRoom> = BTreeMap::new();
     stage(events, Stage::ReadRooms, Some(total), || {
         for (i, room) in joined.iter().enumerate() {
-            let state = rooms::state(client, room)?;
-            let facts = RoomFacts::from_state(room, &state);
-            let created = state
-                .iter()
-                .find(|e| e.kind == "m.room.create")
-                .map_or(0, |e| e.origin_server_ts);
-            let history = super::history::read(client, room, created)?;
+            let (facts, history) = read_room(client, room)?;
             let power = facts.power_of(old.user_id());
             let level = match power {
                 Power::Creator => facts.highest_level(),

@@ -132,8 +132,13 @@ impl RoomOutcome {
         }
     }
     fn fail(&mut self, why: String) {
+        const RERUN: &str = "run the same command again: it resumes where this run stopped, \
+                             after reading the room again";
         self.status = Status::Failed;
         self.reasons.push(why);
+        if !self.advice.iter().any(|a| a == RERUN) {
+            self.advice.push(RERUN.into());
+        }
     }
 }
 
@@ -195,14 +200,7 @@ impl Ctx<'_> {
             until_ms: now_ms() + wait.as_millis() as u64,
             cause: cause.into(),
         });
-        let end = Instant::now() + wait;
-        while Instant::now() < end {
-            if self.stopped() {
-                return false;
-            }
-            std::thread::sleep((end - Instant::now()).min(Duration::from_millis(100)));
-        }
-        true
+        online::client::sleep_unless(Some(&self.options.cancel), wait)
     }
     /// Runs `attempt` until it succeeds, retrying a possible remote rate limit (5xx).
     fn with_remote_retry<T>(
@@ -319,26 +317,36 @@ pub fn run(
                 // The level decided by the first run stands (the old account's power may
                 // have changed since, e.g. given to the new account and then lowered).
                 Some(target) => {
-                    plan.target_level = target;
-                    for s in &mut plan.steps {
+                    plan.decision.target = target;
+                    for s in &mut plan.decision.steps {
                         if let (Step::Power { level }, Some(t)) = (&mut *s, target) {
                             *level = t;
                         }
                     }
                 }
-                None if plan.blockers.is_empty() => ctx.record(Entry::Planned {
+                None if plan.decision.blockers.is_empty() => ctx.record(Entry::Planned {
                     room: room.clone(),
-                    target: plan.target_level,
+                    target: plan.decision.target,
                 })?,
                 None => {}
             }
             outcome.name = plan.facts.name.clone();
             outcome.history = plan.history_verdict.clone();
-            outcome.notes = plan.notes.clone();
-            if !plan.blockers.is_empty() {
+            outcome.notes = plan.decision.notes.clone();
+            if !plan.decision.blockers.is_empty() {
                 outcome.status = Status::Blocked;
-                outcome.reasons = plan.blockers.iter().map(|b| b.reason.clone()).collect();
-                outcome.advice = plan.blockers.iter().map(|b| b.advice.clone()).collect();
+                outcome.reasons = plan
+                    .decision
+                    .blockers
+                    .iter()
+                    .map(|b| b.reason.clone())
+                    .collect();
+                outcome.advice = plan
+                    .decision
+                    .blockers
+                    .iter()
+                    .map(|b| b.advice.clone())
+                    .collect();
                 ctx.item(
                     Stage::ReadRooms,
                     room,
@@ -438,10 +446,10 @@ fn pipeline<'scope, 'env>(
     for (i, w) in work.iter().enumerate() {
         let o = w.outcome.lock().expect("outcome lock");
         let Some(plan) = &o.plan else { continue };
-        if !plan.blockers.is_empty() {
+        if !plan.decision.blockers.is_empty() {
             continue;
         }
-        if plan.steps.contains(&Step::Invite) {
+        if plan.decision.steps.contains(&Step::Invite) {
             to_invite.push(i);
         } else {
             let _ = join_tx.send(i);
@@ -557,7 +565,7 @@ fn join(ctx: &Ctx<'_>, new: &Client, old: &Client, w: &Work) -> Result<bool, Jou
             .plan
             .as_ref()
             .and_then(|p| {
-                p.steps.iter().find_map(|s| match s {
+                p.decision.steps.iter().find_map(|s| match s {
                     Step::Join { via } => Some(via.clone()),
                     _ => None,
                 })
@@ -652,11 +660,15 @@ fn power(ctx: &Ctx<'_>, client: &Client, w: &Work) -> Result<(), JournalError> {
     let (room, level, not_copied) = {
         let o = w.outcome.lock().expect("outcome lock");
         let plan = o.plan.as_ref().expect("planned rooms only");
-        let level = plan.steps.iter().find_map(|s| match s {
+        let level = plan.decision.steps.iter().find_map(|s| match s {
             Step::Power { level } => Some(*level),
             _ => None,
         });
-        (o.room_id.clone(), level, plan.power_not_copied.clone())
+        (
+            o.room_id.clone(),
+            level,
+            plan.decision.power_not_copied.clone(),
+        )
     };
     let done = |o: &mut RoomOutcome| {
         if o.status == Status::NotDone {
@@ -884,7 +896,14 @@ fn leave_all(
         stage: Stage::Leave,
         total: Some(eligible.len() as u64),
     });
+    let total = eligible.len() as u64;
     for (n, i) in eligible.into_iter().enumerate() {
+        // Counted as each room is taken up, so rooms that stay count too.
+        ctx.events.emit(Event::Progress {
+            stage: Stage::Leave,
+            done: n as u64 + 1,
+            total,
+        });
         if ctx.stopped() {
             break;
         }
@@ -919,11 +938,6 @@ fn leave_all(
             Err(online::Error::Cancelled { .. }) => break,
             Err(e) => o.stayed = Some(format!("leaving failed: {e}")),
         }
-        ctx.events.emit(Event::Progress {
-            stage: Stage::Leave,
-            done: n as u64 + 1,
-            total: outcomes.len() as u64,
-        });
     }
     ctx.events.emit(Event::Finished {
         stage: Stage::Leave,

@@ -69,21 +69,11 @@ pub struct Blocker {
 pub struct RoomPlan {
     /// The facts read.
     pub facts: RoomFacts,
-    /// The old account's power.
-    pub old_power: Power,
     /// The new account's membership now (`None`: never in it).
     pub new_membership: Option<String>,
-    /// The steps still needed (none when blocked or already moved).
-    pub steps: Vec<Step>,
-    /// What stops it.
-    pub blockers: Vec<Blocker>,
-    /// The level the new account should have.
-    pub target_level: Option<i64>,
-    /// Why the power will not be copied, when it cannot be (the room moves partly; the old
-    /// account stays in it).
-    pub power_not_copied: Option<String>,
-    /// What the user should know (creator status, partial moves).
-    pub notes: Vec<String>,
+    /// What the room needs, decided from the facts.
+    #[serde(flatten)]
+    pub decision: Decision,
     /// The peer, when the room is a DM in the old account's m.direct.
     pub dm_with: Option<String>,
     /// The history the new account will see.
@@ -95,8 +85,8 @@ pub struct RoomPlan {
 impl RoomPlan {
     /// True when nothing is left to do.
     pub fn done(&self) -> bool {
-        self.blockers.is_empty()
-            && self.steps.iter().all(|s| *s == Step::Tags)
+        self.decision.blockers.is_empty()
+            && self.decision.steps.iter().all(|s| *s == Step::Tags)
             && self.new_membership.as_deref() == Some("join")
     }
 }
@@ -110,17 +100,18 @@ pub struct Pair<'a> {
 }
 
 /// What [`decide`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
     /// The old account's power.
     pub old_power: Power,
-    /// The steps needed.
+    /// The steps still needed (none when blocked).
     pub steps: Vec<Step>,
     /// What stops the move.
     pub blockers: Vec<Blocker>,
     /// The level the new account should have.
     pub target: Option<i64>,
-    /// Why the power cannot be copied.
+    /// Why the power cannot be copied, when it cannot (the room moves partly; the old
+    /// account stays in it).
     pub power_not_copied: Option<String>,
     /// What the user should know.
     pub notes: Vec<String>,
@@ -253,6 +244,17 @@ pub fn decide(facts: &RoomFacts, old: &str, new: &str, new_joined: &HashSet<Stri
     }
 }
 
+/// Reads a room as an account in it: its facts, and its history settings over time.
+pub fn read_room(client: &online::Client, room: &str) -> Result<(RoomFacts, History)> {
+    let state = rooms::state(client, room)?;
+    let created = state
+        .iter()
+        .find(|e| e.kind == "m.room.create")
+        .map_or(0, |e| e.origin_server_ts);
+    let history = history::read(client, room, created)?;
+    Ok((RoomFacts::from_state(room, &state), history))
+}
+
 /// Reads and plans one room, as the old account (its state, its history settings) with
 /// the new account's joined rooms known.
 pub fn plan_room(
@@ -262,34 +264,13 @@ pub fn plan_room(
     old_direct: &DirectMap,
     room: &str,
 ) -> Result<RoomPlan> {
-    let client = old.client();
-    let state = rooms::state(client, room)?;
-    let facts = RoomFacts::from_state(room, &state);
-    let created = state
-        .iter()
-        .find(|e| e.kind == "m.room.create")
-        .map_or(0, |e| e.origin_server_ts);
-    let history = history::read(client, room, created)?;
-    let Decision {
-        old_power,
-        steps,
-        blockers,
-        target: target_level,
-        power_not_copied,
-        notes,
-    } = decide(&facts, old.user_id(), new_user, new_joined);
-    let dm_with = dm_peer(old_direct, room, old.user_id());
+    let (facts, history) = read_room(old.client(), room)?;
     Ok(RoomPlan {
         new_membership: facts.membership_of(new_user).map(str::to_owned),
+        decision: decide(&facts, old.user_id(), new_user, new_joined),
+        dm_with: dm_peer(old_direct, room, old.user_id()),
         history_verdict: history.verdict(),
         facts,
-        old_power,
-        steps,
-        blockers,
-        target_level,
-        power_not_copied,
-        notes,
-        dm_with,
         history,
     })
 }
@@ -326,14 +307,22 @@ fn bucket(n: usize, rate: f64, burst: usize) -> u64 {
 
 /// The estimate for `plans`, with the stock limits of `synapse/config/ratelimiting.py`.
 pub fn estimate(plans: &[RoomPlan], old: &str, new: &str, leave: bool) -> Estimate {
-    let moving: Vec<&RoomPlan> = plans.iter().filter(|p| p.blockers.is_empty()).collect();
+    let moving: Vec<&RoomPlan> = plans
+        .iter()
+        .filter(|p| p.decision.blockers.is_empty())
+        .collect();
     let invites = moving
         .iter()
-        .filter(|p| p.steps.contains(&Step::Invite))
+        .filter(|p| p.decision.steps.contains(&Step::Invite))
         .count();
     let joining: Vec<&&RoomPlan> = moving
         .iter()
-        .filter(|p| p.steps.iter().any(|s| matches!(s, Step::Join { .. })))
+        .filter(|p| {
+            p.decision
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::Join { .. }))
+        })
         .collect();
     let new_server = server_of(new);
     let remote_joins = joining
@@ -342,7 +331,12 @@ pub fn estimate(plans: &[RoomPlan], old: &str, new: &str, leave: bool) -> Estima
         .count();
     let powers = moving
         .iter()
-        .filter(|p| p.steps.iter().any(|s| matches!(s, Step::Power { .. })))
+        .filter(|p| {
+            p.decision
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::Power { .. }))
+        })
         .count();
     let local_invites = if server_of(old) == new_server {
         invites
