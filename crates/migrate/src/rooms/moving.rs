@@ -1,11 +1,13 @@
-//! The move: per room invite (only where needed) → join with `via` → check the membership
-//! → power level → tags; then the DMs into the new account's m.direct, the history verdict
-//! checked as the new account, the old account renamed, and (asked for) the leaves.
+//! The move: per room read (state, history settings) → invite (only where needed) → join
+//! with `via` → check the membership → power level → tags → the history verdict checked as
+//! the new account; then the DMs into the new account's m.direct, the old account renamed,
+//! and (asked for) the leaves.
 //!
 //! Invites, joins and state events are limited by different rate limiters (the invitee's
-//! `rc_invites.per_user`, the joiner's `rc_joins`, the sender's `rc_message`), so the three
-//! run as a pipeline on their own threads and clients: while the invites wait out a 429,
-//! rooms already invited are joined and given power. Each wait is the server's own
+//! `rc_invites.per_user`, the joiner's `rc_joins`, the sender's `rc_message`) and reads by
+//! none, so every stage runs as a pipeline on its own thread and client: the first invite
+//! goes out once the first room is read, and while the invites wait out a 429, rooms
+//! already invited are joined, given power and checked. Each wait is the server's own
 //! `retry_after_ms` (see [`online::client::RateLimits`]); a 5xx on an invite or a join
 //! across servers may be the other server's limit, which sends no time: the membership is
 //! re-read and the step retried with backoff.
@@ -16,7 +18,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -30,7 +32,7 @@ use serde_json::Value;
 
 use super::history::{self, Probe};
 use super::journal::{Entry, Journal, JournalError};
-use super::plan::{plan_room, Pair, RoomPlan, Step};
+use super::plan::{Pair, Planner, RoomPlan, Step};
 use crate::events::{Event, Events, Stage};
 
 /// How to move.
@@ -297,83 +299,40 @@ pub fn run(
     let new_joined: HashSet<String> = rooms::joined_rooms(new)?.into_iter().collect();
     let old_direct = online::direct::download(old, old_user)?;
 
-    // Read every room first: what each needs, decided before anything changes.
-    let total = rooms_wanted.len() as u64;
-    events.emit(Event::Started {
-        stage: Stage::ReadRooms,
-        total: Some(total),
-    });
-    let mut work = Vec::with_capacity(rooms_wanted.len());
-    for (i, room) in rooms_wanted.iter().enumerate() {
-        let mut outcome = RoomOutcome::new(room);
-        let record = journal.lock().expect("journal lock").room(room);
-        if record.left {
-            outcome.status = Status::AlreadyMoved;
-            outcome.left = true;
-            outcome.history = "(not checked: the old account has left)".into();
-        } else if !ctx.stopped() {
-            let mut plan = plan_room(pair.old, new_user, &new_joined, &old_direct, room)?;
-            match record.planned {
-                // The level decided by the first run stands (the old account's power may
-                // have changed since, e.g. given to the new account and then lowered).
-                Some(target) => {
-                    plan.decision.target = target;
-                    for s in &mut plan.decision.steps {
-                        if let (Step::Power { level }, Some(t)) = (&mut *s, target) {
-                            *level = t;
-                        }
-                    }
-                }
-                None if plan.decision.blockers.is_empty() => ctx.record(Entry::Planned {
-                    room: room.clone(),
-                    target: plan.decision.target,
-                })?,
-                None => {}
+    let work: Vec<Work> = rooms_wanted
+        .iter()
+        .map(|room| {
+            let mut outcome = RoomOutcome::new(room);
+            if journal.lock().expect("journal lock").room(room).left {
+                outcome.status = Status::AlreadyMoved;
+                outcome.left = true;
+                outcome.history = "(not checked: the old account has left)".into();
             }
-            outcome.name = plan.facts.name.clone();
-            outcome.history = plan.history_verdict.clone();
-            outcome.notes = plan.decision.notes.clone();
-            if !plan.decision.blockers.is_empty() {
-                outcome.status = Status::Blocked;
-                outcome.reasons = plan
-                    .decision
-                    .blockers
-                    .iter()
-                    .map(|b| b.reason.clone())
-                    .collect();
-                outcome.advice = plan
-                    .decision
-                    .blockers
-                    .iter()
-                    .map(|b| b.advice.clone())
-                    .collect();
-                ctx.item(
-                    Stage::ReadRooms,
-                    room,
-                    format!("blocked: {}", outcome.reasons.join("; ")),
-                );
+            Work {
+                outcome: Mutex::new(outcome),
             }
-            outcome.plan = Some(plan);
-        }
-        work.push(Work {
-            outcome: Mutex::new(outcome),
-        });
-        events.emit(Event::Progress {
-            stage: Stage::ReadRooms,
-            done: i as u64 + 1,
-            total,
-        });
-    }
-    events.emit(Event::Finished {
-        stage: Stage::ReadRooms,
-    });
+        })
+        .collect();
 
     let (wait_tx, wait_rx) = mpsc::channel::<(Stage, Wait)>();
+    // Reads are not rate-limited: the readers need the cancel flag, not a wait notice (which
+    // would hold the waits channel open past the pipeline).
+    let mut reader = old.fork();
+    reader.cancel_on(options.cancel.clone());
+    let planner = Planner {
+        old: &reader,
+        old_user,
+        new_user,
+        new_joined: &new_joined,
+        old_direct: &old_direct,
+    };
     let clients = Clients {
         inviter: stage_client(old, Stage::Invite, &options.cancel, &wait_tx),
         joiner: stage_client(new, Stage::Join, &options.cancel, &wait_tx),
         joiner_old: stage_client(old, Stage::Join, &options.cancel, &wait_tx),
         empowerer: stage_client(old, Stage::Power, &options.cancel, &wait_tx),
+        checker_old: stage_client(old, Stage::History, &options.cancel, &wait_tx),
+        checker_new: stage_client(new, Stage::History, &options.cancel, &wait_tx),
     };
     drop(wait_tx);
     let waits = std::sync::atomic::AtomicUsize::new(0);
@@ -390,7 +349,7 @@ pub fn run(
                 });
             }
         });
-        pipeline(&ctx, &work, clients, scope)
+        pipeline(&ctx, &planner, &work, clients)
     })?;
 
     let stopped = ctx.stopped();
@@ -425,101 +384,293 @@ struct Clients {
     joiner: Client,
     joiner_old: Client,
     empowerer: Client,
+    checker_old: Client,
+    checker_new: Client,
 }
 
-/// The three stages, side by side: invites → joins → power levels.
-fn pipeline<'scope, 'env>(
-    ctx: &'env Ctx<'env>,
-    work: &'env [Work],
+/// How far the reading has got: the other stages' totals are known only once every room
+/// is read, so until then each shows an upper bound (what it has, plus every room unread).
+#[derive(Default)]
+struct Counts {
+    unread: AtomicU64,
+    invites: AtomicU64,
+    moving: AtomicU64,
+}
+
+impl Counts {
+    fn invites(&self) -> u64 {
+        self.invites.load(Ordering::Relaxed) + self.unread.load(Ordering::Relaxed)
+    }
+    fn moving(&self) -> u64 {
+        self.moving.load(Ordering::Relaxed) + self.unread.load(Ordering::Relaxed)
+    }
+}
+
+/// Where a room read goes next.
+enum Next {
+    Invite,
+    Join,
+}
+
+/// The stages, side by side: read → invite → join → power level → history check. Reading
+/// is not rate-limited and each later stage is limited by its own bucket, so the first
+/// invite goes out as soon as the first room is read, and every stage keeps working while
+/// another waits out a 429.
+fn pipeline(
+    ctx: &Ctx<'_>,
+    planner: &Planner<'_>,
+    work: &[Work],
     clients: Clients,
-    scope: &'scope std::thread::Scope<'scope, 'env>,
 ) -> Result<(), crate::Error> {
     let Clients {
         inviter,
         joiner,
         joiner_old,
         empowerer,
+        checker_old,
+        checker_new,
     } = clients;
+    let (invite_tx, invite_rx) = mpsc::channel::<usize>();
     let (join_tx, join_rx) = mpsc::channel::<usize>();
     let (power_tx, power_rx) = mpsc::channel::<usize>();
-    let mut to_invite = Vec::new();
-    for (i, w) in work.iter().enumerate() {
-        let o = w.outcome.lock().expect("outcome lock");
-        let Some(plan) = &o.plan else { continue };
-        if !plan.decision.blockers.is_empty() {
-            continue;
-        }
-        if plan.decision.steps.contains(&Step::Invite) {
-            to_invite.push(i);
-        } else {
-            let _ = join_tx.send(i);
-        }
-    }
-    let total = |stage: Stage, n: usize| {
+    let (check_tx, check_rx) = mpsc::channel::<usize>();
+    let to_read: Vec<usize> = (0..work.len())
+        .filter(|&i| !work[i].outcome.lock().expect("outcome lock").left)
+        .collect();
+    let names: Vec<String> = to_read
+        .iter()
+        .map(|&i| {
+            work[i]
+                .outcome
+                .lock()
+                .expect("outcome lock")
+                .room_id
+                .clone()
+        })
+        .collect();
+    let counts = Counts::default();
+    counts.unread.store(to_read.len() as u64, Ordering::Relaxed);
+    let counts = &counts;
+    ctx.events.emit(Event::Started {
+        stage: Stage::ReadRooms,
+        total: Some(to_read.len() as u64),
+    });
+    for stage in [Stage::Invite, Stage::Join, Stage::Power, Stage::History] {
         ctx.events.emit(Event::Started {
             stage,
-            total: Some(n as u64),
-        })
-    };
-    total(Stage::Invite, to_invite.len());
-    let invite_tx = join_tx.clone();
-    drop(join_tx);
-    let invites = scope.spawn(move || -> Result<(), JournalError> {
-        for (n, i) in to_invite.iter().enumerate() {
-            if ctx.stopped() {
-                break;
-            }
-            let w = &work[*i];
-            if invite(ctx, &inviter, w)? {
-                let _ = invite_tx.send(*i);
-            }
-            ctx.events.emit(Event::Progress {
-                stage: Stage::Invite,
-                done: n as u64 + 1,
-                total: to_invite.len() as u64,
-            });
-        }
-        ctx.events.emit(Event::Finished {
-            stage: Stage::Invite,
+            total: Some(counts.moving()),
         });
-        Ok(())
-    });
-    let joins = scope.spawn(move || -> Result<(), JournalError> {
-        ctx.events.emit(Event::Started {
-            stage: Stage::Join,
-            total: None,
-        });
-        for i in join_rx {
-            if ctx.stopped() {
-                break;
-            }
-            if join(ctx, &joiner, &joiner_old, &work[i])? {
-                let _ = power_tx.send(i);
-            }
-        }
-        ctx.events.emit(Event::Finished { stage: Stage::Join });
-        Ok(())
-    });
-    let powers = scope.spawn(move || -> Result<(), JournalError> {
-        ctx.events.emit(Event::Started {
-            stage: Stage::Power,
-            total: None,
-        });
-        for i in power_rx {
-            if ctx.stopped() {
-                break;
-            }
-            power(ctx, &empowerer, &work[i])?;
-        }
-        ctx.events.emit(Event::Finished {
-            stage: Stage::Power,
-        });
-        Ok(())
-    });
-    for handle in [invites, joins, powers] {
-        handle.join().expect("a stage panicked")?;
     }
-    Ok(())
+    let progress = |stage: Stage, done: u64, total: u64| {
+        ctx.events.emit(Event::Progress { stage, done, total })
+    };
+    let invite_join_tx = join_tx.clone();
+    std::thread::scope(|scope| -> Result<(), crate::Error> {
+        let reading = scope.spawn(move || -> Result<(), JournalError> {
+            let total = to_read.len() as u64;
+            let failed: Mutex<Option<JournalError>> = Mutex::new(None);
+            let read = AtomicU64::new(0);
+            let stop = || ctx.stopped() || failed.lock().expect("error lock").is_some();
+            planner.plan_all(&names, &stop, &|n, plan| {
+                let i = to_read[n];
+                let next = match admit(ctx, &work[i], plan) {
+                    Ok(next) => next,
+                    Err(e) => {
+                        failed.lock().expect("error lock").get_or_insert(e);
+                        None
+                    }
+                };
+                match next {
+                    Some(Next::Invite) => {
+                        counts.invites.fetch_add(1, Ordering::Relaxed);
+                        counts.moving.fetch_add(1, Ordering::Relaxed);
+                        let _ = invite_tx.send(i);
+                    }
+                    Some(Next::Join) => {
+                        counts.moving.fetch_add(1, Ordering::Relaxed);
+                        let _ = join_tx.send(i);
+                    }
+                    None => {}
+                }
+                counts.unread.fetch_sub(1, Ordering::Relaxed);
+                progress(
+                    Stage::ReadRooms,
+                    read.fetch_add(1, Ordering::Relaxed) + 1,
+                    total,
+                );
+            });
+            // Rooms never read (stopped) leave the upper bounds.
+            counts.unread.store(0, Ordering::Relaxed);
+            ctx.events.emit(Event::Finished {
+                stage: Stage::ReadRooms,
+            });
+            failed.into_inner().expect("error lock").map_or(Ok(()), Err)
+        });
+        let inviting = scope.spawn(move || -> Result<(), JournalError> {
+            let mut done = 0;
+            for i in invite_rx {
+                if ctx.stopped() {
+                    break;
+                }
+                if invite(ctx, &inviter, &work[i])? {
+                    let _ = invite_join_tx.send(i);
+                }
+                done += 1;
+                progress(Stage::Invite, done, counts.invites());
+            }
+            ctx.events.emit(Event::Finished {
+                stage: Stage::Invite,
+            });
+            Ok(())
+        });
+        let joining = scope.spawn(move || -> Result<(), JournalError> {
+            let mut done = 0;
+            for i in join_rx {
+                if ctx.stopped() {
+                    break;
+                }
+                if join(ctx, &joiner, &joiner_old, &work[i])? {
+                    let _ = power_tx.send(i);
+                }
+                done += 1;
+                progress(Stage::Join, done, counts.moving());
+            }
+            ctx.events.emit(Event::Finished { stage: Stage::Join });
+            Ok(())
+        });
+        let empowering = scope.spawn(move || -> Result<(), JournalError> {
+            let mut done = 0;
+            for i in power_rx {
+                if ctx.stopped() {
+                    break;
+                }
+                power(ctx, &empowerer, &work[i])?;
+                let in_new = matches!(
+                    work[i].outcome.lock().expect("outcome lock").status,
+                    Status::Moved | Status::AlreadyMoved | Status::Partial
+                );
+                if in_new {
+                    let _ = check_tx.send(i);
+                }
+                done += 1;
+                progress(Stage::Power, done, counts.moving());
+            }
+            ctx.events.emit(Event::Finished {
+                stage: Stage::Power,
+            });
+            Ok(())
+        });
+        let checking = scope.spawn(move || -> Result<(), JournalError> {
+            let mut done = 0;
+            for i in check_rx {
+                if ctx.stopped() {
+                    break;
+                }
+                check_history(ctx, &checker_old, &checker_new, &work[i]);
+                done += 1;
+                progress(Stage::History, done, counts.moving());
+            }
+            ctx.events.emit(Event::Finished {
+                stage: Stage::History,
+            });
+            Ok(())
+        });
+        for handle in [reading, inviting, joining, empowering, checking] {
+            handle.join().expect("a stage panicked")?;
+        }
+        Ok(())
+    })
+}
+
+/// Takes a room's plan into its outcome; where it goes next, if anywhere.
+fn admit(
+    ctx: &Ctx<'_>,
+    w: &Work,
+    plan: Result<RoomPlan, crate::Error>,
+) -> Result<Option<Next>, JournalError> {
+    let mut o = w.outcome.lock().expect("outcome lock");
+    let room = o.room_id.clone();
+    let mut plan = match plan {
+        Ok(plan) => plan,
+        Err(crate::Error::Online(online::Error::Cancelled { .. })) => return Ok(None),
+        Err(e) => {
+            o.fail(format!("cannot read the room: {e}"));
+            ctx.item(Stage::ReadRooms, &room, format!("failed: {e}"));
+            return Ok(None);
+        }
+    };
+    let record = ctx.journal.lock().expect("journal lock").room(&room);
+    match record.planned {
+        // The level decided by the first run stands (the old account's power may have
+        // changed since, e.g. given to the new account and then lowered).
+        Some(target) => {
+            plan.decision.target = target;
+            for s in &mut plan.decision.steps {
+                if let (Step::Power { level }, Some(t)) = (&mut *s, target) {
+                    *level = t;
+                }
+            }
+        }
+        None if plan.decision.blockers.is_empty() => ctx.record(Entry::Planned {
+            room: room.clone(),
+            target: plan.decision.target,
+        })?,
+        None => {}
+    }
+    o.name = plan.facts.name.clone();
+    o.history = plan.history_verdict.clone();
+    o.notes = plan.decision.notes.clone();
+    let next = if !plan.decision.blockers.is_empty() {
+        o.status = Status::Blocked;
+        o.reasons = plan
+            .decision
+            .blockers
+            .iter()
+            .map(|b| b.reason.clone())
+            .collect();
+        o.advice = plan
+            .decision
+            .blockers
+            .iter()
+            .map(|b| b.advice.clone())
+            .collect();
+        ctx.item(
+            Stage::ReadRooms,
+            &room,
+            format!("blocked: {}", o.reasons.join("; ")),
+        );
+        None
+    } else if plan.decision.steps.contains(&Step::Invite) {
+        Some(Next::Invite)
+    } else {
+        Some(Next::Join)
+    };
+    o.plan = Some(plan);
+    Ok(next)
+}
+
+/// Checks the history verdict as the new account. A check that cannot be made is said,
+/// and does not undo the move.
+fn check_history(ctx: &Ctx<'_>, old: &Client, new: &Client, w: &Work) {
+    let (room, history) = {
+        let o = w.outcome.lock().expect("outcome lock");
+        match &o.plan {
+            Some(plan) => (o.room_id.clone(), plan.history.clone()),
+            None => return,
+        }
+    };
+    let checked = history::verify(old, new, &room, &history);
+    let mut o = w.outcome.lock().expect("outcome lock");
+    match checked {
+        Ok(probes) => o.probes = probes,
+        Err(crate::Error::Online(online::Error::Cancelled { .. })) => {}
+        Err(e) => {
+            o.notes.push(format!(
+                "the history verdict could not be checked as the new account: {e}"
+            ));
+            ctx.item(Stage::History, &room, format!("not checked: {e}"));
+        }
+    }
 }
 
 /// Invites the new account unless the server says it is invited or in already. True when
@@ -769,18 +920,6 @@ fn finish(
     report: &mut MoveReport,
 ) -> Result<(), crate::Error> {
     let (old, new) = (pair.old.client(), pair.new.client());
-    let in_new: Vec<usize> = outcomes
-        .iter()
-        .enumerate()
-        .filter(|(_, o)| {
-            matches!(
-                o.status,
-                Status::Moved | Status::AlreadyMoved | Status::Partial
-            ) && !o.left
-        })
-        .map(|(i, _)| i)
-        .collect();
-
     // The moved DMs, under the peer the old account had for each.
     let moved: HashSet<String> = outcomes
         .iter()
@@ -808,26 +947,6 @@ fn finish(
     ctx.record(Entry::Direct)?;
     ctx.events.emit(Event::Finished {
         stage: Stage::Direct,
-    });
-
-    // The history verdict, checked as the new account.
-    ctx.events.emit(Event::Started {
-        stage: Stage::History,
-        total: Some(in_new.len() as u64),
-    });
-    for (n, &i) in in_new.iter().enumerate() {
-        let o = &mut outcomes[i];
-        if let Some(plan) = &o.plan {
-            o.probes = history::verify(old, new, &o.room_id, &plan.history)?;
-        }
-        ctx.events.emit(Event::Progress {
-            stage: Stage::History,
-            done: n as u64 + 1,
-            total: in_new.len() as u64,
-        });
-    }
-    ctx.events.emit(Event::Finished {
-        stage: Stage::History,
     });
 
     // The rename, before any leave: a display name only reaches rooms the account is in.

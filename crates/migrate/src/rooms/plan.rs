@@ -4,6 +4,8 @@
 //! the server's rate limits make the whole move take.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use m_direct::DirectMap;
 use online::rooms;
@@ -255,24 +257,65 @@ pub fn read_room(client: &online::Client, room: &str) -> Result<(RoomFacts, Hist
     Ok((RoomFacts::from_state(room, &state), history))
 }
 
-/// Reads and plans one room, as the old account (its state, its history settings) with
-/// the new account's joined rooms known.
-pub fn plan_room(
-    old: &Session,
-    new_user: &str,
-    new_joined: &HashSet<String>,
-    old_direct: &DirectMap,
-    room: &str,
-) -> Result<RoomPlan> {
-    let (facts, history) = read_room(old.client(), room)?;
-    Ok(RoomPlan {
-        new_membership: facts.membership_of(new_user).map(str::to_owned),
-        decision: decide(&facts, old.user_id(), new_user, new_joined),
-        dm_with: dm_peer(old_direct, room, old.user_id()),
-        history_verdict: history.verdict(),
-        facts,
-        history,
-    })
+/// Rooms read at once. Synapse does not rate-limit reads, and each room is several round
+/// trips (its state, then its history settings page by page), so a few readers side by
+/// side keep ahead of the invites, whose limit is the one that binds.
+pub const READERS: usize = 4;
+
+/// Reads and plans rooms as the old account, against what is known of the new one.
+pub struct Planner<'a> {
+    /// The old account's client (each reader forks its own).
+    pub old: &'a online::Client,
+    /// The old account.
+    pub old_user: &'a str,
+    /// The new account.
+    pub new_user: &'a str,
+    /// The rooms the new account is in.
+    pub new_joined: &'a HashSet<String>,
+    /// The old account's m.direct.
+    pub old_direct: &'a DirectMap,
+}
+
+impl Planner<'_> {
+    /// Reads and plans one room through `client` (the old account's).
+    pub fn plan_room(&self, client: &online::Client, room: &str) -> Result<RoomPlan> {
+        let (facts, history) = read_room(client, room)?;
+        Ok(RoomPlan {
+            new_membership: facts.membership_of(self.new_user).map(str::to_owned),
+            decision: decide(&facts, self.old_user, self.new_user, self.new_joined),
+            dm_with: dm_peer(self.old_direct, room, self.old_user),
+            history_verdict: history.verdict(),
+            facts,
+            history,
+        })
+    }
+
+    /// Plans every room of `rooms` on [`READERS`] threads, each with its own fork of the old
+    /// account's client; `each` gets each room's index and plan as soon as it is read, in
+    /// no particular order. No room is taken up once `stop()` is true.
+    pub fn plan_all(
+        &self,
+        rooms: &[String],
+        stop: &(dyn Fn() -> bool + Sync),
+        each: &(dyn Fn(usize, Result<RoomPlan>) + Sync),
+    ) {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let readers: Vec<online::Client> = (0..READERS.min(rooms.len()))
+            .map(|_| self.old.fork())
+            .collect();
+        std::thread::scope(|scope| {
+            for client in readers {
+                let next = &next;
+                scope.spawn(move || loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= rooms.len() || stop() {
+                        break;
+                    }
+                    each(i, self.plan_room(&client, &rooms[i]));
+                });
+            }
+        });
+    }
 }
 
 /// The peer the old account's m.direct has for `room`.
@@ -381,25 +424,35 @@ pub fn plan(pair: &Pair<'_>, rooms: &[String], leave: bool, events: &dyn Events)
         .into_iter()
         .collect();
     let old_direct = online::direct::download(pair.old.client(), pair.old.user_id())?;
+    let planner = Planner {
+        old: pair.old.client(),
+        old_user: pair.old.user_id(),
+        new_user: pair.new.user_id(),
+        new_joined: &new_joined,
+        old_direct: &old_direct,
+    };
     let total = rooms.len() as u64;
-    let plans = stage(events, Stage::ReadRooms, Some(total), || {
-        let mut plans = Vec::with_capacity(rooms.len());
-        for (i, room) in rooms.iter().enumerate() {
-            plans.push(plan_room(
-                pair.old,
-                pair.new.user_id(),
-                &new_joined,
-                &old_direct,
-                room,
-            )?);
+    let read: Vec<Mutex<Option<Result<RoomPlan>>>> =
+        rooms.iter().map(|_| Mutex::new(None)).collect();
+    let done = AtomicU64::new(0);
+    stage(events, Stage::ReadRooms, Some(total), || {
+        planner.plan_all(rooms, &|| false, &|i, plan| {
+            *read[i].lock().expect("plan lock") = Some(plan);
             events.emit(Event::Progress {
                 stage: Stage::ReadRooms,
-                done: i as u64 + 1,
+                done: done.fetch_add(1, Ordering::Relaxed) + 1,
                 total,
             });
-        }
-        Ok::<_, crate::Error>(plans)
-    })?;
+        })
+    });
+    let plans = read
+        .into_iter()
+        .map(|p| {
+            p.into_inner()
+                .expect("plan lock")
+                .expect("every room is read")
+        })
+        .collect::<Result<Vec<RoomPlan>>>()?;
     Ok(Plan {
         old: pair.old.user_id().to_owned(),
         new: pair.new.user_id().to_owned(),
