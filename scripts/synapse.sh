@@ -1,14 +1,24 @@
 # Real Synapses on loopback for the tests. Source this file, then:
 #   synapse_install   # venv under .synapse/ (pinned version), reused when present
-#   synapse_start     # four fresh servers (config + SQLite database, free ports), started
+#   synapse_start     # five fresh servers (config + SQLite database, free ports), started
 #                     # in parallel; exports, for each, MATRIX_TRANSPLANT_TEST[_NAME]_HOMESERVER
 #                     # and ..._REGISTRATION_SECRET:
 #                     #   (no name)  server_name localhost, no federation, tight rc_login
 #                     #              (the 429 tests of password logins), the rest unlimited;
+#                     #              single sign-on through two providers, "fake" and
+#                     #              "other", both served by scripts/fake-idp.py, whose URL
+#                     #              is exported as MATRIX_TRANSPLANT_TEST_IDP;
 #                     #   ORG, PERSONAL  two servers that federate with each other over TLS
 #                     #              on loopback (server names 127.0.0.1:PORT), unlimited;
 #                     #   LIMITED    one server with stock-shaped rate limits, scaled so a
 #                     #              test of waiting on them takes seconds.
+#                     #              Its password logins get access tokens that live 2 s
+#                     #              (refresh tokens 30 s), so a move outlives several;
+#                     #   NEXTGEN    one server that delegates authentication to a fake
+#                     #              Matrix Authentication Service (scripts/fake-mas.py,
+#                     #              OAuth 2.0; its access tokens live 3 s), exported as
+#                     #              MATRIX_TRANSPLANT_TEST_NEXTGEN_HOMESERVER and
+#                     #              ..._NEXTGEN_MAS (the provider's URL).
 #   synapse_stop      # SIGTERM to all; prints the logs if $1 is "failed"
 # For benchmarks: synapse_pair_start LIMITS_YAML starts ORG and PERSONAL only, with the
 # given rate-limit config (see scaled_stock_limits).
@@ -19,14 +29,15 @@ SYNAPSE_DIRS=()
 
 synapse_install() {
   local venv="$SYNAPSE_HOME/venv"
-  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import synapse, sys; sys.exit(not synapse.__version__.startswith('$SYNAPSE_VERSION'))" 2>/dev/null; then
+  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import synapse, authlib, sys; sys.exit(not synapse.__version__.startswith('$SYNAPSE_VERSION'))" 2>/dev/null; then
     return 0
   fi
   echo "installing Synapse $SYNAPSE_VERSION into $venv"
   rm -rf "$venv"
   mkdir -p "$SYNAPSE_HOME"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "matrix-synapse==$SYNAPSE_VERSION"
+  # [oidc] brings authlib: the plain server signs on through a fake identity provider.
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "matrix-synapse[oidc]==$SYNAPSE_VERSION"
 }
 
 _free_port() {
@@ -197,33 +208,86 @@ synapse_pair_start() {
   _synapse_pair_wait
 }
 
-# _synapse_single_launch LABEL LIMITS: sets SINGLE="URL DIR".
+# _synapse_single_launch LABEL LIMITS [EXTRA_YAML]: sets SINGLE="URL DIR".
 _synapse_single_launch() {
-  local label=$1 limits=$2 port dir
+  local label=$1 limits=$2 extra=${3:-} port dir
   port=$(_free_port)
   dir=$(_synapse_new_dir)
   _synapse_config "$dir" "$port" localhost "$limits" "listeners:
   - {port: $port, bind_addresses: ['127.0.0.1'], type: http, tls: false, x_forwarded: false, resources: [{names: [client], compress: false}]}
-federation_domain_whitelist: []"
+federation_domain_whitelist: []
+$extra"
   _synapse_launch "$label" "$dir"
   SINGLE="http://127.0.0.1:$port $dir"
 }
 
+# _synapse_nextgen_launch: a server delegating to the fake MAS; sets NEXTGEN="URL DIR MAS".
+_synapse_nextgen_launch() {
+  local port mas dir secret
+  port=$(_free_port) mas=$(_free_port)
+  dir=$(_synapse_new_dir)
+  secret=$(_token)
+  _synapse_config "$dir" "$port" localhost "$(unlimited_limits)" "listeners:
+  - {port: $port, bind_addresses: ['127.0.0.1'], type: http, tls: false, x_forwarded: false, resources: [{names: [client], compress: false}]}
+federation_domain_whitelist: []
+serve_client_wellknown: true
+matrix_authentication_service: {enabled: true, endpoint: 'http://127.0.0.1:$mas/', secret: '$secret'}"
+  # Users come from the provider: no registration secret.
+  sed -i '/^registration_shared_secret:/d' "$dir/homeserver.yaml"
+  "$SYNAPSE_HOME/venv/bin/python" "$(dirname "${BASH_SOURCE[0]}")/fake-mas.py" "$mas" "http://127.0.0.1:$port" "$secret" 3 \
+    > "$dir/mas.log" 2>&1 &
+  SYNAPSE_PIDS+=($!)
+  _synapse_launch NEXTGEN "$dir"
+  NEXTGEN="http://127.0.0.1:$port $dir http://127.0.0.1:$mas"
+}
+
+# _idp_yaml ID NAME URL SECRET: one oidc_providers entry for the fake identity provider.
+_idp_yaml() {
+  cat <<IDP
+  - idp_id: $1
+    idp_name: "$2"
+    discover: false
+    issuer: "$3/"
+    client_id: synapse
+    client_secret: "$4"
+    client_auth_method: client_secret_post
+    scopes: [profile]
+    authorization_endpoint: "$3/authorize"
+    token_endpoint: "$3/token"
+    userinfo_endpoint: "$3/userinfo"
+    user_mapping_provider: {config: {localpart_template: "{{ user.preferred_username }}"}}
+IDP
+}
+
 synapse_start() {
-  local plain limited url dir
+  local plain limited nextgen url dir mas idp_port idp_secret idp_dir
+  idp_port=$(_free_port) idp_secret=$(_token)
+  idp_dir=$(mktemp -d "${TMPDIR:-/tmp}/fake-idp.XXXXXX")
+  SYNAPSE_DIRS+=("$idp_dir")
+  "$SYNAPSE_HOME/venv/bin/python" "$(dirname "${BASH_SOURCE[0]}")/fake-idp.py" "$idp_port" "$idp_secret" \
+    > "$idp_dir/idp.log" 2>&1 &
+  SYNAPSE_PIDS+=($!)
+  export MATRIX_TRANSPLANT_TEST_IDP="http://127.0.0.1:$idp_port"
   # The plain server: everything unlimited but logins, kept tight on purpose (the tests
-  # prove HTTP 429 handling with password logins).
+  # prove HTTP 429 handling with password logins); password and single sign-on.
   _synapse_single_launch PLAIN "$(unlimited_limits | grep -v '^rc_login')
 rc_login:
   address: {per_second: 0.5, burst_count: 2}
   account: {per_second: 0.5, burst_count: 2}
-  failed_attempts: {per_second: 0.5, burst_count: 2}"
+  failed_attempts: {per_second: 0.5, burst_count: 2}" "oidc_providers:
+$(_idp_yaml fake "Fake IdP" "$MATRIX_TRANSPLANT_TEST_IDP" "$idp_secret")
+$(_idp_yaml other "Other IdP" "$MATRIX_TRANSPLANT_TEST_IDP" "$idp_secret")
+sso: {client_whitelist: ['http://127.0.0.1:']}"
   plain=$SINGLE
   # Invites into one user: burst 2, then 1 a second; joins: burst 3, then 1 a second.
   _synapse_single_launch LIMITED "$(unlimited_limits | grep -v '^rc_joins:\|^rc_invites')
 rc_invites: {per_room: {per_second: 100, burst_count: 100}, per_user: {per_second: 1, burst_count: 2}, per_issuer: {per_second: 100, burst_count: 100}}
-rc_joins: {local: {per_second: 1, burst_count: 3}, remote: {per_second: 1, burst_count: 3}}"
+rc_joins: {local: {per_second: 1, burst_count: 3}, remote: {per_second: 1, burst_count: 3}}
+refreshable_access_token_lifetime: 2s
+refresh_token_lifetime: 30s"
   limited=$SINGLE
+  _synapse_nextgen_launch
+  nextgen=$NEXTGEN
   synapse_pair_launch "$(unlimited_limits)"
   read -r url dir <<< "$plain"
   _synapse_wait "$url" "" "$dir" || return 1
@@ -233,6 +297,10 @@ rc_joins: {local: {per_second: 1, burst_count: 3}, remote: {per_second: 1, burst
   _synapse_wait "$url" "" "$dir" || return 1
   _synapse_export MATRIX_TRANSPLANT_TEST_LIMITED "$url" "$dir"
   echo "Synapse $SYNAPSE_VERSION LIMITED up at $url (files in $dir)"
+  read -r url dir mas <<< "$nextgen"
+  _synapse_wait "$url" "" "$dir" || return 1
+  export MATRIX_TRANSPLANT_TEST_NEXTGEN_HOMESERVER="$url" MATRIX_TRANSPLANT_TEST_NEXTGEN_MAS="$mas"
+  echo "Synapse $SYNAPSE_VERSION NEXTGEN up at $url (authentication by the fake MAS at $mas; files in $dir)"
   _synapse_pair_wait
 }
 

@@ -217,12 +217,26 @@ fn credentials_are_never_sent_over_plain_http_to_another_machine() {
         "{}",
         stderr(&o)
     );
+    // Told to use a token only, and given none: said before anything is sent.
     let o = bin()
-        .args(["download", "direct", "--homeserver", "http://127.0.0.1:9"])
+        .env_remove("MATRIX_ACCESS_TOKEN")
+        .args([
+            "download",
+            "direct",
+            "--homeserver",
+            "http://127.0.0.1:9",
+            "--login",
+            "token",
+        ])
         .output()
         .unwrap();
     assert_code(&o, 2);
-    assert!(stderr(&o).contains("no access token"), "{}", stderr(&o));
+    assert!(
+        stderr(&o)
+            .contains("--login token: give --access-token-file PATH or set MATRIX_ACCESS_TOKEN"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -4,14 +4,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use online::rooms;
-use online::testkit::{server_named, TestServer, TestUser};
+use online::testkit::{server_named, Action, Hook, Proxy, TestServer, TestUser};
 use serde_json::{json, Value};
 use support::*;
 
@@ -234,90 +233,6 @@ fn six_rooms(
     (old, new, rooms, s)
 }
 
-/// A loopback HTTP proxy in front of a homeserver that counts requests (shared with other
-/// proxies) and SIGKILLs the client at request number `kill_at`, before forwarding it.
-struct Proxy {
-    url: String,
-}
-
-struct Killer {
-    count: AtomicUsize,
-    kill_at: usize,
-    pid: Mutex<Option<u32>>,
-}
-
-impl Proxy {
-    fn start(upstream: &str, killer: Arc<Killer>) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let upstream = upstream
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_owned();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let (upstream, killer) = (upstream.clone(), killer.clone());
-                std::thread::spawn(move || serve(conn, &upstream, &killer));
-            }
-        });
-        Proxy { url }
-    }
-}
-
-fn serve(conn: TcpStream, upstream: &str, killer: &Killer) {
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let mut conn = conn;
-    // One request per connection (the answer says Connection: close).
-    {
-        let mut head = Vec::new();
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-            if line.to_ascii_lowercase().starts_with("connection:") {
-                continue;
-            }
-            if line == "\r\n" {
-                head.extend_from_slice(b"Connection: close\r\n\r\n");
-                break;
-            }
-            head.extend_from_slice(line.as_bytes());
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
-        let n = killer.count.fetch_add(1, Ordering::SeqCst) + 1;
-        if n == killer.kill_at {
-            if let Some(pid) = *killer.pid.lock().unwrap() {
-                Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status()
-                    .unwrap();
-            }
-            return;
-        }
-        let mut up = TcpStream::connect(upstream).unwrap();
-        up.write_all(&head).unwrap();
-        up.write_all(&body).unwrap();
-        let mut answer = Vec::new();
-        up.read_to_end(&mut answer).unwrap();
-        // One answer per connection: tell the client so.
-        let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        let head: String = String::from_utf8_lossy(&answer[..split])
-            .lines()
-            .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
-            .map(|l| format!("{l}\r\n"))
-            .collect();
-        let _ = conn.write_all(head.as_bytes());
-        let _ = conn.write_all(b"Connection: close\r\n");
-        let _ = conn.write_all(&answer[split + 2..]);
-    }
-}
-
 /// One move of `rooms`, through proxies that kill it at request `kill_at` (never, for
 /// `usize::MAX`); returns the output and how many requests were seen.
 fn move_through_proxies(
@@ -329,14 +244,26 @@ fn move_through_proxies(
     journal: &str,
     kill_at: usize,
 ) -> (Output, usize) {
-    let killer = Arc::new(Killer {
-        count: AtomicUsize::new(0),
-        kill_at,
-        pid: Mutex::new(None),
-    });
+    let count = Arc::new(AtomicUsize::new(0));
+    let pid: Arc<Mutex<Option<u32>>> = Arc::default();
+    let hook: Hook = {
+        let pid = pid.clone();
+        Arc::new(move |n, _, _| {
+            if n != kill_at {
+                return Action::Forward;
+            }
+            if let Some(pid) = *pid.lock().unwrap() {
+                Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status()
+                    .unwrap();
+            }
+            Action::Drop
+        })
+    };
     let (po, pn) = (
-        Proxy::start(&org.url, killer.clone()),
-        Proxy::start(&personal.url, killer.clone()),
+        Proxy::start(&org.url, count.clone(), hook.clone()),
+        Proxy::start(&personal.url, count.clone(), hook),
     );
     let mut c = rooms_cmd(
         (old, &po.url),
@@ -356,9 +283,9 @@ fn move_through_proxies(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    *killer.pid.lock().unwrap() = Some(child.id());
+    *pid.lock().unwrap() = Some(child.id());
     let out = child.wait_with_output().unwrap();
-    (out, killer.count.load(Ordering::SeqCst))
+    (out, count.load(Ordering::SeqCst))
 }
 
 /// SIGKILL after every Nth request, for every N up to the request count of a 6-room move,
@@ -562,5 +489,82 @@ fn ctrl_c_stops_between_steps_and_prints_the_command_that_resumes() {
     for r in &rooms {
         let (invites, _) = invites_and_power_events(&old, &new, r);
         assert_eq!(invites, usize::from(r != &rooms[1]), "{r}");
+    }
+}
+
+/// Both accounts log in with passwords typed at the terminal, on the LIMITED server whose
+/// password logins get access tokens that live 2 s: the move waits out the invite and join
+/// limits for longer than that, renews the tokens itself (no second prompt) and finishes.
+#[test]
+fn a_move_by_password_logins_outlives_their_access_tokens() {
+    let limited = server_named("LIMITED");
+    let (old, new, rooms, s) = six_rooms(&limited, &limited);
+    let line = format!(
+        "rooms move --rooms-file %rooms.txt --state %j --old-user {} --old-homeserver {} \
+         --new-user {} --new-homeserver {} --json",
+        old.user_id, limited.url, new.user_id, limited.url
+    );
+    let started = std::time::Instant::now();
+    let mut child = s.spawn_on_terminal(&line);
+    // What the terminal shows, read as it comes; each password typed once its prompt is up
+    // (typed ahead, the terminal itself would echo it before the tool turns echo off).
+    let screen = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let (screen, mut out) = (screen.clone(), child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                screen
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let mut keyboard = child.stdin.take().unwrap();
+    for (user, password) in [(&old, &old.password), (&new, &new.password)] {
+        let prompt = format!("Password for {}", user.user_id);
+        while !screen.lock().unwrap().contains(&prompt) {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "no prompt: {}",
+                screen.lock().unwrap()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        use std::io::Write;
+        writeln!(keyboard, "{password}").unwrap();
+    }
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let text = screen.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(0), "{text}");
+    assert_eq!(
+        text.matches("Password for").count(),
+        2,
+        "no other prompt: {text}"
+    );
+    assert!(
+        !text.contains(&old.password) && !text.contains(&new.password),
+        "{text}"
+    );
+    // The report says how often the tool renewed its tokens: the move outlived them.
+    let renewals: usize = text
+        .split("\"renewals\": ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no renewals in the report: {text}"));
+    assert!(renewals >= 1, "{text}");
+    for room in &rooms {
+        assert_eq!(
+            rooms::membership(&new.client, room, &new.user_id)
+                .unwrap()
+                .as_deref(),
+            Some("join")
+        );
     }
 }

@@ -84,8 +84,15 @@ pub enum UploadCommand {
 /// Finds the homeserver and opens a session; secrets are resolved before anything is sent,
 /// and the homeserver is named before any prompt.
 fn connect(args: &SessionArgs) -> Outcome<Session> {
-    let credentials =
-        |user: Option<&str>| secrets::credentials(args.access_token_file.as_deref(), user);
+    let login = secrets::Login {
+        kind: args.login,
+        idp: args.idp.as_deref(),
+        flags: ("--access-token-file", "--user", "--login"),
+        token_env: secrets::TOKEN_ENV,
+    };
+    let credentials = |user: Option<&str>, hs: &Homeserver| {
+        secrets::credentials(args.access_token_file.as_deref(), user, &login, hs)
+    };
     open(
         &Account {
             homeserver: args.homeserver.as_deref(),
@@ -124,7 +131,7 @@ pub struct Account<'a> {
 /// Opens a session with `account`; `credentials` resolves the secret (told the user ID).
 pub fn open(
     account: &Account<'_>,
-    credentials: impl FnOnce(Option<&str>) -> Outcome<online::Credentials>,
+    credentials: impl FnOnce(Option<&str>, &Homeserver) -> Outcome<online::Credentials>,
 ) -> Outcome<Session> {
     let trust = Trust::new(account.ca_file)?;
     let homeserver = match (account.homeserver, account.user) {
@@ -148,12 +155,14 @@ pub fn open(
             ))
         }
     };
-    let credentials = credentials(account.user)?;
+    let credentials = credentials(account.user, &homeserver)?;
     let options = SessionOptions {
         expected_user: account.user.map(str::to_owned),
         on_wait: Some(Box::new(print::wait)),
         limits: account.limits,
         on_login: Some(Box::new(crate::cleanup::add_logout)),
+        show_url: Some(Box::new(print::login_url)),
+        login_timeout: None,
     };
     Ok(Session::open(homeserver, credentials, options)?)
 }

@@ -153,6 +153,21 @@ impl KeepArgs {
     }
 }
 
+/// How to log in (`--login`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoginKind {
+    /// What the server offers.
+    Auto,
+    /// OAuth 2.0 (next-generation auth) in a browser.
+    Oauth,
+    /// Single sign-on in a browser.
+    Sso,
+    /// A password asked on the terminal.
+    Password,
+    /// Only an access token given (file or environment).
+    Token,
+}
+
 /// How to reach an account.
 #[derive(Args)]
 pub struct SessionArgs {
@@ -162,9 +177,16 @@ pub struct SessionArgs {
     /// Your user ID (for discovery, and for password login).
     #[arg(long, value_name = "@me:server", value_parser = user_id)]
     pub user: Option<String>,
-    /// File holding an access token (else $MATRIX_ACCESS_TOKEN, else a password asked on the terminal).
+    /// File holding an access token (else $MATRIX_ACCESS_TOKEN, else the tool logs in, see --login).
     #[arg(long, value_name = "PATH")]
     pub access_token_file: Option<PathBuf>,
+    /// How to log in when no token is given: what the server offers (auto: OAuth 2.0, else a
+    /// password for --user, else single sign-on), or one of them; `token` never logs in.
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = LoginKind::Auto)]
+    pub login: LoginKind,
+    /// The identity provider to sign on with, when the server has several (else asked).
+    #[arg(long, value_name = "ID")]
+    pub idp: Option<String>,
     /// Allow plain http to a homeserver that is not on this machine.
     #[arg(long)]
     pub allow_insecure_http: bool,

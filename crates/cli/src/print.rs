@@ -211,6 +211,31 @@ pub fn failure(message: &str) -> String {
     message.split('\n').map(safe).collect::<Vec<_>>().join("\n")
 }
 
+/// Shows the URL of a browser login, and opens a browser when there is a desktop to open
+/// it on (the URL itself is not secret: what comes back to the tool is).
+pub fn login_url(url: &url::Url) {
+    eprintln!("To log in, open this address in a browser (this tool waits for it to come back):\n\n  {}\n", safe(url.as_str()));
+    let desktop =
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    let opener = if cfg!(target_os = "macos") {
+        Some("open")
+    } else if cfg!(windows) {
+        None
+    } else if desktop {
+        Some("xdg-open")
+    } else {
+        None
+    };
+    if let Some(opener) = opener {
+        let _ = std::process::Command::new(opener)
+            .arg(url.as_str())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
+}
+
 /// Shows a wait the homeserver imposes.
 pub fn wait(w: &online::client::Wait) {
     use online::client::WaitCause;

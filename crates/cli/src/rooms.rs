@@ -15,12 +15,13 @@ use online::client::RateLimits;
 use online::Session;
 
 use crate::account::{open, Account};
+use crate::args::LoginKind;
 use crate::args::{user_id, OutArgs};
 use crate::exit::Outcome;
 use crate::files::{read_room_list, Output};
 use crate::print;
 use crate::progress::RoomBars;
-use crate::secrets::credentials_from;
+use crate::secrets;
 
 #[derive(Subcommand)]
 pub enum RoomsCommand {
@@ -103,9 +104,16 @@ pub struct OldArgs {
     /// Its homeserver URL (else found from --old-user).
     #[arg(long, value_name = "URL")]
     pub old_homeserver: Option<String>,
-    /// File holding its access token (else $MATRIX_OLD_ACCESS_TOKEN, else a password asked).
+    /// File holding its access token (else $MATRIX_OLD_ACCESS_TOKEN, else the tool logs in,
+    /// see --old-login).
     #[arg(long, value_name = "PATH")]
     pub old_token_file: Option<PathBuf>,
+    /// How the old account logs in when no token is given (as --login).
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = LoginKind::Auto)]
+    pub old_login: LoginKind,
+    /// The old account's identity provider, when its server has several.
+    #[arg(long, value_name = "ID")]
+    pub old_idp: Option<String>,
 }
 
 /// Both accounts.
@@ -119,9 +127,16 @@ pub struct TwoAccounts {
     /// Its homeserver URL (else found from --new-user).
     #[arg(long, value_name = "URL")]
     pub new_homeserver: Option<String>,
-    /// File holding its access token (else $MATRIX_NEW_ACCESS_TOKEN, else a password asked).
+    /// File holding its access token (else $MATRIX_NEW_ACCESS_TOKEN, else the tool logs in,
+    /// see --new-login).
     #[arg(long, value_name = "PATH")]
     pub new_token_file: Option<PathBuf>,
+    /// How the new account logs in when no token is given (as --login).
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = LoginKind::Auto)]
+    pub new_login: LoginKind,
+    /// The new account's identity provider, when its server has several.
+    #[arg(long, value_name = "ID")]
+    pub new_idp: Option<String>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -139,35 +154,44 @@ fn limits(common: &CommonArgs) -> RateLimits {
     }
 }
 
-fn connect(
-    homeserver: Option<&str>,
-    user: &str,
-    token_file: Option<&Path>,
-    env: &str,
-    flags: (&str, &str, &str),
-    common: &CommonArgs,
-) -> Outcome<Session> {
+/// One account's connection options.
+struct Side<'a> {
+    homeserver: Option<&'a str>,
+    user: &'a str,
+    token_file: Option<&'a Path>,
+    login: secrets::Login<'a>,
+    homeserver_flag: &'a str,
+}
+
+fn connect(side: &Side<'_>, common: &CommonArgs) -> Outcome<Session> {
     let account = Account {
-        homeserver,
-        user: Some(user),
+        homeserver: side.homeserver,
+        user: Some(side.user),
         allow_insecure_http: common.allow_insecure_http,
         ca_file: common.ca_file.as_deref(),
         limits: limits(common),
-        homeserver_flag: flags.0,
-        user_flag: flags.1,
+        homeserver_flag: side.homeserver_flag,
+        user_flag: side.login.flags.1,
     };
-    open(&account, |u| {
-        credentials_from(token_file, env, u, (flags.2, flags.1))
+    open(&account, |u, hs| {
+        secrets::credentials(side.token_file, u, &side.login, hs)
     })
 }
 
 fn connect_old(old: &OldArgs, common: &CommonArgs) -> Outcome<Session> {
     connect(
-        old.old_homeserver.as_deref(),
-        &old.old_user,
-        old.old_token_file.as_deref(),
-        OLD_TOKEN_ENV,
-        ("--old-homeserver", "--old-user", "--old-token-file"),
+        &Side {
+            homeserver: old.old_homeserver.as_deref(),
+            user: &old.old_user,
+            token_file: old.old_token_file.as_deref(),
+            login: secrets::Login {
+                kind: old.old_login,
+                idp: old.old_idp.as_deref(),
+                flags: ("--old-token-file", "--old-user", "--old-login"),
+                token_env: OLD_TOKEN_ENV,
+            },
+            homeserver_flag: "--old-homeserver",
+        },
         common,
     )
 }
@@ -177,11 +201,18 @@ fn connect_old(old: &OldArgs, common: &CommonArgs) -> Outcome<Session> {
 fn with_pair<T>(a: &TwoAccounts, job: impl FnOnce(&Pair<'_>) -> Outcome<T>) -> Outcome<T> {
     let old = connect_old(&a.old, &a.common)?;
     let new = connect(
-        a.new_homeserver.as_deref(),
-        &a.new_user,
-        a.new_token_file.as_deref(),
-        NEW_TOKEN_ENV,
-        ("--new-homeserver", "--new-user", "--new-token-file"),
+        &Side {
+            homeserver: a.new_homeserver.as_deref(),
+            user: &a.new_user,
+            token_file: a.new_token_file.as_deref(),
+            login: secrets::Login {
+                kind: a.new_login,
+                idp: a.new_idp.as_deref(),
+                flags: ("--new-token-file", "--new-user", "--new-login"),
+                token_env: NEW_TOKEN_ENV,
+            },
+            homeserver_flag: "--new-homeserver",
+        },
         &a.common,
     )?;
     let result = job(&Pair {
@@ -398,9 +429,13 @@ fn duration(secs: u64) -> String {
 fn print_move(r: &MoveReport) {
     let count = |s: Status| r.rooms.iter().filter(|o| o.status == s).count();
     println!(
-        "{} -> {}: {} moved, {} already moved, {} partly, {} blocked, {} failed, {} not done ({:.0} s, {} waits)",
+        "{} -> {}: {} moved, {} already moved, {} partly, {} blocked, {} failed, {} not done ({:.0} s, {} waits{})",
         r.old, r.new, count(Status::Moved), count(Status::AlreadyMoved), count(Status::Partial),
-        count(Status::Blocked), count(Status::Failed), count(Status::NotDone), r.seconds, r.waits
+        count(Status::Blocked), count(Status::Failed), count(Status::NotDone), r.seconds, r.waits,
+        match r.renewals {
+            0 => String::new(),
+            n => format!(", access tokens renewed {n} times"),
+        }
     );
     for o in &r.rooms {
         let name = print::safe(o.name.as_deref().unwrap_or("(no name)"));

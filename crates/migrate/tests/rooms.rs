@@ -11,7 +11,7 @@ use migrate::rooms::moving::{self, MoveOptions, MoveReport, Status};
 use migrate::rooms::plan::{self, BlockerKind, Pair};
 use migrate::{Event, Silent};
 use online::rooms;
-use online::testkit::{server_named, TestUser};
+use online::testkit::{server_named, Action, Hook, Proxy, TestUser};
 use online::{AccessToken, Credentials, Session, SessionOptions};
 use serde_json::{json, Value};
 
@@ -110,6 +110,12 @@ fn world() -> World {
         json!({"body": "moved", "replacement_room": "!next:example.org"}),
     );
     rooms.insert("tombstoned", tombstoned);
+    // Made not to federate: accounts on other servers can never join.
+    rooms.insert(
+        "local_only",
+        old.create_room_with(json!({"name": "Local only", "preset": "private_chat",
+            "creation_content": {"m.federate": false}})),
+    );
     // Public v10 room where the old account has 50 and power levels need 100: partial.
     let partial = carol.create_room_with(
         json!({"name": "Partial", "preset": "public_chat", "room_version": "10"}),
@@ -270,6 +276,10 @@ fn list_plan_and_move_between_two_servers() {
         plan_of("tombstoned").decision.blockers[0].kind,
         BlockerKind::Tombstoned
     );
+    assert_eq!(
+        plan_of("local_only").decision.blockers[0].kind,
+        BlockerKind::NoFederation
+    );
     assert!(plan_of("tombstoned").decision.blockers[0]
         .advice
         .contains("!next:example.org"));
@@ -322,7 +332,7 @@ fn list_plan_and_move_between_two_servers() {
         );
     }
     assert_eq!(status("partial"), Status::Partial);
-    for key in ["no_invite", "banned", "tombstoned"] {
+    for key in ["no_invite", "banned", "tombstoned", "local_only"] {
         assert_eq!(status(key), Status::Blocked, "{key}");
     }
     assert!(!report.stopped);
@@ -457,4 +467,126 @@ fn list_plan_and_move_between_two_servers() {
         "{:?}",
         third.rooms
     );
+}
+
+/// A 502 on an invite across servers may be the invitee's server limiting (no wait time
+/// crosses federation): the membership is re-read and the invite tried again after a
+/// backoff, never a failure on the first answer, and the room ends with one invite.
+#[test]
+fn a_502_on_an_invite_is_retried_not_fatal() {
+    let (org, personal) = (server_named("ORG"), server_named("PERSONAL"));
+    let old_user = org.register("old");
+    let new_user = personal.register("new");
+    let room = old_user.create_room_with(json!({"name": "Flaky", "preset": "private_chat"}));
+    let failed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hook: Hook = {
+        let failed = failed.clone();
+        std::sync::Arc::new(move |_, method, path| {
+            if method == "POST"
+                && path.ends_with("/invite")
+                && failed.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2
+            {
+                Action::Answer(
+                    502,
+                    r#"{"errcode":"M_UNKNOWN","error":"Bad Gateway"}"#.into(),
+                )
+            } else {
+                Action::Forward
+            }
+        })
+    };
+    let proxy = Proxy::start(&org.url, std::sync::Arc::default(), hook);
+    let old = session(&old_user, &proxy.url);
+    let new = session(&new_user, &personal.url);
+    let pair = Pair {
+        old: &old,
+        new: &new,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = MoveOptions::new(dir.path().join("journal.jsonl"));
+    options.remote_backoff = Duration::from_millis(200);
+    let seen = Mutex::new(Vec::new());
+    let record = |e: Event| seen.lock().unwrap().push(e);
+    let report = moving::run(&pair, std::slice::from_ref(&room), &options, &record).unwrap();
+    assert_eq!(by_room(&report, &room).status, Status::Moved, "{report:?}");
+    // Two answered 502, the third went through.
+    assert_eq!(failed.load(std::sync::atomic::Ordering::SeqCst), 3);
+    let waits: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Waiting { cause, .. } => Some(cause.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waits.len(), 2, "{waits:?}");
+    assert!(
+        waits[0].contains("the other server's rate limit"),
+        "{waits:?}"
+    );
+    let invites: Vec<Value> = timeline(&old_user, &room, "m.room.member")
+        .into_iter()
+        .filter(|e| {
+            e["state_key"] == json!(new_user.user_id)
+                && e["content"]["membership"] == json!("invite")
+        })
+        .collect();
+    assert_eq!(invites.len(), 1, "{invites:?}");
+}
+
+/// Password logins on the LIMITED server get access tokens that live 2 s: a move that
+/// waits out the server's invite and join limits for longer renews them (every stage's
+/// client shares the renewal) and finishes; the sessions are logged out at the end.
+#[test]
+fn a_move_outlives_its_password_logins_access_tokens() {
+    let limited = server_named("LIMITED");
+    let (old_user, new_user) = (limited.register("old"), limited.register("new"));
+    let wanted: Vec<String> = (0..6)
+        .map(|i| {
+            old_user
+                .create_room_with(json!({"name": format!("Room {i}"), "preset": "private_chat"}))
+        })
+        .collect();
+    let open = |u: &TestUser| {
+        Session::open(
+            limited.homeserver(),
+            Credentials::Password {
+                user_id: u.user_id.clone(),
+                password: u.password.clone().into(),
+            },
+            SessionOptions {
+                expected_user: Some(u.user_id.clone()),
+                ..SessionOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let (old, new) = (open(&old_user), open(&new_user));
+    assert!(old.client().refreshable() && new.client().refreshable());
+    let dir = tempfile::tempdir().unwrap();
+    let options = MoveOptions::new(dir.path().join("journal.jsonl"));
+    let pair = Pair {
+        old: &old,
+        new: &new,
+    };
+    let report = moving::run(&pair, &wanted, &options, &Silent).unwrap();
+    assert!(
+        report.rooms.iter().all(|r| r.status == Status::Moved),
+        "{report:?}"
+    );
+    assert!(report.waits >= 2, "the limits made it wait: {report:?}");
+    // Renewed as it went: at least once per 2 s lifetime the waits took.
+    assert!(
+        old.client().refreshes() >= 2,
+        "{}",
+        old.client().refreshes()
+    );
+    assert!(
+        new.client().refreshes() >= 1,
+        "{}",
+        new.client().refreshes()
+    );
+    old.close().unwrap();
+    new.close().unwrap();
 }

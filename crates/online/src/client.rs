@@ -14,6 +14,7 @@ use serde_json::Value;
 use url::Url;
 use zeroize::Zeroizing;
 
+use crate::auth::{Auth, Refresh, Tokens};
 use crate::error::{Error, Result};
 use crate::tls::Trust;
 
@@ -83,11 +84,15 @@ const MAX_ERROR_BODY: usize = 64 << 10;
 pub struct AccessToken(Zeroizing<String>);
 
 impl AccessToken {
+    /// The token's text.
+    pub(crate) fn expose(&self) -> &str {
+        self.0.as_str()
+    }
     /// Wraps a token (surrounding whitespace, e.g. a file's final newline, is removed).
     pub fn new(token: &str) -> Self {
         AccessToken(Zeroizing::new(token.trim().to_owned()))
     }
-    fn bearer(&self) -> Zeroizing<String> {
+    pub(crate) fn bearer(&self) -> Zeroizing<String> {
         Zeroizing::new(format!("Bearer {}", self.0.as_str()))
     }
 }
@@ -209,6 +214,17 @@ impl Homeserver {
     }
 }
 
+/// Checks an endpoint the homeserver named (OAuth 2.0): https, or http on loopback only.
+pub(crate) fn check_endpoint(url: &Url) -> Result<()> {
+    match url.scheme() {
+        "https" if url.host_str().is_some() => Ok(()),
+        "http" if is_loopback(url) => Ok(()),
+        _ => Err(Error::InsecureUrl {
+            url: url.to_string(),
+        }),
+    }
+}
+
 fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
@@ -245,7 +261,7 @@ pub enum Body<'a> {
 /// An authenticated connection to a homeserver.
 pub struct Client {
     homeserver: Homeserver,
-    token: AccessToken,
+    auth: Arc<Auth>,
     agent: ureq::Agent,
     on_wait: Option<WaitNotice>,
     waits: AtomicUsize,
@@ -286,10 +302,20 @@ pub struct WhoAmI {
 impl Client {
     /// A client using an existing access token.
     pub fn new(homeserver: Homeserver, token: AccessToken) -> Self {
+        Client::with_auth(homeserver, Arc::new(Auth::fixed(token)))
+    }
+
+    /// A client using what a login returned: it renews the access token itself, ahead of
+    /// its expiry and whenever the server rejects it.
+    pub fn with_tokens(homeserver: Homeserver, tokens: Tokens) -> Self {
+        Client::with_auth(homeserver, Arc::new(Auth::from_tokens(tokens)))
+    }
+
+    fn with_auth(homeserver: Homeserver, auth: Arc<Auth>) -> Self {
         Client {
             agent: agent(homeserver.trust.as_ref()),
             homeserver,
-            token,
+            auth,
             on_wait: None,
             waits: AtomicUsize::new(0),
             waited_ms: AtomicU64::new(0),
@@ -326,6 +352,7 @@ impl Client {
             identifier: Identifier<'a>,
             password: &'a str,
             initial_device_display_name: &'a str,
+            refresh_token: bool,
         }
         let login = Login {
             kind: "m.login.password",
@@ -335,6 +362,7 @@ impl Client {
             },
             password,
             initial_device_display_name: "matrix-transplant",
+            refresh_token: true,
         };
         // Written straight into a buffer large enough for any escaping of the password, so
         // no copy of it is left unwiped (no JSON value, no reallocation).
@@ -345,26 +373,37 @@ impl Client {
             what: "log in".into(),
             reason: e.to_string(),
         })?;
+        let tokens = self.login("log in", &body)?;
+        self.auth.set(tokens);
+        Ok(())
+    }
+
+    /// `POST /login` with `body` (which asks for a refresh token); the tokens it gave.
+    pub(crate) fn login(&self, what: &str, body: &[u8]) -> Result<Tokens> {
         #[derive(Deserialize)]
         struct LoginResponse {
             access_token: Zeroizing<String>,
+            #[serde(default)]
+            refresh_token: Option<Zeroizing<String>>,
+            #[serde(default)]
+            expires_in_ms: Option<u64>,
         }
-        let resp: LoginResponse = self.call_json(
-            "log in",
-            "POST",
-            &["v3", "login"],
-            &[],
-            Body::Json(&body),
-            false,
-        )?;
-        self.token = AccessToken::new(&resp.access_token);
-        Ok(())
+        let resp: LoginResponse =
+            self.call_json(what, "POST", &["v3", "login"], &[], Body::Json(body), false)?;
+        Ok(Tokens {
+            access: AccessToken::new(&resp.access_token),
+            refresh: resp.refresh_token.map(|token| Refresh::Matrix {
+                url: self.url(&["v3", "refresh"], &[]),
+                token,
+            }),
+            expires_in: resp.expires_in_ms.map(Duration::from_millis),
+        })
     }
 
     /// Another client with the same server, token and limits, that counts its own waits
     /// and shows them through its own notice: one per stage of work that runs in parallel.
     pub fn fork(&self) -> Client {
-        let mut c = Client::new(self.homeserver.clone(), self.token.clone());
+        let mut c = Client::with_auth(self.homeserver.clone(), self.auth.clone());
         c.rate_limits = self.rate_limits;
         c.cancel = self.cancel.clone();
         c
@@ -396,9 +435,35 @@ impl Client {
         self.waits.load(Ordering::Relaxed)
     }
 
-    /// The access token.
-    pub(crate) fn token(&self) -> &AccessToken {
-        &self.token
+    /// The access token in force.
+    pub(crate) fn token(&self) -> AccessToken {
+        self.auth.access()
+    }
+
+    /// Takes what a login returned.
+    pub(crate) fn set_tokens(&mut self, tokens: Tokens) {
+        self.auth.set(tokens);
+    }
+
+    /// The shared token state.
+    pub(crate) fn auth(&self) -> &Arc<Auth> {
+        &self.auth
+    }
+
+    /// True when the client renews its access token itself (a login made by this tool that
+    /// gave a refresh token).
+    pub fn refreshable(&self) -> bool {
+        self.auth.refreshable()
+    }
+
+    /// How many times the access token was renewed.
+    pub fn refreshes(&self) -> usize {
+        self.auth.refreshes()
+    }
+
+    /// The HTTP agent (for the login flows' other endpoints).
+    pub(crate) fn agent(&self) -> &ureq::Agent {
+        &self.agent
     }
 
     /// The homeserver.
@@ -520,10 +585,30 @@ impl Client {
         let url = self.url(segments, query);
         let limits = self.rate_limits;
         let idempotent = matches!(method, "GET" | "PUT" | "DELETE");
-        let (mut limited, mut failed) = (0, 0);
+        let (mut limited, mut failed, mut renewed) = (0, 0, false);
         loop {
-            let wait = match self.send_once(what, method, &url, body, auth) {
+            let token = if auth {
+                Some(self.auth.current(&self.agent)?)
+            } else {
+                None
+            };
+            let bearer = token.as_ref().map(|(t, _)| t.bearer());
+            let bearer = bearer.as_ref().map(|b| b.as_str());
+            let wait = match self.send_once(what, method, &url, body, bearer) {
                 Attempt::Done(resp) => return Ok(resp),
+                Attempt::Unauthorized(error) => match token {
+                    Some((_, generation)) if !renewed => {
+                        if !self.auth.renew_after_rejection(&self.agent, generation)? {
+                            return Err(Error::TokenRejected {
+                                what: what.into(),
+                                cause: Box::new(error),
+                            });
+                        }
+                        renewed = true;
+                        continue;
+                    }
+                    _ => return Err(error),
+                },
                 Attempt::RateLimited { asked, error } if limited < limits.max_retries => {
                     limited += 1;
                     let duration = asked.unwrap_or(limits.default_wait);
@@ -592,11 +677,11 @@ impl Client {
         method: &str,
         url: &Url,
         body: &Body<'_>,
-        auth: bool,
+        bearer: Option<&str>,
     ) -> Attempt {
         let mut req = self.agent.request_url(method, url);
-        if auth {
-            req = req.set("Authorization", &self.token.bearer());
+        if let Some(bearer) = bearer {
+            req = req.set("Authorization", bearer);
         }
         let result = match body {
             Body::None => req.call(),
@@ -633,6 +718,7 @@ impl Client {
                     message: printable(&err.error),
                 };
                 match status {
+                    401 if err.errcode == "M_UNKNOWN_TOKEN" => Attempt::Unauthorized(error),
                     429 => Attempt::RateLimited { asked, error },
                     500 | 502 | 503 | 504 => Attempt::Retryable {
                         status: Some(status),
@@ -728,6 +814,8 @@ enum Attempt {
     },
     /// A 5xx answer or a broken connection: worth a retry when the request is idempotent.
     Retryable { status: Option<u16>, error: Error },
+    /// HTTP 401 `M_UNKNOWN_TOKEN`: the token expired or was logged out.
+    Unauthorized(Error),
     /// Anything else.
     Failed(Error),
 }

@@ -163,6 +163,32 @@ pub enum Error {
     /// Key-export errors.
     #[error(transparent)]
     KeyExport(#[from] key_export::Error),
+    /// The server no longer takes the access token the user gave, and the tool has no way
+    /// to renew a token it did not get itself.
+    #[error(
+        "{cause}\nThe server no longer accepts this access token (it expired, or its session \
+         was logged out). A token copied out of a client cannot be renewed by this tool: give \
+         a fresh one, or let the tool log in itself (--login oauth, sso or password) so it \
+         keeps its own token fresh however long the run takes"
+    )]
+    TokenRejected {
+        /// The operation.
+        what: String,
+        /// The server's answer.
+        cause: Box<Error>,
+    },
+    /// The session this tool opened could not be renewed.
+    #[error("the login session ended: {reason}; run the command again to log in again")]
+    SessionEnded {
+        /// Why.
+        reason: String,
+    },
+    /// A login could not be completed.
+    #[error("could not log in: {reason}")]
+    Login {
+        /// What went wrong and what to do.
+        reason: String,
+    },
 }
 
 fn advice(errcode: &str) -> &'static str {

@@ -4,8 +4,10 @@
 //!
 //! - [`client`]: homeserver URL policy and discovery, access tokens, password login,
 //!   requests with rate-limit handling;
-//! - [`session`]: a token or a password login, logged out at the end when this tool
-//!   opened it;
+//! - [`session`]: a token, or a login (OAuth 2.0, SSO, password), closed at the end when
+//!   this tool opened it;
+//! - [`login`] and [`loopback`]: what a server offers, and the browser logins through a
+//!   listener on 127.0.0.1; [`auth`]: the token in force, renewed before it expires;
 //! - [`direct`]: GET, merge and PUT `m.direct` (a PUT replaces the whole object);
 //! - [`rooms`]: the rooms an account is in, their state, invites, joins, leaves, power
 //!   levels, tags, display names and the timeline, for moving rooms;
@@ -17,10 +19,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod backup;
 pub mod client;
 pub mod direct;
 pub mod error;
+pub mod login;
+pub mod loopback;
 pub mod rooms;
 pub mod session;
 #[cfg(feature = "testkit")]

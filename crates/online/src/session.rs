@@ -1,11 +1,15 @@
-//! A session with a homeserver: the client, and whether this tool opened it (a password
-//! login makes a new device, which must be logged out again at the end; a token the user
-//! gave is never logged out).
+//! A session with a homeserver: the client, and whether this tool opened it (a login makes
+//! a new device, which is closed again at the end: logged out, or its OAuth 2.0 tokens
+//! revoked; a token the user gave is never closed).
 
+use std::time::Duration;
+
+use url::Url;
 use zeroize::Zeroizing;
 
 use crate::client::{AccessToken, Client, Homeserver, RateLimits, WaitNotice};
 use crate::error::{Error, Result};
+use crate::login::{self, AuthMetadata, OAuthClient};
 
 /// How to get in. The secrets are wiped on drop and never shown by `Debug`.
 pub enum Credentials {
@@ -18,6 +22,13 @@ pub enum Credentials {
         /// The password.
         password: Zeroizing<String>,
     },
+    /// The legacy single sign-on redirect, in a browser, through `idp` when given.
+    Sso {
+        /// The identity provider's ID.
+        idp: Option<String>,
+    },
+    /// OAuth 2.0 (next-generation auth), in a browser, with the server's metadata.
+    OAuth(Box<AuthMetadata>),
 }
 
 impl std::fmt::Debug for Credentials {
@@ -28,15 +39,40 @@ impl std::fmt::Debug for Credentials {
                 .debug_struct("Credentials::Password")
                 .field("user_id", user_id)
                 .finish_non_exhaustive(),
+            Credentials::Sso { idp } => f
+                .debug_struct("Credentials::Sso")
+                .field("idp", idp)
+                .finish(),
+            Credentials::OAuth(m) => f
+                .debug_tuple("Credentials::OAuth")
+                .field(&m.issuer)
+                .finish(),
         }
     }
 }
 
-/// Logs out a session this tool opened, from anywhere (a signal handler).
-#[derive(Clone)]
+/// How a session this tool opened is ended.
+#[derive(Debug, Clone)]
+enum Ending {
+    /// `POST /logout` (password and SSO logins).
+    Logout,
+    /// Both tokens revoked at the OAuth 2.0 server (which deletes the device).
+    Revoke(OAuthClient),
+}
+
+/// Ends a session this tool opened, from anywhere (a signal handler).
 pub struct Closer {
-    homeserver: Homeserver,
-    token: AccessToken,
+    client: Client,
+    ending: Ending,
+}
+
+impl Clone for Closer {
+    fn clone(&self) -> Self {
+        Closer {
+            client: self.client.fork(),
+            ending: self.ending.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Closer {
@@ -48,9 +84,28 @@ impl std::fmt::Debug for Closer {
 impl Closer {
     /// Ends the session.
     pub fn logout(&self) -> Result<()> {
-        Client::new(self.homeserver.clone(), self.token.clone()).logout()
+        end(&self.client, &self.ending)
     }
 }
+
+fn end(client: &Client, ending: &Ending) -> Result<()> {
+    match ending {
+        Ending::Logout => client.logout(),
+        Ending::Revoke(oauth) => {
+            let refresh = client.auth().refresh_token();
+            let access = client.token();
+            login::revoke(client.agent(), oauth, access.expose(), "access_token")?;
+            if let Some(refresh) = refresh {
+                // The session is gone with its access token at most servers; this makes sure.
+                let _ = login::revoke(client.agent(), oauth, &refresh, "refresh_token");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Shows the user the address of a browser login.
+pub type UrlNotice = Box<dyn Fn(&Url) + Send + Sync>;
 
 /// How to run a session.
 #[derive(Default)]
@@ -61,17 +116,21 @@ pub struct SessionOptions {
     pub on_wait: Option<WaitNotice>,
     /// How long and how often the server may make requests wait.
     pub limits: RateLimits,
-    /// Told, the moment a password login succeeds, how to log that session out (so a
-    /// signal handler can, even before `open` returns).
+    /// Told, the moment a login succeeds, how to end that session (so a signal handler
+    /// can, even before `open` returns).
     pub on_login: Option<Box<dyn FnOnce(Closer) + Send>>,
+    /// Shows the URL of a browser login to the user (and opens a browser when it can).
+    pub show_url: Option<UrlNotice>,
+    /// How long a browser login may take (default: 10 minutes).
+    pub login_timeout: Option<Duration>,
 }
 
-/// An open session. Call [`Session::close`] at the end: it logs out a session this tool
-/// opened. Dropped without `close` (an error on the way), it still logs out, best effort.
+/// An open session. Call [`Session::close`] at the end: it ends a session this tool
+/// opened. Dropped without `close` (an error on the way), it still ends it, best effort.
 #[derive(Debug)]
 pub struct Session {
     client: Client,
-    opened_here: bool,
+    ending: Option<Ending>,
     user_id: String,
 }
 
@@ -90,32 +149,51 @@ impl Session {
             on_wait,
             limits,
             on_login,
+            show_url,
+            login_timeout,
         } = options;
-        let (mut client, password) = match credentials {
-            Credentials::Token(token) => (Client::new(homeserver, token), None),
-            Credentials::Password { user_id, password } => {
-                (Client::anonymous(homeserver), Some((user_id, password)))
+        let timeout = login_timeout.unwrap_or(crate::loopback::DEFAULT_TIMEOUT);
+        let show = |url: &Url| {
+            if let Some(show) = &show_url {
+                show(url)
             }
+        };
+        let mut client = match &credentials {
+            Credentials::Token(token) => Client::new(homeserver, token.clone()),
+            _ => Client::anonymous(homeserver),
         };
         if let Some(notice) = on_wait {
             client.on_rate_limit(notice);
         }
         client.set_rate_limits(limits);
         client.check_versions()?;
-        let opened_here = password.is_some();
-        if let Some((user_id, password)) = password {
-            client.login_with_password(&user_id, &password)?;
-            if let Some(tell) = on_login {
-                tell(Closer {
-                    homeserver: client.homeserver().clone(),
-                    token: client.token().clone(),
-                });
+        let ending = match credentials {
+            Credentials::Token(_) => None,
+            Credentials::Password { user_id, password } => {
+                client.login_with_password(&user_id, &password)?;
+                Some(Ending::Logout)
             }
+            Credentials::Sso { idp } => {
+                let tokens = login::sso(&client, idp.as_deref(), &show, timeout)?;
+                client.set_tokens(tokens);
+                Some(Ending::Logout)
+            }
+            Credentials::OAuth(meta) => {
+                let (tokens, registered) = login::oauth(&client, &meta, &show, timeout)?;
+                client.set_tokens(tokens);
+                Some(Ending::Revoke(registered))
+            }
+        };
+        if let (Some(ending), Some(tell)) = (&ending, on_login) {
+            tell(Closer {
+                client: client.fork(),
+                ending: ending.clone(),
+            });
         }
-        // From here on a session this tool opened is logged out when dropped.
+        // From here on a session this tool opened is ended when dropped.
         let mut session = Session {
             client,
-            opened_here,
+            ending,
             user_id: String::new(),
         };
         let actual = session.client.whoami()?.user_id;
@@ -133,12 +211,12 @@ impl Session {
         &self.user_id
     }
 
-    /// What it takes to log this session out from another thread (a signal handler), when
+    /// What it takes to end this session from another thread (a signal handler), when
     /// this tool opened it; `None` for a session the user gave a token for.
     pub fn closer(&self) -> Option<Closer> {
-        self.opened_here.then(|| Closer {
-            homeserver: self.client.homeserver().clone(),
-            token: self.client.token().clone(),
+        self.ending.as_ref().map(|ending| Closer {
+            client: self.client.fork(),
+            ending: ending.clone(),
         })
     }
 
@@ -147,26 +225,25 @@ impl Session {
         &self.client
     }
 
-    /// True when this tool logged in (and so will log out).
+    /// True when this tool logged in (and so will end the session).
     pub fn opened_here(&self) -> bool {
-        self.opened_here
+        self.ending.is_some()
     }
 
-    /// Ends the session: logs out the device this tool's login made; a session the user
-    /// gave a token for is left alone.
+    /// Ends the session: logs out (or revokes) what this tool's login made; a session the
+    /// user gave a token for is left alone.
     pub fn close(mut self) -> Result<()> {
-        let opened_here = std::mem::take(&mut self.opened_here);
-        if opened_here {
-            self.client.logout()?;
+        match self.ending.take() {
+            Some(ending) => end(&self.client, &ending),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if self.opened_here {
-            let _ = self.client.logout();
+        if let Some(ending) = self.ending.take() {
+            let _ = end(&self.client, &ending);
         }
     }
 }

@@ -35,6 +35,21 @@ pub struct TestUser {
     pub client: Client,
 }
 
+/// A user name no other test (of this run or another) has: `prefix`, the process, a
+/// counter, the clock.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}{}x{}x{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// The test homeserver, or a panic that says how to get one.
 pub fn server() -> TestServer {
     match (std::env::var(URL_ENV), std::env::var(SECRET_ENV)) {
@@ -70,16 +85,7 @@ impl TestServer {
 
     /// Registers a fresh user whose name starts with `prefix`.
     pub fn register(&self, prefix: &str) -> TestUser {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let username = format!(
-            "{prefix}{}x{}x{nanos}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
+        let username = unique(prefix);
         let password = format!("pw-{username}");
         let agent = ureq::agent();
         let url = format!(
@@ -201,4 +207,233 @@ impl TestUser {
     pub fn server_name(&self) -> &str {
         self.user_id.split_once(':').expect("a user ID").1
     }
+}
+
+/// What a [`Proxy`] does with one request.
+pub enum Action {
+    /// Forward it to the homeserver.
+    Forward,
+    /// Answer it with this status and JSON body instead.
+    Answer(u16, String),
+    /// Close the connection without an answer.
+    Drop,
+}
+
+/// Decides each request's fate: called with its number (from 1, counted across every proxy
+/// sharing the hook), method and path.
+pub type Hook = std::sync::Arc<dyn Fn(usize, &str, &str) -> Action + Send + Sync>;
+
+/// A loopback HTTP proxy in front of a homeserver that counts requests and can fail or
+/// drop any of them: to test what the tool does when a server answers 502 or the process
+/// dies at request N. One request per connection (answers carry `Connection: close`).
+pub struct Proxy {
+    /// Its base URL.
+    pub url: String,
+}
+
+impl Proxy {
+    /// Starts a proxy to `upstream` (`http://127.0.0.1:PORT`), numbering requests in
+    /// `count` and asking `hook` what to do with each.
+    pub fn start(upstream: &str, count: std::sync::Arc<AtomicUsize>, hook: Hook) -> Proxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a proxy port");
+        let url = format!("http://{}", listener.local_addr().expect("proxy address"));
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (upstream, count, hook) = (upstream.clone(), count.clone(), hook.clone());
+                std::thread::spawn(move || proxy_one(conn, &upstream, &count, &*hook));
+            }
+        });
+        Proxy { url }
+    }
+}
+
+fn proxy_one(
+    conn: std::net::TcpStream,
+    upstream: &str,
+    count: &AtomicUsize,
+    hook: &(dyn Fn(usize, &str, &str) -> Action + Send + Sync),
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let Ok(clone) = conn.try_clone() else { return };
+    let mut reader = BufReader::new(clone);
+    let mut conn = conn;
+    let mut head = Vec::new();
+    let mut length = 0usize;
+    let mut first = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        if first.is_empty() {
+            first = line.clone();
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+        if lower.starts_with("connection:") {
+            continue;
+        }
+        if line == "\r\n" {
+            head.extend_from_slice(b"Connection: close\r\n\r\n");
+            break;
+        }
+        head.extend_from_slice(line.as_bytes());
+    }
+    let mut body = vec![0; length];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let mut parts = first.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+    match hook(n, method, path) {
+        Action::Drop => {}
+        Action::Answer(status, json) => {
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status} Proxy\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+                json.len()
+            );
+        }
+        Action::Forward => {
+            let Ok(mut up) = std::net::TcpStream::connect(upstream) else {
+                return;
+            };
+            let mut answer = Vec::new();
+            if up.write_all(&head).is_err()
+                || up.write_all(&body).is_err()
+                || up.read_to_end(&mut answer).is_err()
+            {
+                return;
+            }
+            let Some(split) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                return;
+            };
+            let head: String = String::from_utf8_lossy(&answer[..split])
+                .lines()
+                .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+                .map(|l| format!("{l}\r\n"))
+                .collect();
+            let _ = conn.write_all(head.as_bytes());
+            let _ = conn.write_all(b"Connection: close\r\n");
+            let _ = conn.write_all(&answer[split + 2..]);
+        }
+    }
+}
+
+/// The server that delegates authentication to the fake Matrix Authentication Service
+/// (`scripts/fake-mas.py`): OAuth 2.0 logins only, access tokens that live 3 s.
+pub struct NextGen {
+    /// The homeserver's URL.
+    pub url: String,
+    /// The provider's URL.
+    pub mas: String,
+}
+
+/// The NEXTGEN server, or a panic that says how to get it.
+pub fn nextgen() -> NextGen {
+    match (
+        std::env::var("MATRIX_TRANSPLANT_TEST_NEXTGEN_HOMESERVER"),
+        std::env::var("MATRIX_TRANSPLANT_TEST_NEXTGEN_MAS"),
+    ) {
+        (Ok(url), Ok(mas)) => NextGen { url, mas },
+        _ => panic!(
+            "these tests need the NEXTGEN Synapse and its fake MAS, and they are not running: \
+             run scripts/test-all, or start them with scripts/synapse.sh's synapse_start"
+        ),
+    }
+}
+
+impl NextGen {
+    /// The homeserver.
+    pub fn homeserver(&self) -> Homeserver {
+        Homeserver::parse(&self.url, false).expect("the test server is on loopback")
+    }
+
+    /// Creates `localpart` (through the provider) and makes it the one who logs in at the
+    /// next authorization: the test plays the person at the browser.
+    pub fn next_login(&self, localpart: &str) -> String {
+        ureq::post(&format!("{}/_test/next", self.mas))
+            .set("Content-Type", "application/json")
+            .send_string(&serde_json::json!({ "localpart": localpart }).to_string())
+            .expect("the fake MAS provisions the user");
+        format!("@{localpart}:localhost")
+    }
+
+    /// The provider's counters: `refreshes`, `revocations`, `refused_refreshes`,
+    /// `live_sessions`.
+    pub fn stats(&self) -> serde_json::Value {
+        let text = ureq::get(&format!("{}/_test/stats", self.mas))
+            .call()
+            .expect("the fake MAS answers")
+            .into_string()
+            .expect("text");
+        serde_json::from_str(&text).expect("JSON")
+    }
+}
+
+/// Makes `username` the one who signs on at the fake identity provider next (Synapse
+/// creates `@username:localhost` at its first sign-on).
+pub fn next_sso_login(username: &str) -> String {
+    let idp = std::env::var("MATRIX_TRANSPLANT_TEST_IDP").unwrap_or_else(|_| {
+        panic!("these tests need the fake identity provider: run scripts/test-all")
+    });
+    ureq::post(&format!("{idp}/_test/next"))
+        .set("Content-Type", "application/json")
+        .send_string(&serde_json::json!({ "username": username }).to_string())
+        .expect("the fake identity provider answers");
+    format!("@{username}:localhost")
+}
+
+/// Plays the browser of a login: follows `url` and its redirects (at most 10, each checked
+/// to stay on loopback), carrying the cookies the servers set (Synapse's SSO session
+/// cookie is `Secure`, which a browser would not send over http: the test sends it), on
+/// another thread; the handle gives the last answer's status.
+pub fn play_browser(url: &str) -> std::thread::JoinHandle<u16> {
+    let mut next = url.to_owned();
+    std::thread::spawn(move || {
+        let agent = ureq::AgentBuilder::new().redirects(0).build();
+        let mut cookies: Vec<String> = Vec::new();
+        for _ in 0..10 {
+            let parsed = url::Url::parse(&next).expect("a URL");
+            assert_eq!(
+                parsed.host_str(),
+                Some("127.0.0.1"),
+                "the login stays on loopback"
+            );
+            let mut req = agent.get(&next);
+            if !cookies.is_empty() {
+                req = req.set("Cookie", &cookies.join("; "));
+            }
+            let resp = match req.call() {
+                Ok(r) => r,
+                Err(ureq::Error::Status(_, r)) => r,
+                Err(e) => panic!("the browser cannot reach {next}: {e}"),
+            };
+            for set in resp.all("Set-Cookie") {
+                let pair = set.split(';').next().unwrap_or("").trim().to_owned();
+                let name = pair.split('=').next().unwrap_or("").to_owned();
+                cookies.retain(|c| c.split('=').next() != Some(name.as_str()));
+                cookies.push(pair);
+            }
+            match resp.header("Location") {
+                Some(loc) if (300..400).contains(&resp.status()) => {
+                    next = parsed.join(loc).expect("a location").to_string()
+                }
+                _ => return resp.status(),
+            }
+        }
+        panic!("more than 10 redirects")
+    })
+}
+
+/// The access token a client holds now (to check it is dead after the session ends).
+pub fn token_of(client: &Client) -> String {
+    client.token().expose().to_owned()
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use online::auth::{Refresh, Tokens};
 use online::client::{RateLimits, Wait, WaitCause};
 use online::{AccessToken, Client, Credentials, Error, Homeserver, Session, SessionOptions};
 
@@ -187,11 +188,18 @@ fn errors_carry_the_servers_errcode_and_an_unreachable_server_is_a_transport_err
     )]);
     let (client, _) = stub.client(fast());
     let e = client.whoami().unwrap_err();
+    // A token the user gave cannot be renewed: the error says so and what to do.
+    let Error::TokenRejected { cause, .. } = &e else {
+        panic!("{e:?}")
+    };
     assert!(
-        matches!(&e, Error::Api { status: 401, errcode, .. } if errcode == "M_UNKNOWN_TOKEN"),
+        matches!(&**cause, Error::Api { status: 401, errcode, .. } if errcode == "M_UNKNOWN_TOKEN"),
         "{e:?}"
     );
-    assert!(e.to_string().contains("log in again"), "{e}");
+    assert!(
+        e.to_string().contains("--login oauth, sso or password"),
+        "{e}"
+    );
     stub.finish();
     // A port nobody listens on.
     let closed = TcpListener::bind("127.0.0.1:0")
@@ -535,4 +543,98 @@ fn an_upload_answered_without_a_count_is_an_error() {
     let done = backup::upload(&client, &info, &key, &[&parsed], 10, &|_| {}).unwrap();
     assert_eq!((done.sent, done.count_after), (1, 1));
     stub.finish();
+}
+
+fn refreshable(stub: &Stub, expires_in: Option<Duration>) -> Client {
+    let hs = Homeserver::parse(&stub.url, false).unwrap();
+    Client::with_tokens(
+        hs,
+        Tokens {
+            access: AccessToken::new("first"),
+            refresh: Some(Refresh::Matrix {
+                url: url::Url::parse(&format!("{}/_matrix/client/v3/refresh", stub.url)).unwrap(),
+                token: zeroize::Zeroizing::new("r1".into()),
+            }),
+            expires_in,
+        },
+    )
+}
+
+#[test]
+fn a_rejected_token_is_renewed_once_and_the_request_sent_again() {
+    let stub = Stub::start(vec![
+        answer(
+            401,
+            r#"{"errcode": "M_UNKNOWN_TOKEN", "soft_logout": true}"#,
+        ),
+        answer(
+            200,
+            r#"{"access_token": "second", "refresh_token": "r2", "expires_in_ms": 600000}"#,
+        ),
+        answer(200, WHOAMI),
+        // The renewed token rejected too: renewed again only for a new request.
+        answer(
+            401,
+            r#"{"errcode": "M_UNKNOWN_TOKEN", "soft_logout": false}"#,
+        ),
+        answer(
+            400,
+            r#"{"errcode": "M_UNKNOWN_TOKEN", "error": "refresh token already used"}"#,
+        ),
+    ]);
+    let client = refreshable(&stub, None);
+    client.whoami().unwrap();
+    assert_eq!(client.refreshes(), 1);
+    let e = client.whoami().unwrap_err();
+    assert!(matches!(e, Error::SessionEnded { .. }), "{e:?}");
+    assert!(e.to_string().contains("log in again"), "{e}");
+    let seen = stub.finish();
+    assert_eq!(
+        seen,
+        [
+            "GET /_matrix/client/v3/account/whoami HTTP/1.1",
+            "POST /_matrix/client/v3/refresh HTTP/1.1",
+            "GET /_matrix/client/v3/account/whoami HTTP/1.1",
+            "GET /_matrix/client/v3/account/whoami HTTP/1.1",
+            "POST /_matrix/client/v3/refresh HTTP/1.1",
+        ]
+    );
+}
+
+#[test]
+fn a_token_about_to_expire_is_renewed_before_the_request() {
+    let stub = Stub::start(vec![
+        answer(
+            200,
+            r#"{"access_token": "second", "refresh_token": "r2", "expires_in_ms": 600000}"#,
+        ),
+        answer(200, WHOAMI),
+        answer(200, WHOAMI),
+    ]);
+    // Expired already: renewed before the first request goes out.
+    let client = refreshable(&stub, Some(Duration::ZERO));
+    client.whoami().unwrap();
+    // Ten minutes now: not renewed again.
+    client.whoami().unwrap();
+    assert_eq!(client.refreshes(), 1);
+    let seen = stub.finish();
+    assert_eq!(seen[0], "POST /_matrix/client/v3/refresh HTTP/1.1");
+    assert_eq!(seen.len(), 3);
+}
+
+#[test]
+fn forks_share_one_renewal() {
+    let stub = Stub::start(vec![
+        answer(401, r#"{"errcode": "M_UNKNOWN_TOKEN"}"#),
+        answer(200, r#"{"access_token": "second", "refresh_token": "r2"}"#),
+        answer(200, WHOAMI),
+        answer(200, WHOAMI),
+    ]);
+    let client = refreshable(&stub, None);
+    let fork = client.fork();
+    client.whoami().unwrap();
+    // The fork uses the renewed token at once: no 401, no second refresh.
+    fork.whoami().unwrap();
+    assert_eq!(fork.refreshes(), 1);
+    assert_eq!(stub.finish().len(), 4);
 }

@@ -30,6 +30,7 @@ use online::Client;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::facts::server_of;
 use super::history::{self, Probe};
 use super::journal::{Entry, Journal, JournalError};
 use super::plan::{Pair, Planner, RoomPlan, Step};
@@ -163,6 +164,8 @@ pub struct MoveReport {
     pub journal: PathBuf,
     /// Rate-limit and retry waits.
     pub waits: usize,
+    /// Times an access token of a login this tool made was renewed during the move.
+    pub renewals: usize,
     /// Seconds the move took.
     pub seconds: f64,
 }
@@ -296,6 +299,7 @@ pub fn run(
     };
     let old = pair.old.client();
     let new = pair.new.client();
+    let renewals_before = old.refreshes() + new.refreshes();
     let new_joined: HashSet<String> = rooms::joined_rooms(new)?.into_iter().collect();
     let old_direct = online::direct::download(old, old_user)?;
 
@@ -362,6 +366,7 @@ pub fn run(
         stopped,
         journal: options.journal.clone(),
         waits: 0,
+        renewals: 0,
         seconds: 0.0,
     };
     let mut outcomes: Vec<RoomOutcome> = work
@@ -374,6 +379,7 @@ pub fn run(
     report.stopped = ctx.stopped();
     report.rooms = outcomes;
     report.waits = waits.load(Ordering::Relaxed) + old.rate_limit_waits() + new.rate_limit_waits();
+    report.renewals = old.refreshes() + new.refreshes() - renewals_before;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -712,20 +718,29 @@ fn invite(ctx: &Ctx<'_>, client: &Client, w: &Work) -> Result<bool, JournalError
 fn join(ctx: &Ctx<'_>, new: &Client, old: &Client, w: &Work) -> Result<bool, JournalError> {
     let (room, via) = {
         let o = w.outcome.lock().expect("outcome lock");
-        let via = o
-            .plan
-            .as_ref()
-            .and_then(|p| {
-                p.decision.steps.iter().find_map(|s| match s {
-                    Step::Join { via } => Some(via.clone()),
-                    _ => None,
-                })
+        let plan = o.plan.as_ref().expect("planned rooms only");
+        // Joined as the old server sees it may not be joined as the new server sees it
+        // yet (a join still in flight when an earlier run was killed): the servers to
+        // join through are known either way.
+        let via = plan
+            .decision
+            .steps
+            .iter()
+            .find_map(|s| match s {
+                Step::Join { via } => Some(via.clone()),
+                _ => None,
             })
-            .unwrap_or_default();
+            .unwrap_or_else(|| plan.facts.via(server_of(ctx.old_user)));
         (o.room_id.clone(), via)
     };
     let joined = ctx.with_remote_retry(Stage::Join, "the join", || {
-        if via.is_empty() {
+        // The new account's own server decides whether it is in.
+        let mine = match rooms::membership(new, &room, ctx.new_user) {
+            Ok(m) => m,
+            Err(e) if rooms::is_forbidden(&e) => None,
+            Err(e) => return Err(e),
+        };
+        if mine.as_deref() == Some("join") {
             return Ok(false);
         }
         rooms::join(new, &room, &via).map(|_| true)

@@ -1,0 +1,269 @@
+//! The loopback redirect listener of a browser login (RFC 8252 §7.3): bound to 127.0.0.1 on
+//! a random port BEFORE the login URL is shown, it serves exactly one request that carries
+//! the expected `state`, then closes. A request from anywhere but loopback is dropped
+//! unanswered; one with another path or a wrong `state` is answered 400 and the listener
+//! goes on waiting (so a stray request cannot end the login, and cannot finish it either).
+
+use std::io::{BufRead, BufReader, Read as _, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use url::Url;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// How long a person has to finish logging in, by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// A bound listener, waiting for the browser to come back.
+pub struct Listener {
+    listener: TcpListener,
+    addr: SocketAddr,
+    path: String,
+    /// How long [`Listener::wait`] waits.
+    pub timeout: Duration,
+}
+
+/// The query of the one request accepted (its values may be secrets: wiped on drop).
+pub struct Callback {
+    params: Vec<(String, Zeroizing<String>)>,
+}
+
+impl Callback {
+    /// The value of `key`, when present.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl std::fmt::Debug for Callback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Callback(<redacted>)")
+    }
+}
+
+impl Listener {
+    /// Binds 127.0.0.1 on a free port; the browser is sent back to `path` (e.g. "/callback").
+    pub fn bind(path: &str) -> Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).map_err(|e| Error::Login {
+            reason: format!("cannot listen on 127.0.0.1 for the browser to come back: {e}"),
+        })?;
+        let addr = listener.local_addr().map_err(|e| Error::Login {
+            reason: format!("cannot read the listener's port: {e}"),
+        })?;
+        listener.set_nonblocking(true).map_err(|e| Error::Login {
+            reason: format!("cannot set up the listener: {e}"),
+        })?;
+        Ok(Listener {
+            listener,
+            addr,
+            path: path.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+        })
+    }
+
+    /// Where the browser must be sent back: `http://127.0.0.1:PORT/path`.
+    pub fn redirect_uri(&self) -> Url {
+        Url::parse(&format!("http://{}{}", self.addr, self.path)).expect("a valid URL")
+    }
+
+    /// Waits for the one request to `path` whose `state` equals `state`; answers it with a
+    /// page saying the login went on in the terminal, and closes.
+    pub fn wait(self, state: &str) -> Result<Callback> {
+        let end = Instant::now() + self.timeout;
+        loop {
+            if Instant::now() >= end {
+                return Err(Error::Login {
+                    reason: format!(
+                        "the browser did not come back within {} minutes: run the command again",
+                        self.timeout.as_secs() / 60
+                    ),
+                });
+            }
+            let (conn, peer) = match self.listener.accept() {
+                Ok(c) => c,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+                Err(e) => {
+                    return Err(Error::Login {
+                        reason: format!("the login listener failed: {e}"),
+                    })
+                }
+            };
+            if !peer.ip().is_loopback() {
+                continue; // Dropped unanswered.
+            }
+            if let Some(callback) = self.serve(conn, state) {
+                return Ok(callback);
+            }
+        }
+    }
+
+    /// Reads one request; the callback when it is the right one.
+    fn serve(&self, mut conn: TcpStream, state: &str) -> Option<Callback> {
+        let _ = conn.set_nonblocking(false);
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut reader = BufReader::new(conn.try_clone().ok()?);
+        let mut line = String::new();
+        // The request line, then the headers up to the empty line (at most 64 KiB).
+        let mut read = 0;
+        let mut first = String::new();
+        loop {
+            line.clear();
+            let n = (&mut reader).take(16 << 10).read_line(&mut line).ok()?;
+            read += n;
+            if n == 0 || read > 64 << 10 {
+                return None;
+            }
+            if first.is_empty() {
+                first = line.clone();
+            } else if line == "\r\n" || line == "\n" {
+                break;
+            }
+        }
+        let target = match first.split_whitespace().collect::<Vec<_>>()[..] {
+            ["GET", target, _] => target.to_owned(),
+            _ => {
+                answer(&mut conn, 405, "Only the login's redirect is served here.");
+                return None;
+            }
+        };
+        let url = Url::parse(&format!("http://{}{target}", self.addr)).ok()?;
+        if url.path() != self.path {
+            answer(&mut conn, 404, "Not the login's redirect.");
+            return None;
+        }
+        let params: Vec<(String, Zeroizing<String>)> = url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), Zeroizing::new(v.into_owned())))
+            .collect();
+        let callback = Callback { params };
+        let given = callback.get("state").unwrap_or("");
+        if !constant_time_eq(given.as_bytes(), state.as_bytes()) {
+            answer(
+                &mut conn,
+                400,
+                "This is not the login matrix-transplant started (its state does not match).",
+            );
+            return None;
+        }
+        if let Some(error) = callback.get("error") {
+            let text = format!(
+                "The login was refused: {}. Go back to the terminal.",
+                crate::client::printable(error)
+            );
+            answer(&mut conn, 200, &text);
+        } else {
+            answer(
+                &mut conn,
+                200,
+                "You are logged in: matrix-transplant goes on in the terminal. You can close this tab.",
+            );
+        }
+        Some(callback)
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn answer(conn: &mut TcpStream, status: u16, text: &str) {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        _ => "Method Not Allowed",
+    };
+    let body = format!(
+        "<!doctype html><meta charset=utf-8><title>matrix-transplant</title><p>{}</p>\n",
+        text.replace('&', "&amp;").replace('<', "&lt;")
+    );
+    let _ = write!(
+        conn,
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+/// A random URL-safe string of `bytes` random bytes (for `state`, PKCE, device IDs).
+pub(crate) fn random_token(bytes: usize) -> Zeroizing<String> {
+    use base64::Engine as _;
+    let mut buf = Zeroizing::new(vec![0u8; bytes]);
+    getrandom::getrandom(&mut buf).expect("the operating system's random source");
+    Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&*buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn get(url: &str) -> (u16, String) {
+        let url = Url::parse(url).unwrap();
+        let mut s = TcpStream::connect(format!(
+            "{}:{}",
+            url.host_str().unwrap(),
+            url.port().unwrap()
+        ))
+        .unwrap();
+        let target = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        write!(s, "GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let status = text[9..12].parse().unwrap();
+        (status, text)
+    }
+
+    #[test]
+    fn a_wrong_state_is_refused_then_the_right_one_is_served_once() {
+        let l = Listener::bind("/callback").unwrap();
+        let uri = l.redirect_uri();
+        assert_eq!(uri.host_str(), Some("127.0.0.1"));
+        let base = uri.to_string();
+        let waiter = std::thread::spawn(move || l.wait("s3cret"));
+        assert_eq!(get(&format!("{base}?code=evil&state=other")).0, 400);
+        assert_eq!(get(&format!("{base}?code=evil")).0, 400);
+        assert_eq!(
+            get(&format!(
+                "{}?code=c&state=s3cret",
+                base.replace("/callback", "/other")
+            ))
+            .0,
+            404
+        );
+        let (status, page) = get(&format!("{base}?code=abc&state=s3cret"));
+        assert_eq!(status, 200, "{page}");
+        let cb = waiter.join().unwrap().unwrap();
+        assert_eq!(cb.get("code"), Some("abc"));
+        // Closed after one request: a second cannot even connect.
+        let port = uri.port().unwrap();
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+    }
+
+    #[test]
+    fn it_gives_up_after_its_timeout() {
+        let mut l = Listener::bind("/cb").unwrap();
+        l.timeout = Duration::from_millis(200);
+        assert!(matches!(l.wait("x"), Err(Error::Login { .. })));
+    }
+
+    #[test]
+    fn random_tokens_differ_and_are_url_safe() {
+        let (a, b) = (random_token(32), random_token(32));
+        assert_ne!(*a, *b);
+        assert_eq!(a.len(), 43);
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+    }
+}

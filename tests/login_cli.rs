@@ -1,0 +1,147 @@
+//! Logging in through the binary: OAuth 2.0 against the NEXTGEN Synapse and its fake
+//! Matrix Authentication Service (the test plays the person at the browser: it follows the
+//! address the tool prints), what a server that lacks a method says, and what a dead token
+//! the user gave says. These tests FAIL, never skip, when the servers are not running.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::Stdio;
+
+use online::testkit::{next_sso_login, nextgen, play_browser, server, unique};
+use support::*;
+
+/// Runs `line` with no token anywhere, plays the browser at the address it prints, and
+/// returns its exit code and everything it printed on stderr.
+fn log_in_through_the_browser(s: &Scratch, line: &str) -> (Option<i32>, String) {
+    let mut child = s
+        .cmd(line)
+        .env_remove("MATRIX_ACCESS_TOKEN")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let url = loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "no URL printed: {seen}"
+        );
+        seen.push_str(&line);
+        if let Some(url) = line.trim().strip_prefix("http://") {
+            break format!("http://{url}");
+        }
+    };
+    assert!(seen.contains("open this address in a browser"), "{seen}");
+    assert_eq!(play_browser(&url).join().unwrap(), 200);
+    err.read_to_string(&mut seen).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), seen)
+}
+
+#[test]
+fn oauth_login_in_a_browser_then_the_session_is_revoked() {
+    let ng = nextgen();
+    let user = ng.next_login(&unique("cli"));
+    let before = ng.stats();
+    let s = Scratch::new();
+    let (code, seen) = log_in_through_the_browser(
+        &s,
+        &format!(
+            "download direct --homeserver {} --user {user} -o %direct.json",
+            ng.url
+        ),
+    );
+    assert_eq!(code, Some(0), "{seen}");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&s.read("direct.json")).unwrap(),
+        serde_json::json!({})
+    );
+    // The session the tool opened is gone: revoked at the provider.
+    let after = ng.stats();
+    assert!(
+        after["revocations"].as_u64().unwrap() > before["revocations"].as_u64().unwrap(),
+        "{after}"
+    );
+    assert_eq!(after["live_sessions"], before["live_sessions"], "{after}");
+}
+
+#[test]
+fn a_method_the_server_lacks_is_refused_with_what_it_offers() {
+    let ng = nextgen();
+    let s = Scratch::new();
+    let out = s
+        .cmd(&format!(
+            "download direct --homeserver {} --user @x:localhost --login password -o %d.json",
+            ng.url
+        ))
+        .env_remove("MATRIX_ACCESS_TOKEN")
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("does not take passwords here"), "{err}");
+    assert!(err.contains("--login oauth"), "{err}");
+    assert!(s.names().iter().all(|n| n != "d.json"), "nothing written");
+}
+
+#[test]
+fn a_dead_token_the_user_gave_says_how_to_let_the_tool_log_in() {
+    let ng = nextgen();
+    let s = Scratch::new();
+    s.write("token", "mat_not_a_live_token\n");
+    let out = s
+        .cmd(&format!(
+            "download direct --homeserver {} --access-token-file %token -o %d.json",
+            ng.url
+        ))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("no longer accepts this access token"), "{err}");
+    assert!(err.contains("--login oauth, sso or password"), "{err}");
+    assert!(
+        !err.contains("mat_not_a_live_token"),
+        "the token is never printed: {err}"
+    );
+}
+
+#[test]
+fn sso_login_through_the_named_identity_provider() {
+    let hs = server();
+    let user = next_sso_login(&unique("ssocli"));
+    let s = Scratch::new();
+    let (code, seen) = log_in_through_the_browser(
+        &s,
+        &format!(
+            "download direct --homeserver {} --user {user} --login sso --idp oidc-fake -o %direct.json",
+            hs.url
+        ),
+    );
+    assert_eq!(code, Some(0), "{seen}");
+    assert!(seen.contains(&format!("m.direct of {user}")), "{seen}");
+}
+
+#[test]
+fn several_identity_providers_and_no_terminal_ask_for_idp() {
+    let hs = server();
+    let s = Scratch::new();
+    let out = s
+        .cmd(&format!(
+            "download direct --homeserver {} --login sso -o %d.json",
+            hs.url
+        ))
+        .env_remove("MATRIX_ACCESS_TOKEN")
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("--idp ID"), "{err}");
+    assert!(
+        err.contains("oidc-fake (Fake IdP), oidc-other (Other IdP)"),
+        "{err}"
+    );
+}
