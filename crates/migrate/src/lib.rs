@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod account_data;
 pub mod direct;
 pub mod error;
 pub mod events;

@@ -12,20 +12,8 @@ use migrate::rooms::plan::{self, BlockerKind, Pair};
 use migrate::{Event, Silent};
 use online::rooms;
 use online::testkit::{server_named, Action, Hook, Proxy, TestUser};
-use online::{AccessToken, Credentials, Session, SessionOptions};
+use online::{Credentials, Session, SessionOptions};
 use serde_json::{json, Value};
-
-fn session(user: &TestUser, url: &str) -> Session {
-    Session::open(
-        online::Homeserver::parse(url, false).unwrap(),
-        Credentials::Token(AccessToken::new(&user.token)),
-        SessionOptions {
-            expected_user: Some(user.user_id.clone()),
-            ..SessionOptions::default()
-        },
-    )
-    .unwrap()
-}
 
 /// The rooms of the scenario, by role.
 struct World {
@@ -211,8 +199,8 @@ fn list_plan_and_move_between_two_servers() {
     let w = world();
     let org = server_named("ORG");
     let personal = server_named("PERSONAL");
-    let old = session(&w.old, &org.url);
-    let new = session(&w.new, &personal.url);
+    let old = w.old.session(&org.url);
+    let new = w.new.session(&personal.url);
     let pair = Pair {
         old: &old,
         new: &new,
@@ -496,8 +484,8 @@ fn a_502_on_an_invite_is_retried_not_fatal() {
         })
     };
     let proxy = Proxy::start(&org.url, std::sync::Arc::default(), hook);
-    let old = session(&old_user, &proxy.url);
-    let new = session(&new_user, &personal.url);
+    let old = old_user.session(&proxy.url);
+    let new = new_user.session(&personal.url);
     let pair = Pair {
         old: &old,
         new: &new,

@@ -256,6 +256,13 @@ pub enum Body<'a> {
     None,
     /// JSON text.
     Json(&'a [u8]),
+    /// Other bytes (media), of this content type.
+    Bytes {
+        /// The `Content-Type`.
+        content_type: &'a str,
+        /// The bytes.
+        data: &'a [u8],
+    },
 }
 
 /// An authenticated connection to a homeserver.
@@ -510,11 +517,16 @@ impl Client {
 
     /// The URL of `/_matrix/client/{segments...}?{query}`, each segment percent-encoded.
     pub fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
+        self.url_in("client", segments, query)
+    }
+
+    /// The URL of `/_matrix/{api}/{segments...}?{query}` (`api`: `client`, `media`).
+    fn url_in(&self, api: &str, segments: &[&str], query: &[(&str, &str)]) -> Url {
         let mut url = self.homeserver.base.clone();
         {
             let mut path = url.path_segments_mut().expect("http(s) URLs have paths");
             path.pop_if_empty()
-                .extend(["_matrix", "client"])
+                .extend(["_matrix", api])
                 .extend(segments);
         }
         if !query.is_empty() {
@@ -550,7 +562,7 @@ impl Client {
         query: &[(&str, &str)],
         limit: usize,
     ) -> Result<impl Read + Send> {
-        let resp = self.respond(what, "GET", segments, query, &Body::None, true)?;
+        let resp = self.respond(what, "GET", self.url(segments, query), &Body::None, true)?;
         Ok(Capped {
             inner: resp.into_reader(),
             left: limit as u64,
@@ -568,7 +580,7 @@ impl Client {
         auth: bool,
         limit: usize,
     ) -> Result<Vec<u8>> {
-        let resp = self.respond(what, method, segments, query, body, auth)?;
+        let resp = self.respond(what, method, self.url(segments, query), body, auth)?;
         read_body(resp, what, limit)
     }
 
@@ -577,12 +589,10 @@ impl Client {
         &self,
         what: &str,
         method: &str,
-        segments: &[&str],
-        query: &[(&str, &str)],
+        url: Url,
         body: &Body<'_>,
         auth: bool,
     ) -> Result<ureq::Response> {
-        let url = self.url(segments, query);
         let limits = self.rate_limits;
         let idempotent = matches!(method, "GET" | "PUT" | "DELETE");
         let (mut limited, mut failed, mut renewed) = (0, 0, false);
@@ -688,6 +698,9 @@ impl Client {
             Body::Json(bytes) => req
                 .set("Content-Type", "application/json")
                 .send_bytes(bytes),
+            Body::Bytes { content_type, data } => {
+                req.set("Content-Type", content_type).send_bytes(data)
+            }
         };
         match result {
             Ok(resp) if (200..300).contains(&resp.status()) => Attempt::Done(resp),
@@ -745,6 +758,42 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// Uploads media (`POST /_matrix/media/v3/upload`); returns its `mxc://` URI.
+    pub fn upload_media(&self, content_type: &str, filename: &str, data: &[u8]) -> Result<String> {
+        let what = "upload media";
+        let url = self.url_in("media", &["v3", "upload"], &[("filename", filename)]);
+        let resp = self.respond(what, "POST", url, &Body::Bytes { content_type, data }, true)?;
+        let answer = parse_value(&read_body(resp, what, MAX_ERROR_BODY)?, what)?;
+        answer
+            .get("content_uri")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| Error::BadResponse {
+                what: what.into(),
+                reason: "no content_uri in the answer".into(),
+            })
+    }
+
+    /// Downloads media (`GET /_matrix/client/v1/media/download/{server}/{id}`, authenticated
+    /// media) of at most `limit` bytes; returns its bytes and content type.
+    pub fn download_media(&self, mxc: &str, limit: usize) -> Result<(Vec<u8>, String)> {
+        let what = format!("download {mxc}");
+        let (server, id) = mxc
+            .strip_prefix("mxc://")
+            .and_then(|rest| rest.split_once('/'))
+            .ok_or_else(|| Error::BadResponse {
+                what: what.clone(),
+                reason: "not an mxc:// URI".into(),
+            })?;
+        let url = self.url(&["v1", "media", "download", server, id], &[]);
+        let resp = self.respond(&what, "GET", url, &Body::None, true)?;
+        let content_type = resp
+            .header("Content-Type")
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        Ok((read_body(resp, &what, limit)?, content_type))
     }
 
     /// [`Client::call`], parsing the answer as JSON.

@@ -129,6 +129,20 @@ impl TestServer {
 }
 
 impl TestUser {
+    /// A session with this user's token at `url` (the server, or a proxy in front of it),
+    /// `whoami` checked.
+    pub fn session(&self, url: &str) -> crate::Session {
+        crate::Session::open(
+            Homeserver::parse(url, false).expect("a loopback URL"),
+            crate::Credentials::Token(AccessToken::new(&self.token)),
+            crate::SessionOptions {
+                expected_user: Some(self.user_id.clone()),
+                ..crate::SessionOptions::default()
+            },
+        )
+        .expect("a session with the test user's token")
+    }
+
     /// Creates a room (the server's default room version) and returns its ID.
     pub fn create_room(&self, name: &str) -> String {
         self.create_room_with(serde_json::json!({"name": name, "preset": "private_chat"}))

@@ -1,0 +1,125 @@
+//! Copying the ignore list, push rules and profile from an account on the "organisation"
+//! Synapse to one on the "personal" Synapse, checked from the new account's side. These
+//! tests FAIL, never skip, when the servers are not running.
+
+use std::collections::HashSet;
+
+use migrate::account_data::{self, Copy};
+use migrate::rooms::plan::Pair;
+use online::account;
+use online::rooms;
+use online::testkit::server_named;
+use serde_json::{json, Value};
+
+fn rule<'a>(rules: &'a Value, kind: &str, id: &str) -> Option<&'a Value> {
+    rules[kind]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule_id"] == json!(id))
+}
+
+#[test]
+fn ignore_list_push_rules_and_profile_are_merged_into_the_new_account_once() {
+    let (org, personal) = (server_named("ORG"), server_named("PERSONAL"));
+    let (old_user, new_user) = (org.register("old"), personal.register("new"));
+    let (old_c, new_c) = (&old_user.client, &new_user.client);
+    let moving = old_user.create_room("moving");
+    let staying = old_user.create_room("staying");
+    // The old account's settings.
+    account::put_account_data(
+        old_c,
+        &old_user.user_id,
+        "m.ignored_user_list",
+        &json!({"ignored_users": {"@spam:example.org": {}}}),
+    )
+    .unwrap();
+    account::put_push_rule(
+        old_c,
+        "content",
+        "deploys",
+        &json!({"pattern": "deploy", "actions": ["notify", {"set_tweak": "highlight"}]}),
+    )
+    .unwrap();
+    account::put_push_rule(old_c, "room", &moving, &json!({"actions": []})).unwrap();
+    account::put_push_rule(old_c, "room", &staying, &json!({"actions": []})).unwrap();
+    account::set_push_rule_enabled(old_c, "underride", ".m.rule.message", false).unwrap();
+    rooms::set_displayname(old_c, &old_user.user_id, "Alice Example").unwrap();
+    let png: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\x0f\0\0\x01\x01\0\x05\x18\xd8N\0\0\0\0IEND\xaeB`\x82";
+    let mxc = old_c.upload_media("image/png", "a.png", png).unwrap();
+    account::set_avatar_url(old_c, &old_user.user_id, &mxc).unwrap();
+    // What the new account has already.
+    account::put_account_data(
+        new_c,
+        &new_user.user_id,
+        "m.ignored_user_list",
+        &json!({"ignored_users": {"@troll:example.org": {}}}),
+    )
+    .unwrap();
+
+    let (old, new) = (old_user.session(&org.url), new_user.session(&personal.url));
+    let pair = Pair {
+        old: &old,
+        new: &new,
+    };
+    let moving_rooms: HashSet<String> = [moving.clone()].into();
+    let all = Copy {
+        ignored: true,
+        push_rules: true,
+        profile: true,
+    };
+    let rules_before = account::push_rules(new_c).unwrap();
+
+    // A dry run reads only.
+    let dry = account_data::copy(&pair, &moving_rooms, all, true).unwrap();
+    assert_eq!(dry.ignored_added, ["@spam:example.org"]);
+    assert_eq!(dry.rules.changes.len(), 3, "{:?}", dry.rules);
+    assert_eq!(dry.displayname.as_deref(), Some("Alice Example"));
+    assert_eq!(account::push_rules(new_c).unwrap(), rules_before);
+    assert_eq!(
+        account::account_data(new_c, &new_user.user_id, "m.ignored_user_list").unwrap(),
+        Some(json!({"ignored_users": {"@troll:example.org": {}}}))
+    );
+
+    let done = account_data::copy(&pair, &moving_rooms, all, false).unwrap();
+    assert_eq!(done.rules, dry.rules);
+    // Checked as the new account.
+    assert_eq!(
+        account::account_data(new_c, &new_user.user_id, "m.ignored_user_list").unwrap(),
+        Some(json!({"ignored_users": {"@troll:example.org": {}, "@spam:example.org": {}}}))
+    );
+    let rules = account::push_rules(new_c).unwrap();
+    let keyword = rule(&rules, "content", "deploys").unwrap();
+    assert_eq!(keyword["pattern"], json!("deploy"));
+    assert_eq!(keyword["enabled"], json!(true));
+    assert!(rule(&rules, "room", &moving).is_some());
+    assert!(
+        rule(&rules, "room", &staying).is_none(),
+        "only the moving room's rule"
+    );
+    assert_eq!(
+        rule(&rules, "underride", ".m.rule.message").unwrap()["enabled"],
+        json!(false)
+    );
+    assert_eq!(
+        rooms::displayname(new_c, &new_user.user_id)
+            .unwrap()
+            .as_deref(),
+        Some("Alice Example")
+    );
+    let avatar = account::avatar_url(new_c, &new_user.user_id)
+        .unwrap()
+        .unwrap();
+    assert!(
+        avatar.starts_with(&format!("mxc://{}/", new_user.server_name())),
+        "{avatar}"
+    );
+    assert_eq!(new_c.download_media(&avatar, 1 << 20).unwrap().0, png);
+
+    // A rerun changes nothing.
+    let again = account_data::copy(&pair, &moving_rooms, all, false).unwrap();
+    assert!(again.ignored_added.is_empty());
+    assert!(again.rules.changes.is_empty(), "{:?}", again.rules);
+    assert!(again.displayname.is_none() && again.avatar.is_none());
+    assert_eq!(account::push_rules(new_c).unwrap(), rules);
+}

@@ -1,0 +1,123 @@
+//! An account's own settings: global account data (`m.ignored_user_list`), push rules
+//! (`/pushrules`), and the avatar of its profile. One function per request.
+
+use serde_json::Value;
+
+use crate::client::{is_not_found, parse_value, Body, Client};
+use crate::error::Result;
+
+/// The push rule kinds, highest priority first.
+pub const RULE_KINDS: [&str; 5] = ["override", "content", "room", "sender", "underride"];
+
+/// Global account data of `kind` (`None` when the account has none).
+pub fn account_data(client: &Client, user: &str, kind: &str) -> Result<Option<Value>> {
+    let what = format!("read the account data {kind}");
+    match client.call(
+        &what,
+        "GET",
+        &["v3", "user", user, "account_data", kind],
+        &[],
+        Body::None,
+    ) {
+        Ok(bytes) => Ok(Some(parse_value(&bytes, &what)?)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes global account data of `kind` (replacing it: read and merge first).
+pub fn put_account_data(client: &Client, user: &str, kind: &str, content: &Value) -> Result<()> {
+    let body = content.to_string();
+    client.call(
+        &format!("write the account data {kind}"),
+        "PUT",
+        &["v3", "user", user, "account_data", kind],
+        &[],
+        Body::Json(body.as_bytes()),
+    )?;
+    Ok(())
+}
+
+/// The account's push rules: the `global` ruleset (an object of the five kinds, each a list
+/// of rules, highest priority first).
+pub fn push_rules(client: &Client) -> Result<Value> {
+    let what = "read the push rules";
+    let all = parse_value(
+        &client.call(what, "GET", &["v3", "pushrules", ""], &[], Body::None)?,
+        what,
+    )?;
+    Ok(all.get("global").cloned().unwrap_or(Value::Null))
+}
+
+/// Adds the user rule `id` of `kind` with `body` (`actions`, and `conditions` or `pattern`
+/// as the kind needs), at the top of its kind.
+pub fn put_push_rule(client: &Client, kind: &str, id: &str, body: &Value) -> Result<()> {
+    let text = body.to_string();
+    client.call(
+        &format!("add the {kind} push rule {id}"),
+        "PUT",
+        &["v3", "pushrules", "global", kind, id],
+        &[],
+        Body::Json(text.as_bytes()),
+    )?;
+    Ok(())
+}
+
+/// Enables or disables the rule `id` of `kind`.
+pub fn set_push_rule_enabled(client: &Client, kind: &str, id: &str, enabled: bool) -> Result<()> {
+    let text = serde_json::json!({ "enabled": enabled }).to_string();
+    client.call(
+        &format!("enable the {kind} push rule {id}"),
+        "PUT",
+        &["v3", "pushrules", "global", kind, id, "enabled"],
+        &[],
+        Body::Json(text.as_bytes()),
+    )?;
+    Ok(())
+}
+
+/// Sets the actions of the rule `id` of `kind`.
+pub fn set_push_rule_actions(client: &Client, kind: &str, id: &str, actions: &Value) -> Result<()> {
+    let text = serde_json::json!({ "actions": actions }).to_string();
+    client.call(
+        &format!("set the actions of the {kind} push rule {id}"),
+        "PUT",
+        &["v3", "pushrules", "global", kind, id, "actions"],
+        &[],
+        Body::Json(text.as_bytes()),
+    )?;
+    Ok(())
+}
+
+/// The user's avatar (`mxc://` URI), when it has one.
+pub fn avatar_url(client: &Client, user: &str) -> Result<Option<String>> {
+    let what = format!("read the avatar of {user}");
+    match client.call(
+        &what,
+        "GET",
+        &["v3", "profile", user, "avatar_url"],
+        &[],
+        Body::None,
+    ) {
+        Ok(bytes) => Ok(parse_value(&bytes, &what)?
+            .get("avatar_url")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets the user's avatar to `mxc`.
+pub fn set_avatar_url(client: &Client, user: &str, mxc: &str) -> Result<()> {
+    let body = serde_json::json!({ "avatar_url": mxc }).to_string();
+    client.call(
+        &format!("set the avatar of {user}"),
+        "PUT",
+        &["v3", "profile", user, "avatar_url"],
+        &[],
+        Body::Json(body.as_bytes()),
+    )?;
+    Ok(())
+}
