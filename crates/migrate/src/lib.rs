@@ -21,6 +21,7 @@ pub mod direct;
 pub mod error;
 pub mod events;
 pub mod keys;
+pub mod plan_file;
 pub mod rooms;
 
 pub use error::{Error, Result};

@@ -1,0 +1,314 @@
+//! The plan of a whole move, a TOML file the user writes once (from [`template`]) and every
+//! later run reads: both accounts, the rooms file, the key sources, what else to carry over.
+//! Unknown keys are refused with their line, so a typo never silently drops a setting;
+//! relative paths are read from the plan's own folder, so a plan and its files move together
+//! (one folder per account when moving many).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// How an account logs in: a token file, or a login the tool makes (`"ask"`: what the
+/// server offers; or `"oauth"`, `"sso"`, `"password"`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountPlan {
+    /// The user ID.
+    pub user: String,
+    /// The homeserver URL (else found from the user ID).
+    #[serde(default)]
+    pub homeserver: Option<String>,
+    /// A file holding an access token; else the tool logs in.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// How to log in without a token: "ask" (what the server offers), "oauth", "sso",
+    /// "password".
+    #[serde(default = "ask")]
+    pub login: String,
+    /// The identity provider, when the server has several.
+    #[serde(default)]
+    pub idp: Option<String>,
+}
+
+fn ask() -> String {
+    "ask".into()
+}
+
+/// One key export of the old account (one per device).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportPlan {
+    /// The export file.
+    pub file: PathBuf,
+    /// The file holding its passphrase.
+    pub passphrase_file: PathBuf,
+}
+
+/// Where the room keys come from and go.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct KeysPlan {
+    /// Key exports of the old account's devices.
+    #[serde(default)]
+    pub exports: Vec<ExportPlan>,
+    /// The old account's recovery key file: its server-side key backup is read as one more
+    /// source.
+    #[serde(default)]
+    pub old_recovery_key_file: Option<PathBuf>,
+    /// The new account's recovery key file (its backup receives the keys).
+    #[serde(default)]
+    pub new_recovery_key_file: Option<PathBuf>,
+}
+
+/// Which account data to carry over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyPlan {
+    /// The ignore list.
+    #[serde(default = "yes")]
+    pub ignored_users: bool,
+    /// Push rules (notification settings).
+    #[serde(default = "yes")]
+    pub push_rules: bool,
+    /// Display name and avatar.
+    #[serde(default)]
+    pub profile: bool,
+}
+
+impl Default for CopyPlan {
+    fn default() -> Self {
+        CopyPlan {
+            ignored_users: true,
+            push_rules: true,
+            profile: false,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MovePlan {
+    /// The account moved from.
+    pub old: AccountPlan,
+    /// The account moved to.
+    pub new: AccountPlan,
+    /// The rooms that move (the `rooms list` format).
+    pub rooms_file: PathBuf,
+    /// Leave the moved rooms with the old account at the end.
+    #[serde(default)]
+    pub leave: bool,
+    /// Rename the old account (its name followed by this) before leaving.
+    #[serde(default)]
+    pub rename_old: Option<String>,
+    /// The room keys.
+    #[serde(default)]
+    pub keys: KeysPlan,
+    /// The account data.
+    #[serde(default)]
+    pub copy: CopyPlan,
+}
+
+/// Why a plan cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// Unreadable.
+    #[error("cannot read the plan {path}: {source}")]
+    Io {
+        /// The plan.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not TOML, a key unknown or missing, or a value of the wrong type.
+    #[error("{path}, line {line}: {message}")]
+    Invalid {
+        /// The plan.
+        path: PathBuf,
+        /// Where (1-based).
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value that cannot be right.
+    #[error("{path}: {message}")]
+    Value {
+        /// The plan.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+impl MovePlan {
+    /// Reads the plan at `path`; relative paths in it are taken from its folder.
+    pub fn read(path: &Path) -> Result<Self, PlanError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PlanError::Io {
+            path: path.into(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        MovePlan::parse(&text, path, base)
+    }
+
+    /// Parses `text` (read from `path`), resolving relative paths against `base`.
+    pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Self, PlanError> {
+        let mut plan: MovePlan = toml::from_str(text).map_err(|e| PlanError::Invalid {
+            path: path.into(),
+            line: e.span().map_or(1, |s| {
+                text[..s.start.min(text.len())].matches('\n').count() + 1
+            }),
+            message: e.message().trim().to_owned(),
+        })?;
+        for account in [&plan.old, &plan.new] {
+            if !matches!(account.login.as_str(), "ask" | "oauth" | "sso" | "password") {
+                return Err(PlanError::Value {
+                    path: path.into(),
+                    message: format!(
+                        "login = {:?} for {}: use \"ask\", \"oauth\", \"sso\" or \"password\" (or give token_file)",
+                        account.login, account.user
+                    ),
+                });
+            }
+        }
+        if plan.old.user == plan.new.user {
+            return Err(PlanError::Value {
+                path: path.into(),
+                message: format!("old and new are the same account ({})", plan.old.user),
+            });
+        }
+        let at = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        at(&mut plan.rooms_file);
+        for account in [&mut plan.old, &mut plan.new] {
+            if let Some(p) = &mut account.token_file {
+                at(p);
+            }
+        }
+        for e in &mut plan.keys.exports {
+            at(&mut e.file);
+            at(&mut e.passphrase_file);
+        }
+        for p in [
+            &mut plan.keys.old_recovery_key_file,
+            &mut plan.keys.new_recovery_key_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            at(p);
+        }
+        Ok(plan)
+    }
+}
+
+/// A commented plan for `old` → `new`, to edit: every setting named, with what it does.
+pub fn template(old: &str, new: &str) -> String {
+    format!(
+        r#"# The plan of a move with matrix-transplant: edit it, then `matrix-transplant move run`
+# on this file. Relative paths are read from this file's folder. Secrets are never written
+# here: only the names of the files that hold them (keep those files mode 0600).
+
+# Moving rooms only where needed: the rooms file lists every room of the old account (as
+# `matrix-transplant rooms list` writes it); delete the lines of the rooms that stay.
+rooms_file = "rooms.txt"
+# Leave the moved rooms with the old account at the end (never one where the new account
+# lacks the old one's power).
+leave = true
+# Rename the old account before leaving: its display name followed by this.
+rename_old = "(moved to {new})"
+
+[old]
+user = "{old}"
+# homeserver = "https://matrix.corp.example"   # else found from the user ID
+# token_file = "old.token"                     # else the tool logs in:
+login = "ask"            # "ask" (what the server offers), "oauth", "sso" or "password"
+# idp = "oidc-corp"      # the identity provider, when the server has several
+
+[new]
+user = "{new}"
+login = "ask"
+
+[keys]
+# One key export per device of the old account (Element: Settings -> Security & Privacy ->
+# Export E2E room keys), each with the file that holds its passphrase.
+# exports = [
+#   {{ file = "laptop-keys.txt", passphrase_file = "laptop.pass" }},
+#   {{ file = "phone-keys.txt", passphrase_file = "phone.pass" }},
+# ]
+exports = []
+# The old account's recovery key: its server-side key backup becomes one more source.
+# old_recovery_key_file = "old-recovery.key"
+# The new account's recovery key: the keys go into its backup (required for the keys).
+# new_recovery_key_file = "new-recovery.key"
+
+[copy]
+ignored_users = true     # the ignore list, merged
+push_rules = true        # notification settings: your own rules, changed defaults, moved rooms' rules
+profile = false          # display name and avatar, unless the new account has its own
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_parses_with_paths_from_the_plans_folder() {
+        let text = template("@me:corp.example", "@me:example.org");
+        let plan = MovePlan::parse(&text, Path::new("/m/move.toml"), Path::new("/m")).unwrap();
+        assert_eq!(plan.old.user, "@me:corp.example");
+        assert_eq!(plan.rooms_file, Path::new("/m/rooms.txt"));
+        assert_eq!(
+            plan.rename_old.as_deref(),
+            Some("(moved to @me:example.org)")
+        );
+        assert!(plan.leave && plan.copy.push_rules && !plan.copy.profile);
+        assert_eq!(plan.old.login, "ask");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_its_line() {
+        let text = "rooms_file = \"r.txt\"\n[old]\nuser = \"@a:x\"\n[new]\nuser = \"@b:y\"\nlogn = \"sso\"\n";
+        let e = MovePlan::parse(text, Path::new("p.toml"), Path::new(".")).unwrap_err();
+        let PlanError::Invalid { line, message, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(*line, 6, "{e}");
+        assert!(message.contains("logn"), "{e}");
+        assert!(e.to_string().starts_with("p.toml, line 6: "), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_what_to_do() {
+        let e = MovePlan::parse(
+            "rooms_file = \"r\"\n[old]\nuser = \"@a:x\"\nlogin = \"sms\"\n[new]\nuser = \"@b:y\"\n",
+            Path::new("p.toml"),
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("use \"ask\", \"oauth\""), "{e}");
+        let e = MovePlan::parse(
+            "rooms_file = \"r\"\n[old]\nuser = \"@a:x\"\n[new]\nuser = \"@a:x\"\n",
+            Path::new("p.toml"),
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("the same account"), "{e}");
+        let e = MovePlan::parse(
+            "[old]\nuser = \"@a:x\"\n",
+            Path::new("p.toml"),
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("missing field"), "{e}");
+    }
+}
