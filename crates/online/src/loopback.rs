@@ -250,6 +250,47 @@ mod tests {
         assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
     }
 
+    /// A connection from another address of this machine (not loopback) reaches the
+    /// listener's port, but is dropped unanswered even with the right `state`.
+    #[test]
+    fn a_connection_from_a_non_loopback_address_is_dropped() {
+        let l = Listener::bind("/callback").unwrap();
+        let uri = l.redirect_uri();
+        let port = uri.port().unwrap().to_string();
+        let waiter = std::thread::spawn(move || l.wait("right"));
+        let script = r#"
+import socket, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.connect(("10.255.255.255", 1))
+ip = u.getsockname()[0]
+assert not ip.startswith("127."), ip
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5, source_address=(ip, 0))
+c.sendall(b"GET /callback?code=evil&state=right HTTP/1.1\r\nHost: x\r\n\r\n")
+try:
+    print(ip, "answered" if c.recv(100) else "closed")
+except ConnectionResetError:
+    print(ip, "closed")
+"#;
+        let out = std::process::Command::new("python3")
+            .args(["-c", script, &port])
+            .output()
+            .expect("python3 (the test setup installs Synapse with it)");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{said} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            said.trim_end().ends_with("closed"),
+            "closed without an answer: {said}"
+        );
+        assert!(!waiter.is_finished(), "still waiting for the real browser");
+        let (status, _) = get(&format!("{uri}?code=good&state=right"));
+        assert_eq!(status, 200);
+        assert_eq!(waiter.join().unwrap().unwrap().get("code"), Some("good"));
+    }
+
     #[test]
     fn it_gives_up_after_its_timeout() {
         let mut l = Listener::bind("/cb").unwrap();
