@@ -427,3 +427,69 @@ fn a_signal_logs_out_the_session_a_password_login_opened() {
         "the device was logged out"
     );
 }
+
+/// `-vv` shows each request, its status and the sizes of both bodies, and never a secret:
+/// not the access token (given in a file, or made by a password login), not the password
+/// typed at the terminal, not the recovery key, not the export's passphrase.
+#[test]
+fn verbose_logs_show_every_request_and_never_a_secret() {
+    let user = server().register("verbose");
+    let room = user.create_room("moving");
+    let s = Scratch::new();
+    let dev = key_export::testkit::Device::new();
+    let sessions: Vec<ExportedSession> = (0..3)
+        .map(|i| dev.new_session(&room).export_at(i))
+        .collect();
+    s.write("keys.txt", export(&sessions, "a passphrase"));
+    s.write("pw", "a passphrase");
+    s.write("token", format!("{}\n", user.token));
+    let (key, text) = RecoveryKey::generate();
+    s.write("recovery", text.as_bytes());
+    backup::create_version(&user.client, &key).unwrap();
+    let o = s
+        .cmd("-vv upload keys %keys.txt --passphrase-file %pw --access-token-file %token --recovery-key-file %recovery")
+        .arg("--homeserver")
+        .arg(&server().url)
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    let log = stderr(&o);
+    let port = server().url.rsplit(':').next().unwrap().to_owned();
+    assert!(
+        log.contains(&format!(
+            "PUT 127.0.0.1:{port}/_matrix/client/v3/room_keys/keys?version -> 200 in "
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains("GET 127.0.0.1:") && log.contains("/account/whoami -> 200"),
+        "{log}"
+    );
+    assert!(
+        log.contains("  sent ") && log.contains("  received "),
+        "{log}"
+    );
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    for secret in [user.token.as_str(), &*text, &compact, "a passphrase"] {
+        assert!(!log.contains(secret), "{secret} in {log}");
+    }
+
+    // A password login at the terminal: neither the password nor the token it makes.
+    let line = format!(
+        "-vv download direct --user {} --homeserver {} -o %d.json",
+        user.user_id,
+        server().url
+    );
+    let (code, screen) = s.run_answering(
+        &line,
+        &[(&format!("Password for {}", user.user_id), &user.password)],
+    );
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        screen.contains("POST 127.0.0.1:") && screen.contains("/login -> 200"),
+        "{screen}"
+    );
+    assert!(screen.contains("/logout -> 200"), "{screen}");
+    assert!(!screen.contains(&user.password), "{screen}");
+    assert!(!screen.contains("syt_"), "a Synapse access token: {screen}");
+}

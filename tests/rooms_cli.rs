@@ -504,44 +504,14 @@ fn a_move_by_password_logins_outlives_their_access_tokens() {
          --new-user {} --new-homeserver {} --json",
         old.user_id, limited.url, new.user_id, limited.url
     );
-    let started = std::time::Instant::now();
-    let mut child = s.spawn_on_terminal(&line);
-    // What the terminal shows, read as it comes; each password typed once its prompt is up
-    // (typed ahead, the terminal itself would echo it before the tool turns echo off).
-    let screen = Arc::new(Mutex::new(String::new()));
-    let reader = {
-        let (screen, mut out) = (screen.clone(), child.stdout.take().unwrap());
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                screen
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        })
-    };
-    let mut keyboard = child.stdin.take().unwrap();
-    for (user, password) in [(&old, &old.password), (&new, &new.password)] {
-        let prompt = format!("Password for {}", user.user_id);
-        while !screen.lock().unwrap().contains(&prompt) {
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(60),
-                "no prompt: {}",
-                screen.lock().unwrap()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        use std::io::Write;
-        writeln!(keyboard, "{password}").unwrap();
-    }
-    let status = child.wait().unwrap();
-    reader.join().unwrap();
-    let text = screen.lock().unwrap().clone();
-    assert_eq!(status.code(), Some(0), "{text}");
+    let (code, text) = s.run_answering(
+        &line,
+        &[
+            (&format!("Password for {}", old.user_id), &old.password),
+            (&format!("Password for {}", new.user_id), &new.password),
+        ],
+    );
+    assert_eq!(code, Some(0), "{text}");
     assert_eq!(
         text.matches("Password for").count(),
         2,

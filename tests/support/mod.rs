@@ -72,6 +72,48 @@ impl Scratch {
         child.wait_with_output().unwrap()
     }
 
+    /// Runs `line` on a pseudo-terminal and answers each prompt of `answers` (the prompt's
+    /// text, what to type) once it is on the screen: typed ahead, the terminal itself would
+    /// echo an answer before the tool turns echo off. Returns the exit code and the screen.
+    pub fn run_answering(&self, line: &str, answers: &[(&str, &str)]) -> (Option<i32>, String) {
+        use std::io::{Read, Write};
+        use std::sync::{Arc, Mutex};
+        let started = std::time::Instant::now();
+        let mut child = self.spawn_on_terminal(line);
+        let screen = Arc::new(Mutex::new(String::new()));
+        let reader = {
+            let (screen, mut out) = (screen.clone(), child.stdout.take().unwrap());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = out.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    screen
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            })
+        };
+        let mut keyboard = child.stdin.take().unwrap();
+        for (prompt, answer) in answers {
+            while !screen.lock().unwrap().contains(prompt) {
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(60),
+                    "no prompt {prompt:?}: {}",
+                    screen.lock().unwrap()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            writeln!(keyboard, "{answer}").unwrap();
+        }
+        let status = child.wait().unwrap();
+        reader.join().unwrap();
+        let text = screen.lock().unwrap().clone();
+        (status.code(), text)
+    }
+
     /// Starts `line` (as in [`Scratch::cmd`]) on a pseudo-terminal made by `script`, its
     /// keyboard a pipe the caller writes to and keeps open.
     pub fn spawn_on_terminal(&self, line: &str) -> std::process::Child {

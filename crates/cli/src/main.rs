@@ -22,8 +22,35 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 #[command(name = "matrix-transplant", version, about, long_about = None)]
 #[command(after_help = exit::help_table())]
 struct Cli {
+    /// Show each request sent to a homeserver or login provider: method, path with its IDs,
+    /// status, time, and each wait (-v); and the sizes of what was sent and received (-vv).
+    /// Never a header, a body, a token, a password or a key.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Logs of this tool's own libraries on stderr, at the level `-v` asks for.
+fn start_logs(verbose: u8) {
+    use tracing_subscriber::prelude::*;
+    let level = match verbose {
+        0 => return,
+        1 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    };
+    let ours = tracing_subscriber::filter::Targets::new()
+        .with_target("online", level)
+        .with_target("migrate", level);
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .without_time(),
+        )
+        .with(ours)
+        .init();
 }
 
 #[derive(Subcommand)]
@@ -64,6 +91,7 @@ fn main() {
     let matches = Cli::command().get_matches();
     files::remember_arguments(&matches);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    start_logs(cli.verbose);
     let result = match cli.command {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Direct(cmd) => direct::run(cmd),

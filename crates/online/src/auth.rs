@@ -203,6 +203,7 @@ fn refresh(s: &mut State, agent: &ureq::Agent) -> Result<()> {
         if attempt > 0 {
             std::thread::sleep(Duration::from_millis(500) * 2u32.pow(attempt));
         }
+        let started = Instant::now();
         let result = match refresh {
             Refresh::Matrix { url, token } => {
                 let body = Zeroizing::new(
@@ -223,6 +224,16 @@ fn refresh(s: &mut State, agent: &ureq::Agent) -> Result<()> {
                 ("client_id", client_id),
             ]),
         };
+        let url = match refresh {
+            Refresh::Matrix { url, .. } | Refresh::OAuth { url, .. } => url,
+        };
+        crate::client::log_exchange(
+            "POST",
+            url,
+            &crate::client::Body::None,
+            &result,
+            started.elapsed(),
+        );
         match result {
             Ok(resp) => {
                 let mut text = Zeroizing::new(String::new());

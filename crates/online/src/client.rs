@@ -648,6 +648,15 @@ impl Client {
                 | Attempt::Failed(error) => return Err(error),
             };
             self.waits.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                "waiting {:.1} s before sending again ({})",
+                wait.duration.as_secs_f64(),
+                match &wait.cause {
+                    WaitCause::RateLimited { .. } => "rate limited".to_owned(),
+                    WaitCause::ServerError(Some(s)) => format!("HTTP {s}"),
+                    WaitCause::ServerError(None) => "connection broken".to_owned(),
+                }
+            );
             if let Some(notice) = &self.on_wait {
                 notice(&wait);
             }
@@ -693,6 +702,7 @@ impl Client {
         if let Some(bearer) = bearer {
             req = req.set("Authorization", bearer);
         }
+        let started = Instant::now();
         let result = match body {
             Body::None => req.call(),
             Body::Json(bytes) => req
@@ -702,6 +712,7 @@ impl Client {
                 req.set("Content-Type", content_type).send_bytes(data)
             }
         };
+        log_exchange(method, url, body, &result, started.elapsed());
         match result {
             Ok(resp) if (200..300).contains(&resp.status()) => Attempt::Done(resp),
             // Redirects are not followed (see `agent`): any other status is an error.
@@ -815,6 +826,51 @@ impl Client {
     }
 }
 
+/// A URL as the logs show it: the path with its IDs, the names of the query's parameters but
+/// not their values (a login's query can carry a token).
+pub(crate) fn shown(url: &Url) -> String {
+    let keys: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    let mut text = format!(
+        "{}{}",
+        url.host_str().map_or(String::new(), |h| match url.port() {
+            Some(p) => format!("{h}:{p}"),
+            None => h.to_owned(),
+        }),
+        url.path()
+    );
+    if !keys.is_empty() {
+        text.push('?');
+        text.push_str(&keys.join("&"));
+    }
+    printable(&text)
+}
+
+/// Logs one request and its answer (`-v`: method, URL, status, time; `-vv`: the size of
+/// the body sent; the answer's is logged as it is read). Never a header or a body: they carry the tokens and keys.
+pub(crate) fn log_exchange(
+    method: &str,
+    url: &Url,
+    body: &Body<'_>,
+    result: &std::result::Result<ureq::Response, ureq::Error>,
+    took: Duration,
+) {
+    let status = match result {
+        Ok(resp) | Err(ureq::Error::Status(_, resp)) => resp.status().to_string(),
+        Err(ureq::Error::Transport(t)) => format!("no answer ({})", t.kind()),
+    };
+    tracing::info!(
+        "{method} {} -> {status} in {} ms",
+        shown(url),
+        took.as_millis()
+    );
+    let sent = match body {
+        Body::None => 0,
+        Body::Json(b) => b.len(),
+        Body::Bytes { data, .. } => data.len(),
+    };
+    tracing::debug!("  sent {sent} bytes");
+}
+
 /// Sleeps `duration`, in short slices when there is a `stop` flag so that setting it is
 /// seen at once; false when it was set before the end.
 pub fn sleep_unless(stop: Option<&AtomicBool>, duration: Duration) -> bool {
@@ -908,6 +964,7 @@ fn read_body(resp: ureq::Response, what: &str, limit: usize) -> Result<Vec<u8>> 
             reason: format!("the answer is larger than {limit} bytes"),
         });
     }
+    tracing::debug!("  received {} bytes", buf.len());
     Ok(buf)
 }
 

@@ -282,12 +282,10 @@ pub fn oauth(
         "response_types": ["code"],
     })
     .to_string();
+    let what = "register with the OAuth 2.0 server";
     let registered: Registered = json_answer(
-        agent
-            .request_url("POST", registration)
-            .set("Content-Type", "application/json")
-            .send_bytes(body.as_bytes()),
-        "register with the OAuth 2.0 server",
+        post(agent, registration, Payload::Json(body.as_bytes()), what)?,
+        what,
     )?;
 
     let mut listener = Listener::bind("/callback")?;
@@ -339,15 +337,21 @@ pub fn oauth(
         #[serde(default)]
         expires_in: Option<u64>,
     }
+    let what = "exchange the authorization code";
     let granted: Granted = json_answer(
-        agent.request_url("POST", &meta.token_endpoint).send_form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", redirect.as_str()),
-            ("client_id", &registered.client_id),
-            ("code_verifier", &verifier),
-        ]),
-        "exchange the authorization code",
+        post(
+            agent,
+            &meta.token_endpoint,
+            Payload::Form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", redirect.as_str()),
+                ("client_id", &registered.client_id),
+                ("code_verifier", &verifier),
+            ]),
+            what,
+        )?,
+        what,
     )?;
     let tokens = Tokens {
         access: AccessToken::new(&granted.access_token),
@@ -367,37 +371,64 @@ pub fn oauth(
     ))
 }
 
-/// The JSON answer of an OAuth 2.0 endpoint, or a login error naming `what` failed.
-fn json_answer<T: serde::de::DeserializeOwned>(
-    sent: std::result::Result<ureq::Response, ureq::Error>,
+/// What a POST to an OAuth 2.0 endpoint carries.
+enum Payload<'a> {
+    /// JSON text.
+    Json(&'a [u8]),
+    /// A form.
+    Form(&'a [(&'a str, &'a str)]),
+}
+
+/// POSTs `payload` to an OAuth 2.0 endpoint (logged like the client's requests); the
+/// answer, or a login error naming `what` could not be done.
+fn post(
+    agent: &ureq::Agent,
+    url: &Url,
+    payload: Payload<'_>,
     what: &str,
-) -> Result<T> {
-    let reason = match sent {
-        Ok(resp) => {
-            let mut text = Zeroizing::new(String::new());
-            match std::io::Read::read_to_string(
-                &mut std::io::Read::take(resp.into_reader(), 1 << 20),
-                &mut text,
-            ) {
-                Ok(_) => match serde_json::from_str(&text) {
-                    Ok(v) => return Ok(v),
-                    Err(e) => format!("the answer is not what OAuth 2.0 specifies: {e}"),
-                },
-                Err(e) => e.to_string(),
-            }
+) -> Result<ureq::Response> {
+    let started = std::time::Instant::now();
+    let request = agent.request_url("POST", url);
+    let result = match payload {
+        Payload::Json(bytes) => request
+            .set("Content-Type", "application/json")
+            .send_bytes(bytes),
+        Payload::Form(fields) => request.send_form(fields),
+    };
+    crate::client::log_exchange("POST", url, &Body::None, &result, started.elapsed());
+    result.map_err(|e| {
+        let reason = match e {
+            ureq::Error::Status(status, resp) => format!(
+                "HTTP {status}: {}",
+                printable(
+                    &resp
+                        .into_string()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(300)
+                        .collect::<String>()
+                )
+            ),
+            e => printable(&e.to_string()),
+        };
+        Error::Login {
+            reason: format!("could not {what}: {reason}"),
         }
-        Err(ureq::Error::Status(status, resp)) => format!(
-            "HTTP {status}: {}",
-            printable(
-                &resp
-                    .into_string()
-                    .unwrap_or_default()
-                    .chars()
-                    .take(300)
-                    .collect::<String>()
-            )
-        ),
-        Err(e) => printable(&e.to_string()),
+    })
+}
+
+/// The JSON answer of an OAuth 2.0 endpoint.
+fn json_answer<T: serde::de::DeserializeOwned>(resp: ureq::Response, what: &str) -> Result<T> {
+    let mut text = Zeroizing::new(String::new());
+    let reason = match std::io::Read::read_to_string(
+        &mut std::io::Read::take(resp.into_reader(), 1 << 20),
+        &mut text,
+    ) {
+        Ok(_) => match serde_json::from_str(&text) {
+            Ok(v) => return Ok(v),
+            Err(e) => format!("the answer is not what OAuth 2.0 specifies: {e}"),
+        },
+        Err(e) => e.to_string(),
     };
     Err(Error::Login {
         reason: format!("could not {what}: {reason}"),
@@ -414,19 +445,16 @@ pub(crate) fn revoke(
     let Some(endpoint) = &oauth.revocation_endpoint else {
         return Ok(());
     };
-    agent
-        .request_url("POST", endpoint)
-        .send_form(&[
+    post(
+        agent,
+        endpoint,
+        Payload::Form(&[
             ("token", token),
             ("token_type_hint", hint),
             ("client_id", &oauth.client_id),
-        ])
-        .map_err(|e| Error::Login {
-            reason: format!(
-                "could not revoke the session's token: {}",
-                printable(&e.to_string())
-            ),
-        })?;
+        ]),
+        "revoke the session's token",
+    )?;
     Ok(())
 }
 
