@@ -254,7 +254,7 @@ fn token_from_a_file_and_recovery_key_from_the_environment() {
     let (key, text) = RecoveryKey::generate();
     backup::create_version(&user.client, &key).unwrap();
     let o = s
-        .cmd("upload keys %keys.txt --passphrase-file %pw --access-token-file %token")
+        .cmd("upload keys %keys.txt --passphrase-file %pw --access-token-file %token --progress json")
         .arg("--homeserver")
         .arg(&server().url)
         .env("MATRIX_TRANSPLANT_RECOVERY_KEY", &*text)
@@ -262,6 +262,19 @@ fn token_from_a_file_and_recovery_key_from_the_environment() {
         .unwrap();
     assert_code(&o, 0);
     assert!(stderr(&o).contains("uploaded 5 sessions"), "{}", stderr(&o));
+    // --progress json: the stages as JSON lines, the upload counted to its end.
+    assert!(
+        stderr(&o)
+            .lines()
+            .any(|l| l == r#"{"event":"progress","stage":"upload","done":5,"total":5}"#),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains(r#"{"event":"finished","stage":"check_backup"}"#),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(backup::current(&user.client).unwrap().unwrap().count, 5);
     // A recovery key in the environment that is not this backup's: nothing is sent.
     let (_, other) = RecoveryKey::generate();

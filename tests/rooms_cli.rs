@@ -371,26 +371,29 @@ fn killed_at_any_request_a_rerun_ends_in_the_same_state() {
     });
 }
 
+/// `rooms move` of six fresh rooms on the rate-limited server, with `extra` arguments.
+fn move_six_rooms_on_limited(extra: &[&str]) -> Output {
+    let limited = server_named("LIMITED");
+    let (old, new, _, s) = six_rooms(&limited, &limited);
+    let (file, journal) = (s.path("rooms.txt"), s.path("j"));
+    let mut args = vec![
+        "move",
+        "--rooms-file",
+        file.to_str().unwrap(),
+        "--state",
+        journal.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    rooms_cmd((&old, &limited.url), (&new, &limited.url), &args)
+        .output()
+        .unwrap()
+}
+
 /// Stock-shaped limits, scaled (invites into one user: 2, then 1 a second; joins: 3, then
 /// 1 a second): the move waits as the server says and finishes.
 #[test]
 fn waits_out_the_servers_rate_limits() {
-    let limited = server_named("LIMITED");
-    let (old, new, _, s) = six_rooms(&limited, &limited);
-    let out = rooms_cmd(
-        (&old, &limited.url),
-        (&new, &limited.url),
-        &[
-            "move",
-            "--rooms-file",
-            s.path("rooms.txt").to_str().unwrap(),
-            "--state",
-            s.path("j").to_str().unwrap(),
-            "--json",
-        ],
-    )
-    .output()
-    .unwrap();
+    let out = move_six_rooms_on_limited(&["--json"]);
     assert_code(&out, 0);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
@@ -535,6 +538,43 @@ fn a_move_by_password_logins_outlives_their_access_tokens() {
                 .unwrap()
                 .as_deref(),
             Some("join")
+        );
+    }
+}
+
+/// `--progress json`: every line on standard error is one event object; the invites' wait
+/// on the rate-limited server comes as a `waiting` event naming the limit and until when,
+/// and every stage's progress reaches its total.
+#[test]
+fn progress_json_is_one_event_per_line() {
+    let out = move_six_rooms_on_limited(&["--progress", "json"]);
+    assert_code(&out, 0);
+    let events: Vec<Value> = stderr(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    assert!(events.iter().all(|e| e["event"].is_string()), "{events:?}");
+    let waiting = events
+        .iter()
+        .find(|e| e["event"] == json!("waiting") && e["stage"] == json!("invite"))
+        .unwrap_or_else(|| panic!("no invite wait: {events:?}"));
+    assert!(
+        waiting["cause"].as_str().unwrap().contains("rc_invites"),
+        "{waiting}"
+    );
+    assert!(waiting["until_ms"].as_u64().unwrap() > waiting["ms"].as_u64().unwrap());
+    for stage in ["read_rooms", "invite", "join", "power", "history"] {
+        let last = events
+            .iter()
+            .rev()
+            .find(|e| e["event"] == json!("progress") && e["stage"] == json!(stage))
+            .unwrap_or_else(|| panic!("no progress of {stage}: {events:?}"));
+        assert_eq!(last["done"], last["total"], "{stage}: {last}");
+        assert!(
+            events
+                .iter()
+                .any(|e| e["event"] == json!("finished") && e["stage"] == json!(stage)),
+            "{stage}"
         );
     }
 }

@@ -18,7 +18,6 @@ use crate::args::{NewExportArgs, OutArgs, ReadArgs, RecoveryArgs, SelectArgs, Se
 use crate::exit::{self, Exit, Failure, Outcome};
 use crate::files::{names, read_direct_map, Output, Sources};
 use crate::print;
-use crate::progress::Bars;
 use crate::secrets;
 
 #[derive(Subcommand)]
@@ -215,7 +214,7 @@ pub fn download(cmd: DownloadCommand) -> Outcome {
             };
             let report = in_session(&session, |s| {
                 output.write_with(|sink| {
-                    keys::download(s.client(), request, sink, &Bars::default())
+                    keys::download(s.client(), request, sink, &*crate::progress::bars())
                         .map(|(report, _)| report)
                         .map_err(Failure::from)
                 })
@@ -258,7 +257,7 @@ pub fn upload(cmd: UploadCommand) -> Outcome {
             };
             let names = names(&[file]);
             let report = in_session(&session, |s| {
-                keys::upload(s.client(), request, &Bars::default())
+                keys::upload(s.client(), request, &*crate::progress::bars())
                     .map_err(|e| exit::job(e, &names))
             })?;
             print_upload(&report);

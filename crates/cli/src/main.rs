@@ -27,6 +27,10 @@ struct Cli {
     /// Never a header, a body, a token, a password or a key.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// How long jobs show their progress: bars on a terminal, or JSON lines on standard
+    /// error (one object per event, for scripts and front ends).
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = progress::Mode::Bars, global = true)]
+    progress: progress::Mode,
     #[command(subcommand)]
     command: Command,
 }
@@ -92,6 +96,7 @@ fn main() {
     files::remember_arguments(&matches);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     start_logs(cli.verbose);
+    progress::set_mode(cli.progress);
     let result = match cli.command {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Direct(cmd) => direct::run(cmd),

@@ -1,10 +1,60 @@
-//! The terminal's renderer of job events: a progress bar for the stages that count
-//! items, drawn only when standard error is a terminal (indicatif hides it otherwise).
+//! The renderers of job events: progress bars for a person at a terminal (drawn only when
+//! standard error is one), or, with `--progress json`, one JSON object per event on standard
+//! error for scripts and front ends.
 
-use std::sync::Mutex;
+use std::io::Write;
+use std::sync::{Mutex, OnceLock};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use migrate::{Event, Events, Stage};
+
+/// How events are shown (`--progress`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Progress bars on a terminal (lines for waits and rooms otherwise).
+    Bars,
+    /// JSON lines on standard error, one per event.
+    Json,
+}
+
+static MODE: OnceLock<Mode> = OnceLock::new();
+
+/// Sets how events are shown, once, from the command line.
+pub fn set_mode(mode: Mode) {
+    let _ = MODE.set(mode);
+}
+
+fn mode() -> Mode {
+    *MODE.get().unwrap_or(&Mode::Bars)
+}
+
+/// The sink for a keys job (upload, download).
+pub fn bars() -> Box<dyn Events> {
+    match mode() {
+        Mode::Json => Box::new(JsonLines),
+        Mode::Bars => Box::new(Bars::default()),
+    }
+}
+
+/// The sink for a rooms job.
+pub fn room_bars() -> Box<dyn Events> {
+    match mode() {
+        Mode::Json => Box::new(JsonLines),
+        Mode::Bars => Box::new(RoomBars::new()),
+    }
+}
+
+/// `--progress json`: each event as one line of JSON on standard error (the events'
+/// serialisation: `{"event":"progress","stage":"upload","done":3,"total":10}`).
+pub struct JsonLines;
+
+impl Events for JsonLines {
+    fn emit(&self, event: Event) {
+        let line = serde_json::to_string(&event).expect("events serialise");
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{line}");
+    }
+}
 
 /// Draws one bar per counted stage.
 #[derive(Default)]

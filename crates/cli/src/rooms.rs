@@ -20,7 +20,6 @@ use crate::args::{user_id, OutArgs};
 use crate::exit::Outcome;
 use crate::files::{read_room_list, Output};
 use crate::print;
-use crate::progress::RoomBars;
 use crate::secrets;
 
 #[derive(Subcommand)]
@@ -238,7 +237,7 @@ pub fn run(cmd: RoomsCommand) -> Outcome {
         } => {
             let output = Output::plan(out.output.as_deref(), out.force, false, "output")?;
             let session = connect_old(&old, &common)?;
-            let listed = list::list(&session, &RoomBars::new());
+            let listed = list::list(&session, &*crate::progress::room_bars());
             crate::cleanup::set_logout(None);
             let _ = session.close();
             let listed = listed?;
@@ -264,7 +263,12 @@ pub fn run(cmd: RoomsCommand) -> Outcome {
         } => {
             let rooms = read_room_list(&rooms_file)?;
             let p = with_pair(&accounts, |pair| {
-                Ok(plan::plan(pair, &rooms, leave, &RoomBars::new())?)
+                Ok(plan::plan(
+                    pair,
+                    &rooms,
+                    leave,
+                    &*crate::progress::room_bars(),
+                )?)
             })?;
             if json {
                 print::json(&p);
@@ -294,7 +298,12 @@ pub fn run(cmd: RoomsCommand) -> Outcome {
             options.cancel = Arc::new(AtomicBool::new(false));
             crate::cleanup::stop_gently(options.cancel.clone());
             let report = with_pair(&accounts, |pair| {
-                Ok(moving::run(pair, &rooms, &options, &RoomBars::new())?)
+                Ok(moving::run(
+                    pair,
+                    &rooms,
+                    &options,
+                    &*crate::progress::room_bars(),
+                )?)
             })?;
             if json {
                 print::json(&report);
