@@ -180,3 +180,28 @@ fn an_empty_selection_result_is_a_valid_empty_export() {
         .expect("matrix-sdk-crypto imports the empty export");
     assert!(sdk.is_empty());
 }
+
+/// `-q`: the same filter prints nothing but writes the same file; an error still says
+/// what is wrong.
+#[test]
+fn quiet_prints_errors_only() {
+    let s = Scratch::new();
+    s.write("keys.txt", export(&sessions(4, 2), "old"));
+    s.write("pass", "old\n");
+    let o = s.run("-q keys filter %keys.txt --passphrase-file %pass --room !room1:example.org --rounds 10 -o %moving.txt");
+    assert_code(&o, 0);
+    assert_eq!(stderr(&o), "", "nothing but errors");
+    assert_eq!(s.sessions_in("moving.txt", "old").len(), 2);
+    let loud = s.run("keys filter %keys.txt --passphrase-file %pass --room !room1:example.org --rounds 10 -o %again.txt");
+    assert!(stderr(&loud).contains("kept"), "{}", stderr(&loud));
+    s.write("wrong", "not it\n");
+    let o = s.run(
+        "-q keys filter %keys.txt --passphrase-file %wrong --room !room1:example.org -o %x.txt",
+    );
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).starts_with("matrix-transplant: "),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -137,7 +137,7 @@ pub fn open(
         (Some(url), _) => Homeserver::parse(url, account.allow_insecure_http)?.trusting(trust),
         (None, Some(user)) => {
             let hs = Homeserver::discover(user, Some(&trust))?;
-            eprintln!(
+            crate::note!(
                 "using homeserver {} (found through the .well-known of {})",
                 print::safe(hs.url().as_str()),
                 print::safe(user.split_once(':').map_or("", |(_, s)| s))
@@ -184,7 +184,7 @@ pub fn download(cmd: DownloadCommand) -> Outcome {
             let output = Output::plan(out.output.as_deref(), out.force, false, "output")?;
             let got = in_session(&session, |s| Ok(direct::download(s)?))?;
             output.write(got.map.to_pretty_json().as_bytes())?;
-            eprintln!(
+            crate::note!(
                 "m.direct of {}: {} users -> {}",
                 got.user_id,
                 got.map.len(),
@@ -270,21 +270,21 @@ fn upload_direct(file: &std::path::Path, session: &SessionArgs, dry_run: bool) -
     let new = read_direct_map(file)?;
     let done = in_session(session, |s| Ok(direct::upload(s, &new, dry_run)?))?;
     for (user, room) in &done.added {
-        eprintln!("  + {user}: {room}");
+        crate::note!("  + {user}: {room}");
     }
     let me = &done.user_id;
     if done.added.is_empty() {
-        eprintln!(
+        crate::note!(
             "m.direct of {me} already holds everything in {}: nothing to do",
             file.display()
         );
     } else if dry_run {
-        eprintln!(
+        crate::note!(
             "dry run: {} entries would be added to the m.direct of {me} (nothing was written)",
             done.added.len()
         );
     } else {
-        eprintln!(
+        crate::note!(
             "added {} entries to the m.direct of {me} ({} users now; read back and verified{})",
             done.added.len(),
             done.users_after,
@@ -301,7 +301,7 @@ fn upload_direct(file: &std::path::Path, session: &SessionArgs, dry_run: bool) -
 fn print_upload(report: &keys::UploadKeysReport) {
     let u = &report.upload;
     let secs = report.upload_seconds;
-    eprintln!(
+    crate::note!(
         "uploaded {} sessions to backup version {} in {secs:.1} s ({:.0} sessions/s); the backup held {} sessions before and {} after ({} new)",
         u.sent,
         u.version,
@@ -312,9 +312,10 @@ fn print_upload(report: &keys::UploadKeysReport) {
     );
     let s = &report.merge;
     if s.conflicts > 0 || s.invalid > 0 {
-        eprintln!(
+        crate::note!(
             "({} conflicting copies kept as first seen, {} invalid entries left out)",
-            s.conflicts, s.invalid
+            s.conflicts,
+            s.invalid
         );
     }
 }

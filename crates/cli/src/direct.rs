@@ -160,14 +160,14 @@ fn merge_maps(files: &[PathBuf], json: bool, out: &OutArgs) -> Outcome {
             report: &report,
         });
     }
-    eprintln!(
+    crate::note!(
         "merged {} maps: {} users -> {}",
         maps.len(),
         merged.len(),
         output.describe()
     );
     for k in &report.replaced_non_lists {
-        eprintln!(
+        crate::note!(
             "  {k:?}: a value that was not a list was replaced by the list from another file"
         );
     }
@@ -194,12 +194,12 @@ fn check_map(file: &Path, own: Option<&str>, fix: bool, json: bool, out: &OutArg
         });
     }
     for f in &findings {
-        eprintln!("  {f}");
+        crate::note!("  {f}");
     }
     match output {
         Some(output) => {
             output.write(clean.to_pretty_json().as_bytes())?;
-            eprintln!(
+            crate::note!(
                 "{fixable} problems fixed; cleaned map ({} users) written to {}",
                 clean.len(),
                 output.describe()
@@ -214,7 +214,7 @@ fn check_map(file: &Path, own: Option<&str>, fix: bool, json: bool, out: &OutArg
             ),
         )),
         None => {
-            eprintln!(
+            crate::note!(
                 "{}: no problems found ({} users)",
                 file.display(),
                 map.len()

@@ -147,7 +147,7 @@ fn decrypt(file: &Path, read: &ReadArgs, out: &OutArgs) -> Outcome {
     let report = into(&output, &name, |sink| {
         pipeline::decrypt(source, &read.limits.read_options(), sink).map(|r| r.0)
     })?;
-    eprintln!(
+    crate::note!(
         "decrypted {} sessions to {}",
         report.sessions,
         output.describe()
@@ -172,7 +172,7 @@ fn encrypt(
             .map(|r| r.0)
             .map_err(|e| exit::pipeline_with(e, &name, "--allow-invalid writes them anyway"))
     })?;
-    eprintln!(
+    crate::note!(
         "encrypted {} sessions to {} ({} rounds)",
         report.sessions,
         output.describe(),

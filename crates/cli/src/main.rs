@@ -27,6 +27,10 @@ struct Cli {
     /// Never a header, a body, a token, a password or a key.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Print only errors and warnings (and what you must act on: a login address, a prompt,
+    /// the command that resumes a stopped move); reports on standard output stay.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     /// How long jobs show their progress: bars on a terminal, or JSON lines on standard
     /// error (one object per event, for scripts and front ends).
     #[arg(long, value_enum, value_name = "HOW", default_value_t = progress::Mode::Bars, global = true)]
@@ -97,6 +101,9 @@ fn main() {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     start_logs(cli.verbose);
     progress::set_mode(cli.progress);
+    if cli.quiet {
+        print::set_quiet();
+    }
     let result = match cli.command {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Direct(cmd) => direct::run(cmd),

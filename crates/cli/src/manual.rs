@@ -70,6 +70,6 @@ pub fn manpages(mut cmd: Command, dir: Option<&Path>, force: bool) -> Outcome {
     for (output, (_, page)) in outputs.iter().zip(planned) {
         output.write(&render(page)?)?;
     }
-    eprintln!("wrote {} man pages to {}", outputs.len(), dir.display());
+    crate::note!("wrote {} man pages to {}", outputs.len(), dir.display());
     Ok(())
 }

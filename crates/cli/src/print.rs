@@ -151,34 +151,36 @@ fn inspect_lists(r: &Report, all_rooms: bool) {
 pub fn merge_summary(done: &Finished, names: &[String], output: &str) {
     let s = &done.summary;
     for (f, n) in names.iter().zip(&s.read) {
-        eprintln!("read      {n:>8} sessions from {f}");
+        crate::note!("read      {n:>8} sessions from {f}");
     }
-    eprintln!(
+    crate::note!(
         "kept      {:>8} sessions in {} rooms -> {output}",
-        s.kept, s.rooms_kept
+        s.kept,
+        s.rooms_kept
     );
-    eprintln!(
+    crate::note!(
         "other rooms {:>6} sessions left out",
         s.dropped_by_selection
     );
-    eprintln!(
+    crate::note!(
         "merged    {:>8} duplicate copies ({} upgraded to a copy that decrypts more)",
-        s.duplicates_merged, s.upgraded
+        s.duplicates_merged,
+        s.upgraded
     );
     let conflict_note = if s.conflicts > 0 {
         " (first copy kept; see --conflicts PATH)"
     } else {
         ""
     };
-    eprintln!("conflicts {:>8}{conflict_note}", s.conflicts);
+    crate::note!("conflicts {:>8}{conflict_note}", s.conflicts);
     let invalid_note = if s.invalid > 0 { " (left out)" } else { "" };
-    eprintln!("invalid   {:>8}{invalid_note}", s.invalid);
+    crate::note!("invalid   {:>8}{invalid_note}", s.invalid);
     merge_details(done, names);
 }
 
 fn merge_details(done: &Finished, names: &[String]) {
     for c in done.conflicts.iter().take(10) {
-        eprintln!(
+        crate::note!(
             "  conflict: {} {}: {:?}",
             safe(&c.room_id),
             safe(&c.session_id),
@@ -186,7 +188,7 @@ fn merge_details(done: &Finished, names: &[String]) {
         );
     }
     for b in done.dropped_invalid.iter().take(10) {
-        eprintln!(
+        crate::note!(
             "  dropped: {} entry {}: {}",
             name(names, b.input),
             b.entry.index,
@@ -195,12 +197,12 @@ fn merge_details(done: &Finished, names: &[String]) {
     }
     let missing = &done.summary.rooms_without_keys;
     if !missing.is_empty() {
-        eprintln!(
+        crate::note!(
             "selected rooms with no keys in any input ({}):",
             missing.len()
         );
         for r in missing {
-            eprintln!("  {}", safe(r));
+            crate::note!("  {}", safe(r));
         }
     }
 }
@@ -209,6 +211,29 @@ fn merge_details(done: &Finished, names: &[String]) {
 /// our own layout is shown escaped.
 pub fn failure(message: &str) -> String {
     message.split('\n').map(safe).collect::<Vec<_>>().join("\n")
+}
+
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `-q`: from now on only errors, warnings and what the user must act on (a login address,
+/// a prompt, the command that resumes a stopped move) are printed on standard error.
+pub fn set_quiet() {
+    QUIET.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// True under `-q`.
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Prints a message for people on standard error, unless `-q`.
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {
+        if !$crate::print::quiet() {
+            eprintln!($($arg)*)
+        }
+    };
 }
 
 /// Shows the URL of a browser login, and opens a browser when there is a desktop to open
@@ -242,13 +267,13 @@ pub fn wait(w: &online::client::Wait) {
     let secs = w.duration.as_secs_f64();
     match &w.cause {
         WaitCause::RateLimited { asked: None } => {
-            eprintln!("rate limited by the homeserver: waiting {secs:.1} s as it asks")
+            crate::note!("rate limited by the homeserver: waiting {secs:.1} s as it asks")
         }
-        WaitCause::RateLimited { asked: Some(a) } => eprintln!(
+        WaitCause::RateLimited { asked: Some(a) } => crate::note!(
             "rate limited by the homeserver: it asks for {:.0} s, waiting {secs:.0} s and asking again",
             a.as_secs_f64()
         ),
-        WaitCause::ServerError(status) => eprintln!(
+        WaitCause::ServerError(status) => crate::note!(
             "the homeserver failed ({}): trying again in {secs:.0} s",
             status.map_or("connection broken".to_owned(), |s| format!("HTTP {s}"))
         ),
@@ -263,24 +288,24 @@ pub fn safe(text: &str) -> String {
 
 /// The report of `download keys`.
 pub fn download_keys(report: &migrate::keys::DownloadKeysReport, output: &str) {
-    eprintln!(
+    crate::note!(
         "downloaded {} sessions of {} rooms from backup version {} -> {output}",
         report.sessions,
         report.rooms,
         safe(&report.version),
     );
     if !report.skipped.is_empty() {
-        eprintln!("left out {} backup entries:", report.skipped.len());
+        crate::note!("left out {} backup entries:", report.skipped.len());
     }
     for s in report.skipped.iter().take(20) {
-        eprintln!(
+        crate::note!(
             "  {} {}: {}",
             safe(&s.room_id),
             safe(&s.session_id),
             safe(&s.reason.to_string())
         );
     }
-    eprintln!(
+    crate::note!(
         "note: keys from a server-side backup are not authenticated (anyone with the account's \
          access token can add entries); each is marked as such, and `keys merge` prefers a \
          device export's copy of a session over it"
@@ -289,37 +314,39 @@ pub fn download_keys(report: &migrate::keys::DownloadKeysReport, output: &str) {
 
 /// How long a job took.
 pub fn elapsed(d: Duration) {
-    eprintln!("done in {:.2} s", d.as_secs_f64());
+    crate::note!("done in {:.2} s", d.as_secs_f64());
 }
 
 /// The report of `direct build`.
 pub fn direct_build(report: &BuildReport, moving: usize, output: &str) {
-    eprintln!(
+    crate::note!(
         "{} of the {} moving rooms are DMs: {} entries written to {output}",
-        report.dm_rooms, moving, report.entries,
+        report.dm_rooms,
+        moving,
+        report.entries,
     );
     for a in &report.ambiguous {
-        eprintln!(
+        crate::note!(
             "  ambiguous: {} is listed under {} (kept under each)",
             safe(&a.room),
             safe(&a.peers.join(", "))
         );
     }
     for (k, r) in &report.self_entries {
-        eprintln!(
+        crate::note!(
             "  left out: {} under the account itself ({}); Element would re-guess the peer",
             safe(r),
             safe(k)
         );
     }
     for k in &report.third_party {
-        eprintln!("  kept: {k:?} is a third-party identifier (an invite by email)");
+        crate::note!("  kept: {k:?} is a third-party identifier (an invite by email)");
     }
     for k in &report.odd_keys {
-        eprintln!("  kept as found: {k:?} is not a user ID");
+        crate::note!("  kept as found: {k:?} is not a user ID");
     }
     for k in &report.not_lists {
-        eprintln!("  ignored: {k:?} holds something that is not a list of rooms");
+        crate::note!("  ignored: {k:?} holds something that is not a list of rooms");
     }
 }
 

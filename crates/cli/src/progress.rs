@@ -30,6 +30,9 @@ fn mode() -> Mode {
 
 /// The sink for a keys job (upload, download).
 pub fn bars() -> Box<dyn Events> {
+    if crate::print::quiet() && mode() == Mode::Bars {
+        return Box::new(migrate::Silent);
+    }
     match mode() {
         Mode::Json => Box::new(JsonLines),
         Mode::Bars => Box::new(Bars::default()),
@@ -38,6 +41,9 @@ pub fn bars() -> Box<dyn Events> {
 
 /// The sink for a rooms job.
 pub fn room_bars() -> Box<dyn Events> {
+    if crate::print::quiet() && mode() == Mode::Bars {
+        return Box::new(migrate::Silent);
+    }
     match mode() {
         Mode::Json => Box::new(JsonLines),
         Mode::Bars => Box::new(RoomBars::new()),

@@ -247,7 +247,7 @@ pub fn run(cmd: RoomsCommand) -> Outcome {
                 list_text(&listed)
             };
             output.write(text.as_bytes())?;
-            eprintln!(
+            crate::note!(
                 "{} rooms of {} -> {}",
                 listed.rooms.len(),
                 listed.user_id,
