@@ -206,13 +206,17 @@ fn refresh(s: &mut State, agent: &ureq::Agent) -> Result<()> {
         let started = Instant::now();
         let result = match refresh {
             Refresh::Matrix { url, token } => {
-                let body = Zeroizing::new(
-                    serde_json::json!({ "refresh_token": token.as_str() }).to_string(),
-                );
+                #[derive(serde::Serialize)]
+                struct Body<'a> {
+                    refresh_token: &'a str,
+                }
+                let body = crate::client::secret_json(&Body {
+                    refresh_token: token.as_str(),
+                });
                 agent
                     .request_url("POST", url)
                     .set("Content-Type", "application/json")
-                    .send_bytes(body.as_bytes())
+                    .send_bytes(&body)
             }
             Refresh::OAuth {
                 url,

@@ -371,15 +371,7 @@ impl Client {
             initial_device_display_name: "matrix-transplant",
             refresh_token: true,
         };
-        // Written straight into a buffer large enough for any escaping of the password, so
-        // no copy of it is left unwiped (no JSON value, no reallocation).
-        let mut body = Zeroizing::new(Vec::with_capacity(
-            6 * (password.len() + user_id.len()) + 256,
-        ));
-        serde_json::to_writer(&mut *body, &login).map_err(|e| Error::BadResponse {
-            what: "log in".into(),
-            reason: e.to_string(),
-        })?;
+        let body = secret_json(&login);
         let tokens = self.login("log in", &body)?;
         self.auth.set(tokens);
         Ok(())
@@ -826,6 +818,30 @@ impl Client {
     }
 }
 
+/// `value` as JSON, written straight into a wiped buffer large enough for any escaping of
+/// what it holds, so no copy of a secret in it is left behind (no JSON value, no
+/// reallocation).
+pub(crate) fn secret_json<T: serde::Serialize>(value: &T) -> Zeroizing<Vec<u8>> {
+    let mut size = 0;
+    {
+        // Count the bytes first (a writer that keeps nothing).
+        struct Count<'a>(&'a mut usize);
+        impl std::io::Write for Count<'_> {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                *self.0 += b.len();
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let _ = serde_json::to_writer(Count(&mut size), value);
+    }
+    let mut body = Zeroizing::new(Vec::with_capacity(size));
+    serde_json::to_writer(&mut *body, value).expect("a struct of strings serialises");
+    body
+}
+
 /// A URL as the logs show it: the path with its IDs, the names of the query's parameters but
 /// not their values (a login's query can carry a token).
 pub(crate) fn shown(url: &Url) -> String {
@@ -1027,5 +1043,27 @@ mod tests {
         );
         assert!(!format!("{c:?}").contains("secret"));
         assert!(!format!("{:?}", AccessToken::new("secret")).contains("secret"));
+    }
+}
+
+#[cfg(test)]
+mod secret_json_tests {
+    use super::*;
+
+    #[test]
+    fn secret_json_is_the_json_and_needs_no_reallocation() {
+        #[derive(serde::Serialize)]
+        struct Login<'a> {
+            password: &'a str,
+        }
+        let body = secret_json(&Login {
+            password: "p\"w\u{1}é",
+        });
+        assert_eq!(&body[..], r#"{"password":"p\"w\u0001é"}"#.as_bytes());
+        assert_eq!(
+            body.capacity(),
+            body.len(),
+            "sized exactly: never grown and copied"
+        );
     }
 }

@@ -219,16 +219,21 @@ pub fn sso(
             reason: "the homeserver sent the browser back without a login token".into(),
         });
     };
-    let body = Zeroizing::new(
-        serde_json::json!({
-            "type": "m.login.token",
-            "token": token,
-            "refresh_token": true,
-            "initial_device_display_name": "matrix-transplant",
-        })
-        .to_string(),
-    );
-    client.login("log in with the single sign-on token", body.as_bytes())
+    #[derive(serde::Serialize)]
+    struct TokenLogin<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        token: &'a str,
+        refresh_token: bool,
+        initial_device_display_name: &'a str,
+    }
+    let body = crate::client::secret_json(&TokenLogin {
+        kind: "m.login.token",
+        token,
+        refresh_token: true,
+        initial_device_display_name: "matrix-transplant",
+    });
+    client.login("log in with the single sign-on token", &body)
 }
 
 /// What this tool registered with an OAuth 2.0 server, to refresh and revoke with.
