@@ -32,11 +32,13 @@ pub enum Exit {
     OutputExists = 6,
     /// The homeserver refused or could not be reached.
     Server = 7,
+    /// A move ran to its end with something left to do by hand, or a step that failed.
+    LeftToDo = 8,
 }
 
 impl Exit {
     /// Every code, in order.
-    pub const ALL: [Exit; 8] = [
+    pub const ALL: [Exit; 9] = [
         Exit::Success,
         Exit::Io,
         Exit::Usage,
@@ -45,6 +47,7 @@ impl Exit {
         Exit::Invalid,
         Exit::OutputExists,
         Exit::Server,
+        Exit::LeftToDo,
     ];
 
     /// The process exit code.
@@ -63,6 +66,7 @@ impl Exit {
             Exit::Invalid => "entries fail validation (nothing written), or copies of a session conflict (with `--strict` nothing is written; without `--allow-conflicts` the output is written and the exit is 5)",
             Exit::OutputExists => "the output exists (use `--force`) or is one of the inputs",
             Exit::Server => "the homeserver refused, or could not be reached (no backup, wrong recovery key, bad token, …)",
+            Exit::LeftToDo => "`move run` went to its end, but something is left to do by hand (a blocked or partly moved room) or a step failed (run it again): the report says which",
         }
     }
 }

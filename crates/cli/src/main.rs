@@ -4,6 +4,7 @@
 //! the `key-export`, `m-direct`, `online` and `migrate` libraries.
 
 mod account;
+mod account_move;
 mod args;
 mod cleanup;
 mod direct;
@@ -78,6 +79,9 @@ enum Command {
     /// Move rooms to the new account: list the old account's, plan the move, move them.
     #[command(subcommand)]
     Rooms(rooms::RoomsCommand),
+    /// The whole move from one plan file: init, run (--dry-run first), status.
+    #[command(subcommand)]
+    Move(account_move::MoveCommand),
     /// Print the shell completion script (e.g. `source <(matrix-transplant completions bash)`).
     Completions {
         /// The shell.
@@ -110,6 +114,7 @@ fn main() {
         Command::Upload(cmd) => account::upload(cmd),
         Command::Download(cmd) => account::download(cmd),
         Command::Rooms(cmd) => rooms::run(cmd),
+        Command::Move(cmd) => account_move::run(cmd),
         Command::Completions { shell } => manual::completions(shell, Cli::command()),
         Command::Manpage { output, force } => {
             manual::manpages(Cli::command(), output.as_deref(), force)

@@ -148,6 +148,7 @@ fn stage_name(stage: Stage) -> &'static str {
         Stage::Join => "join",
         Stage::Power => "power",
         Stage::Direct => "m.direct",
+        Stage::AccountData => "account data",
         Stage::History => "history",
         Stage::Rename => "rename",
         Stage::Leave => "leave",

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use migrate::rooms::list::{self, RoomList};
 use migrate::rooms::moving::{self, MoveOptions, MoveReport, Status};
-use migrate::rooms::plan::{self, Pair, Plan, Step};
+use migrate::rooms::plan::{self, Pair, Plan};
 use online::client::RateLimits;
 use online::Session;
 
@@ -140,8 +140,8 @@ pub struct TwoAccounts {
     pub common: CommonArgs,
 }
 
-const OLD_TOKEN_ENV: &str = "MATRIX_OLD_ACCESS_TOKEN";
-const NEW_TOKEN_ENV: &str = "MATRIX_NEW_ACCESS_TOKEN";
+pub const OLD_TOKEN_ENV: &str = "MATRIX_OLD_ACCESS_TOKEN";
+pub const NEW_TOKEN_ENV: &str = "MATRIX_NEW_ACCESS_TOKEN";
 
 /// Rate limits for hours of work: a server's 333 s invite wait is obeyed as asked.
 fn limits(common: &CommonArgs) -> RateLimits {
@@ -154,15 +154,15 @@ fn limits(common: &CommonArgs) -> RateLimits {
 }
 
 /// One account's connection options.
-struct Side<'a> {
-    homeserver: Option<&'a str>,
-    user: &'a str,
-    token_file: Option<&'a Path>,
-    login: secrets::Login<'a>,
-    homeserver_flag: &'a str,
+pub struct Side<'a> {
+    pub homeserver: Option<&'a str>,
+    pub user: &'a str,
+    pub token_file: Option<&'a Path>,
+    pub login: secrets::Login<'a>,
+    pub homeserver_flag: &'a str,
 }
 
-fn connect(side: &Side<'_>, common: &CommonArgs) -> Outcome<Session> {
+pub fn connect(side: &Side<'_>, common: &CommonArgs) -> Outcome<Session> {
     let account = Account {
         homeserver: side.homeserver,
         user: Some(side.user),
@@ -198,22 +198,43 @@ fn connect_old(old: &OldArgs, common: &CommonArgs) -> Outcome<Session> {
 /// Opens both sessions (each `whoami` must match its user ID before anything is written),
 /// runs `job`, closes both.
 fn with_pair<T>(a: &TwoAccounts, job: impl FnOnce(&Pair<'_>) -> Outcome<T>) -> Outcome<T> {
-    let old = connect_old(&a.old, &a.common)?;
-    let new = connect(
-        &Side {
-            homeserver: a.new_homeserver.as_deref(),
-            user: &a.new_user,
-            token_file: a.new_token_file.as_deref(),
-            login: secrets::Login {
-                kind: a.new_login,
-                idp: a.new_idp.as_deref(),
-                flags: ("--new-token-file", "--new-user", "--new-login"),
-                token_env: NEW_TOKEN_ENV,
-            },
-            homeserver_flag: "--new-homeserver",
+    let old = Side {
+        homeserver: a.old.old_homeserver.as_deref(),
+        user: &a.old.old_user,
+        token_file: a.old.old_token_file.as_deref(),
+        login: secrets::Login {
+            kind: a.old.old_login,
+            idp: a.old.old_idp.as_deref(),
+            flags: ("--old-token-file", "--old-user", "--old-login"),
+            token_env: OLD_TOKEN_ENV,
         },
-        &a.common,
-    )?;
+        homeserver_flag: "--old-homeserver",
+    };
+    let new = Side {
+        homeserver: a.new_homeserver.as_deref(),
+        user: &a.new_user,
+        token_file: a.new_token_file.as_deref(),
+        login: secrets::Login {
+            kind: a.new_login,
+            idp: a.new_idp.as_deref(),
+            flags: ("--new-token-file", "--new-user", "--new-login"),
+            token_env: NEW_TOKEN_ENV,
+        },
+        homeserver_flag: "--new-homeserver",
+    };
+    with_sessions(&old, &new, &a.common, job)
+}
+
+/// Opens both accounts' sessions, runs `job`, closes both (logging out what this tool
+/// logged in).
+pub fn with_sessions<T>(
+    old: &Side<'_>,
+    new: &Side<'_>,
+    common: &CommonArgs,
+    job: impl FnOnce(&Pair<'_>) -> Outcome<T>,
+) -> Outcome<T> {
+    let old = connect(old, common)?;
+    let new = connect(new, common)?;
     let result = job(&Pair {
         old: &old,
         new: &new,
@@ -328,7 +349,7 @@ pub fn run(cmd: RoomsCommand) -> Outcome {
 
 /// This run's command line, quoted for a POSIX shell (it holds no secret: tokens and
 /// passwords never come from the command line).
-fn resume_command() -> String {
+pub fn resume_command() -> String {
     std::env::args()
         .map(|a| {
             let plain = !a.is_empty()
@@ -345,7 +366,7 @@ fn resume_command() -> String {
 }
 
 /// The rooms file: a header of comments, then one line per room.
-fn list_text(listed: &RoomList) -> String {
+pub fn list_text(listed: &RoomList) -> String {
     let mut s = format!(
         "# Rooms of {} (matrix-transplant rooms list).\n# Delete the lines of the rooms that stay; \
          this file then drives keys filter, direct build, rooms plan and rooms move.\n",
@@ -369,7 +390,7 @@ fn print_plan(p: &Plan) {
         let name = r.facts.name.as_deref().unwrap_or("(no name)");
         println!("\n{}  {}", r.facts.room_id, print::safe(name));
         if r.decision.blockers.is_empty() {
-            let steps: Vec<String> = r.decision.steps.iter().map(step_text).collect();
+            let steps: Vec<String> = r.decision.steps.iter().map(ToString::to_string).collect();
             println!(
                 "  steps: {}",
                 if r.done() {
@@ -403,35 +424,13 @@ fn print_plan(p: &Plan) {
     );
     println!(
         "Expected duration at stock Synapse rate limits (assumed; your servers may differ): {}",
-        duration(e.seconds)
+        plan::human_duration(e.seconds)
     );
     for (limiter, secs) in &e.limiters {
-        println!("  {:>9}  {limiter}", duration(*secs));
+        println!("  {:>9}  {limiter}", plan::human_duration(*secs));
     }
     if e.seconds > 3600 {
-        println!(
-            "To go faster: an admin of the old account's server can lift its limits \
-             (POST /_synapse/admin/v1/users/{}/override_ratelimit with messages_per_second 0); \
-             the new server's admin can raise rc_invites.per_user and rc_joins.remote.",
-            p.old
-        );
-    }
-}
-
-fn step_text(s: &Step) -> String {
-    match s {
-        Step::Invite => "invite".into(),
-        Step::Join { via } => format!("join via {}", via.join(",")),
-        Step::Power { level } => format!("power {level}"),
-        Step::Tags => "tags".into(),
-    }
-}
-
-fn duration(secs: u64) -> String {
-    match secs {
-        0..=59 => format!("{secs} s"),
-        60..=3599 => format!("{} min", secs.div_ceil(60)),
-        _ => format!("{:.1} h", secs as f64 / 3600.0),
+        println!("{}", plan::speed_up_advice(&p.old));
     }
 }
 

@@ -286,7 +286,13 @@ fn pick_provider(providers: &[IdentityProvider], login_flag: &str) -> Outcome<St
 /// The recovery key: from `file`, else the environment, else asked on the terminal.
 pub fn recovery_key(file: Option<&Path>) -> Outcome<RecoveryKey> {
     let text = match file {
-        Some(path) => from_file(path)?,
+        Some(path) => from_file(path).map_err(|e| {
+            Failure::new(
+                e.exit,
+                e.message
+                    .replacen("passphrase file", "recovery key file", 1),
+            )
+        })?,
         None => match std::env::var(RECOVERY_KEY_ENV) {
             Ok(v) => Passphrase::new(v),
             Err(_) => password("Recovery key (Security Key) of the backup: ").map_err(|_| {

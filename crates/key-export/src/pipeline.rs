@@ -22,6 +22,7 @@ use crate::inspect::{self, InvalidEntry};
 use crate::merge::{self, Conflict, MergeError, MergeOptions, Merged, SourcedInvalid, Summary};
 use crate::passphrase::Passphrase;
 use crate::session::SessionRef;
+use zeroize::Zeroizing;
 
 /// One input export.
 pub struct Source<R> {
@@ -88,7 +89,23 @@ impl PipelineError {
 /// Decrypted inputs, in order, with their names.
 pub struct Decrypted {
     names: Vec<String>,
-    plains: Vec<Plaintext>,
+    plains: Vec<Plain>,
+}
+
+/// One decrypted input: an export's plaintext, or entries that came decrypted from
+/// elsewhere (a server-side key backup).
+enum Plain {
+    Export(Plaintext),
+    Entries(Zeroizing<Vec<u8>>),
+}
+
+impl Plain {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Plain::Export(p) => p.as_bytes(),
+            Plain::Entries(json) => json,
+        }
+    }
 }
 
 /// Reads, authenticates and decrypts every source, in parallel (each derives its own key).
@@ -102,6 +119,7 @@ pub fn decrypt_all<R: Read + Send>(
         .enumerate()
         .map(|(input, s)| {
             container::decrypt(s.reader, s.len, &s.passphrase, read)
+                .map(Plain::Export)
                 .map_err(|error| PipelineError::input(input, &s.name, error))
         })
         .collect::<Result<_, _>>()?;
@@ -118,6 +136,25 @@ impl Decrypted {
     /// The names of the inputs, in order.
     pub fn names(&self) -> &[String] {
         &self.names
+    }
+
+    /// Adds one more input made of export entries (JSON objects) that are already
+    /// plaintext, e.g. the sessions of a server-side key backup; they are checked and
+    /// merged like any export's. The array is written into a buffer sized up front and
+    /// wiped on drop, so no copy of a key is left behind by a growing buffer.
+    pub fn add_entries<T: AsRef<str>>(&mut self, name: impl Into<String>, entries: &[T]) {
+        let len = 2 + entries.iter().map(|e| e.as_ref().len() + 1).sum::<usize>();
+        let mut json = Zeroizing::new(Vec::with_capacity(len));
+        json.push(b'[');
+        for (i, e) in entries.iter().enumerate() {
+            if i > 0 {
+                json.push(b',');
+            }
+            json.extend_from_slice(e.as_ref().as_bytes());
+        }
+        json.push(b']');
+        self.names.push(name.into());
+        self.plains.push(Plain::Entries(json));
     }
 
     /// Splits every input into entries and reads those of the selected rooms. Entries of

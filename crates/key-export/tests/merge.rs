@@ -448,3 +448,42 @@ fn base64_decode(s: &str) -> Vec<u8> {
         .decode(s)
         .unwrap()
 }
+
+#[test]
+fn entries_added_as_plaintext_merge_with_the_exports_and_the_selection_applies() {
+    let mut w = World::new(3, 3);
+    // The export has sessions 0 at 5 and 1 at 0; the "backup" has 0 at 2, 1 at 4 and 2 at 0
+    // (room 2 does not move).
+    let file = testkit::export_file(&w.export(&[(0, 5), (1, 0)]), "p", 10).unwrap();
+    let backup: Vec<String> = w
+        .export(&[(0, 2), (1, 4), (2, 0)])
+        .iter()
+        .map(|s| s.to_json())
+        .collect();
+    let source = Source {
+        name: "device.txt".into(),
+        reader: file.as_bytes(),
+        len: 0,
+        passphrase: Passphrase::new("p".into()),
+    };
+    let mut decrypted = pipeline::decrypt_all(vec![source], &ReadOptions::default()).unwrap();
+    decrypted.add_entries("the old backup", &backup);
+    assert_eq!(decrypted.names(), ["device.txt", "the old backup"]);
+    let options = select(&["!r0:example.org", "!r1:example.org"]);
+    let parsed = decrypted.parse(&options).unwrap();
+    let merged = parsed.merge(&options).unwrap();
+    let got: BTreeMap<String, u32> = merged
+        .sessions
+        .iter()
+        .map(|s| (s.room_id.to_string(), s.first_known_index))
+        .collect();
+    assert_eq!(
+        got,
+        BTreeMap::from([
+            ("!r0:example.org".to_owned(), 2),
+            ("!r1:example.org".to_owned(), 0)
+        ])
+    );
+    assert_eq!(merged.summary.read, [2, 3]);
+    assert_eq!(merged.summary.dropped_by_selection, 1);
+}

@@ -29,6 +29,8 @@ pub enum Stage {
     Direct,
     /// Checking, as the new account, what history it can read.
     History,
+    /// Copying the account data (ignore list, push rules, profile).
+    AccountData,
     /// Renaming the old account.
     Rename,
     /// Leaving with the old account.

@@ -46,7 +46,7 @@ pub struct UploadKeysReport {
 }
 
 /// The account's current backup, checked against `key` before anything else happens.
-fn checked_backup(client: &Client, key: &RecoveryKey) -> Result<BackupInfo> {
+pub(crate) fn checked_backup(client: &Client, key: &RecoveryKey) -> Result<BackupInfo> {
     let info = backup::current(client)?.ok_or(online::Error::NoBackup)?;
     info.check_key(key)?;
     Ok(info)

@@ -7,7 +7,10 @@
 //! - [`keys`]: room keys into and out of an account's server-side key backup;
 //! - [`direct`]: the DM list (`m.direct`): the new account's built from the old one's,
 //!   read from and merged into an account;
-//! - [`rooms`]: the old account's rooms listed, the move planned, and the move itself.
+//! - [`rooms`]: the old account's rooms listed, the move planned, and the move itself;
+//! - [`account_move`]: the whole move as one resumable job (`move run`), and its report;
+//! - [`account_data`]: the ignore list, push rules and profile copied;
+//! - [`plan_file`]: the plan of a whole move (`move.toml`).
 //!
 //! The jobs that need no account (decrypt, inspect, encrypt, filter and merge a key
 //! export) are `key_export::pipeline`'s; those of `m.direct` files alone are
@@ -17,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod account_data;
+pub mod account_move;
 pub mod direct;
 pub mod error;
 pub mod events;

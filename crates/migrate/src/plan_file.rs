@@ -175,6 +175,18 @@ impl MovePlan {
                 });
             }
         }
+        let keys = &plan.keys;
+        if (!keys.exports.is_empty() || keys.old_recovery_key_file.is_some())
+            && keys.new_recovery_key_file.is_none()
+        {
+            return Err(PlanError::Value {
+                path: path.into(),
+                message: "[keys] names sources but no new_recovery_key_file: the keys go into \
+                          the new account's key backup, and only with its recovery key (set \
+                          up the backup in Element on the new account first)"
+                    .into(),
+            });
+        }
         if plan.old.user == plan.new.user {
             return Err(PlanError::Value {
                 path: path.into(),
@@ -209,12 +221,47 @@ impl MovePlan {
     }
 }
 
-/// A commented plan for `old` → `new`, to edit: every setting named, with what it does.
-pub fn template(old: &str, new: &str) -> String {
+/// What `move init` knows of an account when it writes the template.
+#[derive(Debug, Clone, Copy)]
+pub struct TemplateAccount<'a> {
+    /// The user ID.
+    pub user: &'a str,
+    /// The homeserver URL, when given.
+    pub homeserver: Option<&'a str>,
+    /// The token file, when given.
+    pub token_file: Option<&'a Path>,
+}
+
+/// A TOML string.
+fn quoted(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+fn account_lines(a: &TemplateAccount<'_>, example_hs: &str, example_token: &str) -> String {
+    let hs = match a.homeserver {
+        Some(h) => format!("homeserver = {}", quoted(h)),
+        None => format!("# homeserver = \"{example_hs}\""),
+    };
+    let token = match a.token_file {
+        Some(t) => format!("token_file = {}", quoted(&t.to_string_lossy())),
+        None => format!("# token_file = \"{example_token}\""),
+    };
     format!(
-        r#"# The plan of a move with matrix-transplant: edit it, then `matrix-transplant move run`
-# on this file. Relative paths are read from this file's folder. Secrets are never written
-# here: only the names of the files that hold them (keep those files mode 0600).
+        "user = {user}\n{hs:<46} # else found from the user ID\n{token:<46} # else the tool logs in:\n\
+         login = \"ask\"            # \"ask\" (what the server offers), \"oauth\", \"sso\" or \"password\"\n\
+         # idp = \"oidc-corp\"      # the identity provider, when the server has several\n",
+        user = quoted(a.user)
+    )
+}
+
+/// A commented plan for `old` → `new`, to edit: every setting named, with what it does.
+pub fn template(old: &TemplateAccount<'_>, new: &TemplateAccount<'_>) -> String {
+    format!(
+        r#"# The plan of a move with matrix-transplant: edit it, then
+#   matrix-transplant move run --dry-run THIS-FILE    (reads everything, writes nothing)
+#   matrix-transplant move run THIS-FILE
+# Relative paths are read from this file's folder. Secrets are never written here: only
+# the names of the files that hold them (keep those files mode 0600).
 
 # Moving rooms only where needed: the rooms file lists every room of the old account (as
 # `matrix-transplant rooms list` writes it); delete the lines of the rooms that stay.
@@ -223,19 +270,12 @@ rooms_file = "rooms.txt"
 # lacks the old one's power).
 leave = true
 # Rename the old account before leaving: its display name followed by this.
-rename_old = "(moved to {new})"
+rename_old = {rename}
 
 [old]
-user = "{old}"
-# homeserver = "https://matrix.corp.example"   # else found from the user ID
-# token_file = "old.token"                     # else the tool logs in:
-login = "ask"            # "ask" (what the server offers), "oauth", "sso" or "password"
-# idp = "oidc-corp"      # the identity provider, when the server has several
-
+{old_lines}
 [new]
-user = "{new}"
-login = "ask"
-
+{new_lines}
 [keys]
 # One key export per device of the old account (Element: Settings -> Security & Privacy ->
 # Export E2E room keys), each with the file that holds its passphrase.
@@ -246,14 +286,18 @@ login = "ask"
 exports = []
 # The old account's recovery key: its server-side key backup becomes one more source.
 # old_recovery_key_file = "old-recovery.key"
-# The new account's recovery key: the keys go into its backup (required for the keys).
+# The new account's recovery key: the keys go into its backup (required for the keys; set
+# up the backup in Element on the new account first).
 # new_recovery_key_file = "new-recovery.key"
 
 [copy]
 ignored_users = true     # the ignore list, merged
 push_rules = true        # notification settings: your own rules, changed defaults, moved rooms' rules
 profile = false          # display name and avatar, unless the new account has its own
-"#
+"#,
+        rename = quoted(&format!("(moved to {})", new.user)),
+        old_lines = account_lines(old, "https://matrix.corp.example", "old.token"),
+        new_lines = account_lines(new, "https://matrix.example.org", "new.token"),
     )
 }
 
@@ -263,7 +307,12 @@ mod tests {
 
     #[test]
     fn the_template_parses_with_paths_from_the_plans_folder() {
-        let text = template("@me:corp.example", "@me:example.org");
+        let account = |user| TemplateAccount {
+            user,
+            homeserver: None,
+            token_file: None,
+        };
+        let text = template(&account("@me:corp.example"), &account("@me:example.org"));
         let plan = MovePlan::parse(&text, Path::new("/m/move.toml"), Path::new("/m")).unwrap();
         assert_eq!(plan.old.user, "@me:corp.example");
         assert_eq!(plan.rooms_file, Path::new("/m/rooms.txt"));
@@ -273,6 +322,33 @@ mod tests {
         );
         assert!(plan.leave && plan.copy.push_rules && !plan.copy.profile);
         assert_eq!(plan.old.login, "ask");
+        assert_eq!(plan.old.token_file, None);
+        // What init was told is written in, quoted.
+        let text = template(
+            &TemplateAccount {
+                user: "@me:corp.example",
+                homeserver: Some("http://127.0.0.1:8008"),
+                token_file: Some(Path::new("tok \"1\".txt")),
+            },
+            &account("@me:example.org"),
+        );
+        let plan = MovePlan::parse(&text, Path::new("/m/move.toml"), Path::new("/m")).unwrap();
+        assert_eq!(
+            plan.old.homeserver.as_deref(),
+            Some("http://127.0.0.1:8008")
+        );
+        assert_eq!(
+            plan.old.token_file.as_deref(),
+            Some(Path::new("/m/tok \"1\".txt"))
+        );
+        assert_eq!(plan.new.homeserver, None);
+    }
+
+    #[test]
+    fn key_sources_without_the_new_recovery_key_are_refused() {
+        let text = "rooms_file = \"r\"\n[old]\nuser = \"@a:x\"\n[new]\nuser = \"@b:y\"\n[keys]\nexports = [{ file = \"k.txt\", passphrase_file = \"k.pass\" }]\n";
+        let e = MovePlan::parse(text, Path::new("p.toml"), Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("new_recovery_key_file"), "{e}");
     }
 
     #[test]

@@ -59,6 +59,26 @@ pub enum Entry {
         /// The room.
         room: String,
     },
+    /// A phase of a whole move (`move run`) was completed.
+    Done {
+        /// The phase.
+        phase: Phase,
+        /// What it did, in words (for `move status`).
+        #[serde(default)]
+        detail: String,
+    },
+}
+
+/// The phases of a whole move that the per-room steps above do not record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The room keys went into the new account's backup.
+    Keys,
+    /// The account data (ignore list, push rules, profile) was copied.
+    AccountData,
+    /// A run went through every phase to the end.
+    Finished,
 }
 
 /// What the journal says of one room.
@@ -87,6 +107,7 @@ pub struct Journal {
     direct: bool,
     rename_from: Option<Option<String>>,
     renamed: Option<String>,
+    phases: BTreeMap<Phase, String>,
 }
 
 /// Why the journal could not be used.
@@ -102,7 +123,7 @@ pub enum JournalError {
     },
     /// A line is not a journal entry (not this tool's file, or edited).
     #[error(
-        "{path} line {line} is not a matrix-transplant rooms journal entry ({reason}); use \
+        "{path} line {line} is not a matrix-transplant journal entry ({reason}); use \
          another journal, or move this one away to start over (the rooms' state is re-read \
          either way)"
     )]
@@ -120,10 +141,6 @@ impl Journal {
     /// Opens (creating it, mode 0600) and replays the journal at `path`. A last line cut
     /// short by a crash is dropped; any other bad line is an error.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
-        let io = |source| JournalError::Io {
-            path: path.to_owned(),
-            source,
-        };
         let mut options = OpenOptions::new();
         options.read(true).append(true).create(true);
         #[cfg(unix)]
@@ -131,6 +148,39 @@ impl Journal {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
+        let (journal, cut) = Journal::replay(path, &options)?;
+        // A crash can cut the last line short: drop it (its step is re-read from the
+        // server), and end the file with a newline so the next entry starts a line.
+        if let Some(complete) = cut {
+            journal
+                .file
+                .set_len(complete)
+                .map_err(|source| JournalError::Io {
+                    path: path.to_owned(),
+                    source,
+                })?;
+        }
+        Ok(journal)
+    }
+
+    /// Replays the journal at `path` without changing it (`move status`); `None` when there
+    /// is none yet. Recording into it fails.
+    pub fn read_only(path: &Path) -> Result<Option<Self>, JournalError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let mut options = OpenOptions::new();
+        options.read(true);
+        Ok(Some(Journal::replay(path, &options)?.0))
+    }
+
+    /// Opens `path` with `options` and replays its complete lines; also returns where the
+    /// complete lines end when a cut last line follows them.
+    fn replay(path: &Path, options: &OpenOptions) -> Result<(Self, Option<u64>), JournalError> {
+        let io = |source| JournalError::Io {
+            path: path.to_owned(),
+            source,
+        };
         let file = options.open(path).map_err(io)?;
         let mut journal = Journal {
             path: path.to_owned(),
@@ -139,17 +189,13 @@ impl Journal {
             direct: false,
             rename_from: None,
             renamed: None,
+            phases: BTreeMap::new(),
         };
         let mut text = String::new();
         BufReader::new(file).read_to_string(&mut text).map_err(io)?;
-        // A crash can cut the last line short: drop it (its step is re-read from the
-        // server), and end the file with a newline so the next entry starts a line.
         let complete = text.rfind('\n').map_or(0, |i| i + 1);
-        if complete < text.len() {
-            journal.file.set_len(complete as u64).map_err(io)?;
-            text.truncate(complete);
-        }
-        for (i, line) in text.lines().enumerate() {
+        let cut = (complete < text.len()).then_some(complete as u64);
+        for (i, line) in text[..complete].lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
@@ -160,7 +206,7 @@ impl Journal {
             })?;
             journal.apply(entry);
         }
-        Ok(journal)
+        Ok((journal, cut))
     }
 
     fn apply(&mut self, entry: Entry) {
@@ -176,6 +222,9 @@ impl Journal {
                 self.rename_from.get_or_insert(name);
             }
             Entry::Renamed { name } => self.renamed = Some(name),
+            Entry::Done { phase, detail } => {
+                self.phases.insert(phase, detail);
+            }
         }
     }
 
@@ -215,6 +264,16 @@ impl Journal {
     /// The name the old account was renamed to, when done.
     pub fn renamed(&self) -> Option<&str> {
         self.renamed.as_deref()
+    }
+
+    /// What the phase did, when it was completed.
+    pub fn phase(&self, phase: Phase) -> Option<&str> {
+        self.phases.get(&phase).map(String::as_str)
+    }
+
+    /// Every room the journal names, with what it says of each.
+    pub fn rooms(&self) -> &BTreeMap<String, RoomRecord> {
+        &self.rooms
     }
 
     /// Its path.

@@ -118,6 +118,14 @@ pub struct RoomOutcome {
 }
 
 impl RoomOutcome {
+    /// The new account is in the room (moved fully, earlier, or without the power).
+    pub fn in_new_account(&self) -> bool {
+        matches!(
+            self.status,
+            Status::Moved | Status::AlreadyMoved | Status::Partial
+        )
+    }
+
     fn new(room: &str) -> Self {
         RoomOutcome {
             room_id: room.to_owned(),
@@ -158,6 +166,8 @@ pub struct MoveReport {
     pub direct_added: Vec<(String, String)>,
     /// The old account's new display name, when renamed.
     pub renamed: Option<String>,
+    /// The rename was sent in this run (not found done).
+    pub rename_sent: bool,
     /// The run was stopped before the end; run the same command again to resume.
     pub stopped: bool,
     /// The journal.
@@ -287,6 +297,22 @@ pub fn run(
     options: &MoveOptions,
     events: &dyn Events,
 ) -> Result<MoveReport, crate::Error> {
+    run_with(pair, rooms_wanted, options, events, &mut |_| Ok(()))
+}
+
+/// Work a caller fits between the DMs and the rename: it gets each room's outcome so far
+/// (e.g. to copy the notification rules of the rooms that moved).
+pub type Between<'a> = dyn FnMut(&[RoomOutcome]) -> Result<(), crate::Error> + 'a;
+
+/// [`run`], with `between` called once the rooms and the DMs are done and before the old
+/// account is renamed or leaves (not at all when the run is stopped before).
+pub fn run_with(
+    pair: &Pair<'_>,
+    rooms_wanted: &[String],
+    options: &MoveOptions,
+    events: &dyn Events,
+    between: &mut Between<'_>,
+) -> Result<MoveReport, crate::Error> {
     let started = Instant::now();
     let journal = Mutex::new(Journal::open(&options.journal)?);
     let (old_user, new_user) = (pair.old.user_id(), pair.new.user_id());
@@ -363,6 +389,7 @@ pub fn run(
         rooms: Vec::new(),
         direct_added: Vec::new(),
         renamed: None,
+        rename_sent: false,
         stopped,
         journal: options.journal.clone(),
         waits: 0,
@@ -374,7 +401,7 @@ pub fn run(
         .map(|w| w.outcome.into_inner().expect("outcome lock"))
         .collect();
     if !stopped {
-        finish(&ctx, pair, &old_direct, &mut outcomes, &mut report)?;
+        finish(&ctx, pair, &old_direct, &mut outcomes, &mut report, between)?;
     }
     report.stopped = ctx.stopped();
     report.rooms = outcomes;
@@ -551,10 +578,11 @@ fn pipeline(
                     break;
                 }
                 power(ctx, &empowerer, &work[i])?;
-                let in_new = matches!(
-                    work[i].outcome.lock().expect("outcome lock").status,
-                    Status::Moved | Status::AlreadyMoved | Status::Partial
-                );
+                let in_new = work[i]
+                    .outcome
+                    .lock()
+                    .expect("outcome lock")
+                    .in_new_account();
                 if in_new {
                     let _ = check_tx.send(i);
                 }
@@ -926,24 +954,20 @@ fn current_level(content: &Value, user: &str) -> Option<i64> {
     content.get("users")?.get(user)?.as_i64()
 }
 
-/// After the pipeline: DMs, the history check, the rename, the leaves.
+/// After the pipeline: DMs, the caller's work, the rename, the leaves.
 fn finish(
     ctx: &Ctx<'_>,
     pair: &Pair<'_>,
     old_direct: &m_direct::DirectMap,
     outcomes: &mut [RoomOutcome],
     report: &mut MoveReport,
+    between: &mut Between<'_>,
 ) -> Result<(), crate::Error> {
     let (old, new) = (pair.old.client(), pair.new.client());
     // The moved DMs, under the peer the old account had for each.
     let moved: HashSet<String> = outcomes
         .iter()
-        .filter(|o| {
-            matches!(
-                o.status,
-                Status::Moved | Status::AlreadyMoved | Status::Partial
-            )
-        })
+        .filter(|o| o.in_new_account())
         .map(|o| o.room_id.clone())
         .collect();
     let accounts = Accounts {
@@ -963,6 +987,10 @@ fn finish(
     ctx.events.emit(Event::Finished {
         stage: Stage::Direct,
     });
+    between(outcomes)?;
+    if ctx.stopped() {
+        return Ok(());
+    }
 
     // The rename, before any leave: a display name only reaches rooms the account is in.
     let mut renamed_to = None;
@@ -996,6 +1024,7 @@ fn finish(
         let target = format!("{base} {}", suffix.trim());
         if rooms::displayname(old, ctx.old_user)?.as_deref() != Some(target.as_str()) {
             rooms::set_displayname(old, ctx.old_user, &target)?;
+            report.rename_sent = true;
         }
         ctx.record(Entry::Renamed {
             name: target.clone(),

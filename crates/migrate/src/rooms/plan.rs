@@ -37,6 +37,35 @@ pub enum Step {
     Tags,
 }
 
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::Invite => write!(f, "invite"),
+            Step::Join { via } => write!(f, "join via {}", via.join(",")),
+            Step::Power { level } => write!(f, "power {level}"),
+            Step::Tags => write!(f, "tags"),
+        }
+    }
+}
+
+/// A duration in the unit a person reads best: seconds, minutes, hours.
+pub fn human_duration(secs: u64) -> String {
+    match secs {
+        0..=59 => format!("{secs} s"),
+        60..=3599 => format!("{} min", secs.div_ceil(60)),
+        _ => format!("{:.1} h", secs as f64 / 3600.0),
+    }
+}
+
+/// What the servers' admins can do when a move would take hours.
+pub fn speed_up_advice(old: &str) -> String {
+    format!(
+        "To go faster: an admin of the old account's server can lift its limits \
+         (POST /_synapse/admin/v1/users/{old}/override_ratelimit with messages_per_second 0); \
+         the new server's admin can raise rc_invites.per_user and rc_joins.remote."
+    )
+}
+
 /// Why a room cannot move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

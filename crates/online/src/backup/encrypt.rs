@@ -64,7 +64,7 @@ impl Encryptor {
         let plain = backup_payload(session)?;
         Ok(KeyBackupData {
             first_message_index: session.first_known_index,
-            forwarded_count: chain_len(session),
+            forwarded_count: forwarded_count(session),
             is_verified: false,
             session_data: self.encrypt_payload(&plain)?,
         })
@@ -84,9 +84,9 @@ impl Encryptor {
     }
 }
 
-/// The forwarding chain's length, read without parsing anything else of the entry (its
-/// key included).
-fn chain_len(session: &SessionRef<'_>) -> u32 {
+/// The forwarding chain's length (the backup's `forwarded_count`), read without parsing
+/// anything else of the entry (its key included).
+pub fn forwarded_count(session: &SessionRef<'_>) -> u32 {
     #[derive(Deserialize)]
     struct Chain {
         #[serde(default)]

@@ -5,7 +5,8 @@
 //!   user's;
 //! - [`encrypt`]: one session encrypted to the backup key, and a batch of them;
 //! - [`upload`]: batches encrypted in parallel while the previous one is sent;
-//! - [`download`]: the backup fetched and decrypted back into export entries.
+//! - [`download`]: the backup fetched and decrypted back into export entries;
+//! - [`stored`]: what the backup holds already, and which copy the server keeps.
 //!
 //! Each session is encrypted to the backup's Curve25519 public key (an ephemeral key
 //! agreement, HKDF-SHA-256, AES-256-CBC, and libolm's historical MAC) with vodozemac's
@@ -20,12 +21,14 @@
 pub mod download;
 pub mod encrypt;
 pub mod key;
+pub mod stored;
 pub mod upload;
 pub mod version;
 
 pub use download::{download, download_each, Downloaded, Rooms, SkipReason, Skipped, Streamed};
-pub use encrypt::{backup_payload, Encryptor, KeyBackupData, SessionData};
+pub use encrypt::{backup_payload, forwarded_count, Encryptor, KeyBackupData, SessionData};
 pub use key::RecoveryKey;
+pub use stored::{improves, stored, Stored, StoredSession};
 pub use upload::{upload, UploadReport};
 pub use version::{create_version, current, BackupInfo};
 

@@ -1,0 +1,85 @@
+//! Where a move stands, from its journal alone (`move status`): no network, nothing
+//! written.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::rooms::journal::{Journal, JournalError, Phase};
+
+/// One room's progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomStatus {
+    /// The room.
+    pub room_id: String,
+    /// The last step the journal records: `not started`, `planned`, `invited`, `joined`,
+    /// `power`, `moved` (tags copied too), `left`.
+    pub step: &'static str,
+}
+
+/// Where a move stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MoveStatus {
+    /// The report format, for scripts.
+    pub format: &'static str,
+    /// A run was ever made (the journal exists).
+    pub started: bool,
+    /// The keys phase, when done.
+    pub keys: Option<String>,
+    /// Each moving room.
+    pub rooms: Vec<RoomStatus>,
+    /// The DMs were merged.
+    pub direct: bool,
+    /// The account data phase, when done.
+    pub account_data: Option<String>,
+    /// The old account's new name, when renamed.
+    pub renamed: Option<String>,
+    /// The summary of the last run that went to the end, if any.
+    pub finished: Option<String>,
+}
+
+/// Reads the journal at `journal` for the moving `rooms`.
+pub fn status(journal: &Path, rooms: &[String]) -> Result<MoveStatus, JournalError> {
+    let j = Journal::read_only(journal)?;
+    let room_step = |room: &str| -> &'static str {
+        let Some(j) = &j else { return "not started" };
+        let r = j.room(room);
+        if r.left {
+            "left"
+        } else if r.tags && r.power {
+            "moved"
+        } else if r.power {
+            "power"
+        } else if r.joined {
+            "joined"
+        } else if r.invited {
+            "invited"
+        } else if r.planned.is_some() {
+            "planned"
+        } else {
+            "not started"
+        }
+    };
+    Ok(MoveStatus {
+        format: "matrix-transplant.move-status/1",
+        started: j.is_some(),
+        keys: j
+            .as_ref()
+            .and_then(|j| j.phase(Phase::Keys).map(str::to_owned)),
+        rooms: rooms
+            .iter()
+            .map(|r| RoomStatus {
+                room_id: r.clone(),
+                step: room_step(r),
+            })
+            .collect(),
+        direct: j.as_ref().is_some_and(Journal::direct_done),
+        account_data: j
+            .as_ref()
+            .and_then(|j| j.phase(Phase::AccountData).map(str::to_owned)),
+        renamed: j.as_ref().and_then(|j| j.renamed().map(str::to_owned)),
+        finished: j
+            .as_ref()
+            .and_then(|j| j.phase(Phase::Finished).map(str::to_owned)),
+    })
+}

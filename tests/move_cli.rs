@@ -1,0 +1,566 @@
+//! `matrix-transplant move init|run|status` end to end, from an account on the
+//! "organisation" Synapse to one on the "personal" Synapse (they federate on loopback;
+//! scripts/test-all starts them), checked from the servers' side. These tests FAIL, never
+//! skip, when the servers are not running.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use key_export::testkit::Device;
+use key_export::SessionRef;
+use online::backup::{self, RecoveryKey};
+use online::testkit::{server_named, Action, Hook, Proxy, TestUser};
+use online::{account, rooms};
+use serde_json::{json, Value};
+use support::*;
+
+/// Two device exports, the old backup, six rooms of mixed kinds (five move, one of them
+/// blocked), DMs, push rules and an ignore list.
+struct World {
+    old: TestUser,
+    new: TestUser,
+    bob: TestUser,
+    /// Rooms by role.
+    rooms: BTreeMap<&'static str, String>,
+    /// (room, session) -> the index the new account's backup must end with.
+    keys: BTreeMap<(String, String), u32>,
+    new_key: RecoveryKey,
+    s: Scratch,
+}
+
+impl World {
+    fn room(&self, role: &str) -> &str {
+        &self.rooms[role]
+    }
+    /// The rooms that move (the edited rooms file), in order.
+    fn moving(&self) -> Vec<String> {
+        ["dm", "private", "public", "knock", "blocked"]
+            .iter()
+            .map(|r| self.rooms[r].clone())
+            .collect()
+    }
+    /// The moving rooms the new account can join (not the blocked one).
+    fn movable(&self) -> Vec<String> {
+        ["dm", "private", "public", "knock"]
+            .iter()
+            .map(|r| self.rooms[r].clone())
+            .collect()
+    }
+}
+
+fn exported(sessions: &[key_export::ExportedSession]) -> Vec<Box<serde_json::value::RawValue>> {
+    sessions
+        .iter()
+        .map(|s| serde_json::value::RawValue::from_string(s.to_json()).unwrap())
+        .collect()
+}
+
+/// Puts `sessions` into the account's backup (made with `key` if it has none).
+fn back_up(user: &TestUser, key: &RecoveryKey, sessions: &[key_export::ExportedSession]) {
+    if backup::current(&user.client).unwrap().is_none() {
+        backup::create_version(&user.client, key).unwrap();
+    }
+    let info = backup::current(&user.client).unwrap().unwrap();
+    let raws = exported(sessions);
+    let refs: Vec<SessionRef<'_>> = raws.iter().map(|r| SessionRef::parse(r)).collect();
+    let refs: Vec<&SessionRef<'_>> = refs.iter().collect();
+    backup::upload(&user.client, &info, key, &refs, 100, &|_| {}).unwrap();
+}
+
+fn world() -> World {
+    let (org, personal) = (server_named("ORG"), server_named("PERSONAL"));
+    let old = org.register("old");
+    let bob = org.register("bob");
+    let carol = org.register("carol");
+    let new = personal.register("new");
+    let via = vec![old.server_name().to_owned()];
+    let mut rooms = BTreeMap::new();
+    // A v12 DM, as Element makes one, in the old account's m.direct.
+    let dm = old.create_room_with(
+        json!({"preset": "trusted_private_chat", "is_direct": true, "invite": [bob.user_id]}),
+    );
+    bob.join(&dm, &via);
+    let direct =
+        m_direct::DirectMap::parse(&json!({ bob.user_id.clone(): [dm] }).to_string()).unwrap();
+    online::direct::replace(&old.client, &old.user_id, &direct).unwrap();
+    rooms.insert("dm", dm);
+    rooms.insert("private", old.create_room_with(json!({"name": "Private", "preset": "private_chat",
+        "initial_state": [{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}]})));
+    rooms.insert(
+        "public",
+        old.create_room_with(
+            json!({"name": "Public v10", "preset": "public_chat", "room_version": "10"}),
+        ),
+    );
+    rooms.insert("knock", old.create_room_with(json!({"name": "Knock", "preset": "private_chat",
+        "initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}]})));
+    // Carol's room, where inviting needs 50 and the old account has 0: blocked.
+    let blocked = carol.create_room_with(json!({"name": "Carol's", "preset": "private_chat",
+        "invite": [old.user_id], "power_level_content_override": {"invite": 50}}));
+    old.join(&blocked, &via);
+    rooms.insert("blocked", blocked);
+    rooms.insert("staying", old.create_room("Staying"));
+
+    // Keys: a laptop and a phone export, the old backup, and what the new backup has.
+    let device = Device::new();
+    let session = |role: &str| device.new_session(&rooms[role]);
+    let (mut dm_s, mut priv_s, mut pub_s, mut knock_s, mut stay_s) = (
+        session("dm"),
+        session("private"),
+        session("public"),
+        session("knock"),
+        session("staying"),
+    );
+    let s = Scratch::new();
+    let laptop = [priv_s.export_at(5), dm_s.export_at(0), stay_s.export_at(0)];
+    let phone = [priv_s.export_at(0), pub_s.export_at(3)];
+    s.write("laptop.txt", export(&laptop, "laptop pass"));
+    s.write("laptop.pass", "laptop pass");
+    s.write("phone.txt", export(&phone, "phone pass"));
+    s.write("phone.pass", "phone pass");
+    let (old_key, old_text) = RecoveryKey::generate();
+    back_up(
+        &old,
+        &old_key,
+        &[
+            dm_s.export_at(4),
+            knock_s.export_at(0),
+            stay_s.export_at(1),
+            pub_s.export_at(1),
+        ],
+    );
+    s.write("old-recovery.key", old_text.as_bytes());
+    let (new_key, new_text) = RecoveryKey::generate();
+    // The new account's backup holds the DM's session as good already, and the public
+    // room's worse.
+    back_up(&new, &new_key, &[dm_s.export_at(0), pub_s.export_at(2)]);
+    s.write("new-recovery.key", new_text.as_bytes());
+    let keys = [
+        (&dm_s, "dm", 0),
+        (&priv_s, "private", 0),
+        (&pub_s, "public", 1),
+        (&knock_s, "knock", 0),
+    ]
+    .iter()
+    .map(|(t, role, i)| ((rooms[role].clone(), t.session_id().to_owned()), *i))
+    .collect();
+
+    // Account data.
+    let c = &old.client;
+    account::put_account_data(
+        c,
+        &old.user_id,
+        "m.ignored_user_list",
+        &json!({"ignored_users": {"@spam:example.org": {}}}),
+    )
+    .unwrap();
+    account::put_push_rule(
+        c,
+        "content",
+        "deploys",
+        &json!({"pattern": "deploy", "actions": ["notify", {"set_tweak": "highlight"}]}),
+    )
+    .unwrap();
+    account::put_push_rule(c, "room", &rooms["private"], &json!({"actions": []})).unwrap();
+    account::put_push_rule(c, "room", &rooms["staying"], &json!({"actions": []})).unwrap();
+    account::set_push_rule_enabled(c, "underride", ".m.rule.message", false).unwrap();
+    rooms::set_displayname(c, &old.user_id, "Old Name").unwrap();
+    s.write("old.token", &old.token);
+    s.write("new.token", &new.token);
+    World {
+        old,
+        new,
+        bob,
+        rooms,
+        keys,
+        new_key,
+        s,
+    }
+}
+
+/// A plan for the world, its accounts reached at these URLs.
+fn plan_text(w: &World, old_url: &str, new_url: &str) -> String {
+    format!(
+        r#"rooms_file = "rooms.txt"
+leave = true
+rename_old = "(moved)"
+[old]
+user = "{}"
+homeserver = "{old_url}"
+token_file = "old.token"
+[new]
+user = "{}"
+homeserver = "{new_url}"
+token_file = "new.token"
+[keys]
+exports = [
+  {{ file = "laptop.txt", passphrase_file = "laptop.pass" }},
+  {{ file = "phone.txt", passphrase_file = "phone.pass" }},
+]
+old_recovery_key_file = "old-recovery.key"
+new_recovery_key_file = "new-recovery.key"
+[copy]
+ignored_users = true
+push_rules = true
+"#,
+        w.old.user_id, w.new.user_id
+    )
+}
+
+/// What the new account's backup holds: (room, session) -> first known index.
+fn backup_of(w: &World) -> BTreeMap<(String, String), u32> {
+    let info = backup::current(&w.new.client).unwrap().unwrap();
+    let got = backup::download(&w.new.client, &info, &w.new_key, &|_| true).unwrap();
+    got.entries
+        .iter()
+        .map(|e| {
+            let raw = serde_json::value::RawValue::from_string(e.to_string()).unwrap();
+            let s = SessionRef::parse(&raw);
+            (
+                (s.room_id.to_string(), s.session_id.to_string()),
+                s.first_known_index,
+            )
+        })
+        .collect()
+}
+
+fn rule<'a>(rules: &'a Value, kind: &str, id: &str) -> Option<&'a Value> {
+    rules[kind]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule_id"] == json!(id))
+}
+
+/// Invites of the new account in `room`, as the old account sees the timeline.
+fn invites(w: &World, room: &str) -> usize {
+    let page = rooms::messages(
+        &w.old.client,
+        room,
+        None,
+        rooms::Direction::Backwards,
+        &["m.room.member"],
+        100,
+    )
+    .unwrap();
+    page.chunk
+        .iter()
+        .filter(|e| {
+            e.state_key.as_deref() == Some(w.new.user_id.as_str())
+                && e.content["membership"] == json!("invite")
+        })
+        .count()
+}
+
+/// The end state of a complete move, checked from the servers' side.
+fn assert_moved(w: &World, when: &str) {
+    assert_eq!(backup_of(w), w.keys, "{when}: the new backup");
+    let direct = online::direct::download(&w.new.client, &w.new.user_id).unwrap();
+    assert_eq!(
+        direct.to_value(),
+        json!({ w.bob.user_id.clone(): [w.room("dm")] }),
+        "{when}"
+    );
+    let joined: BTreeSet<String> = rooms::joined_rooms(&w.new.client)
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        joined,
+        w.movable().into_iter().collect::<BTreeSet<_>>(),
+        "{when}"
+    );
+    let pl = rooms::state_content(&w.new.client, w.room("public"), "m.room.power_levels", "")
+        .unwrap()
+        .unwrap();
+    assert_eq!(pl["users"][&w.new.user_id], json!(100), "{when}");
+    for room in w.movable() {
+        let expected = usize::from(room != w.room("public"));
+        assert_eq!(invites(w, &room), expected, "{when}: invites into {room}");
+    }
+    let rules = account::push_rules(&w.new.client).unwrap();
+    assert_eq!(
+        rule(&rules, "content", "deploys").unwrap()["pattern"],
+        json!("deploy"),
+        "{when}"
+    );
+    assert!(rule(&rules, "room", w.room("private")).is_some(), "{when}");
+    assert!(rule(&rules, "room", w.room("staying")).is_none(), "{when}");
+    assert_eq!(
+        rule(&rules, "underride", ".m.rule.message").unwrap()["enabled"],
+        json!(false),
+        "{when}"
+    );
+    assert_eq!(
+        account::account_data(&w.new.client, &w.new.user_id, "m.ignored_user_list").unwrap(),
+        Some(json!({"ignored_users": {"@spam:example.org": {}}})),
+        "{when}"
+    );
+    assert_eq!(
+        rooms::displayname(&w.old.client, &w.old.user_id)
+            .unwrap()
+            .as_deref(),
+        Some("Old Name (moved)"),
+        "{when}"
+    );
+    let old_joined: BTreeSet<String> = rooms::joined_rooms(&w.old.client)
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        old_joined,
+        [w.room("blocked"), w.room("staying")]
+            .map(str::to_owned)
+            .into(),
+        "{when}: the old account left the moved rooms only"
+    );
+}
+
+/// Everything a dry run must not change, as the servers tell it.
+fn server_state(w: &World) -> Value {
+    let (o, n) = (&w.old.client, &w.new.client);
+    let mut joined = rooms::joined_rooms(n).unwrap();
+    joined.sort();
+    let mut old_joined = rooms::joined_rooms(o).unwrap();
+    old_joined.sort();
+    json!({
+        "new_joined": joined,
+        "old_joined": old_joined,
+        "backup": backup::current(n).unwrap().unwrap().count,
+        "direct": online::direct::download(n, &w.new.user_id).unwrap().to_value(),
+        "rules": account::push_rules(n).unwrap(),
+        "ignored": account::account_data(n, &w.new.user_id, "m.ignored_user_list").unwrap(),
+        "old_name": rooms::displayname(o, &w.old.user_id).unwrap(),
+        "new_name": rooms::displayname(n, &w.new.user_id).unwrap(),
+    })
+}
+
+fn json_out(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(o), stderr(o)))
+}
+
+#[test]
+fn init_dry_run_run_status_and_a_second_run_that_changes_nothing() {
+    let (org, personal) = (server_named("ORG"), server_named("PERSONAL"));
+    let w = world();
+    let s = &w.s;
+    // init: the plan and every room of the old account.
+    let init = s
+        .cmd(&format!(
+            "move init --old {} --new {} -o %move.toml --old-homeserver {} --new-homeserver {} --old-token-file %old.token --new-token-file %new.token",
+            w.old.user_id, w.new.user_id, org.url, personal.url
+        ))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_code(&init, 0);
+    let listed = String::from_utf8(s.read("rooms.txt")).unwrap();
+    for room in w.rooms.values() {
+        assert!(listed.contains(room.as_str()), "{room} in\n{listed}");
+    }
+    assert_eq!(s.mode("move.toml"), 0o600);
+    // init again: the plan is not written over without --force.
+    let again = s
+        .cmd(&format!(
+            "move init --old {} --new {} -o %move.toml --old-token-file %old.token",
+            w.old.user_id, w.new.user_id
+        ))
+        .output()
+        .unwrap();
+    assert_code(&again, 6);
+    // The user's edits: the staying room's line deleted, the key sources named.
+    let kept: Vec<&str> = listed
+        .lines()
+        .filter(|l| !l.contains(w.room("staying")))
+        .collect();
+    s.write("rooms.txt", kept.join("\n"));
+    let plan = String::from_utf8(s.read("move.toml"))
+        .unwrap()
+        .replace(
+            "exports = []",
+            r#"exports = [{ file = "laptop.txt", passphrase_file = "laptop.pass" }, { file = "phone.txt", passphrase_file = "phone.pass" }]"#,
+        )
+        .replace("# old_recovery_key_file", "old_recovery_key_file")
+        .replace("# new_recovery_key_file", "new_recovery_key_file")
+        .replace(
+            &format!("(moved to {})", w.new.user_id),
+            "(moved)",
+        );
+    s.write("move.toml", plan);
+
+    // The dry run reads everything and writes nothing anywhere.
+    let files_before = s.names();
+    let before = server_state(&w);
+    let dry = s.run("move run --dry-run --json %move.toml");
+    assert_code(&dry, 8);
+    let report = json_out(&dry);
+    assert_eq!(report["format"], json!("matrix-transplant.move/1"));
+    assert_eq!(report["dry_run"], json!(true));
+    assert_eq!(report["keys"]["sessions"], json!(4), "{report}");
+    assert_eq!(report["keys"]["to_send"], json!(3), "{report}");
+    assert_eq!(report["rooms"]["status"], json!("planned"));
+    assert_eq!(
+        report["direct_planned"],
+        json!([[w.bob.user_id, w.room("dm")]])
+    );
+    assert_eq!(
+        report["account_data"]["rules"]["changes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(report["by_hand"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["by_hand"][0]["room"], json!(w.room("blocked")));
+    assert_eq!(server_state(&w), before, "a dry run changed a server");
+    assert_eq!(s.names(), files_before, "a dry run wrote a file");
+
+    // The move: everything but the blocked room, which is left to do by hand (exit 8).
+    let run = s.run("move run %move.toml");
+    assert_code(&run, 8);
+    let md = stdout(&run);
+    assert!(md.contains("## Left to do by hand"), "{md}");
+    assert!(md.contains(w.room("blocked")), "{md}");
+    assert!(md.contains("enter the new account's recovery key"), "{md}");
+    assert!(
+        stderr(&run).contains("left to do by hand"),
+        "{}",
+        stderr(&run)
+    );
+    assert_moved(&w, "after the move");
+    let saved: Value = serde_json::from_slice(&s.read("move.report.json")).unwrap();
+    assert_eq!(saved["ending"], json!("left_to_do"));
+    assert_eq!(saved["changed"], json!(true));
+    assert_eq!(saved["keys"]["sent"], json!(3));
+    assert_eq!(
+        saved["keys"]["rooms"][w.room("private")]["sessions"],
+        json!(1)
+    );
+    assert_eq!(
+        String::from_utf8(s.read("move.report.md")).unwrap(),
+        md,
+        "the Markdown report beside the plan is what was printed"
+    );
+    for f in ["move.report.json", "move.report.md", "move.journal.jsonl"] {
+        assert_eq!(s.mode(f), 0o600, "{f}");
+    }
+
+    // Status, from the journal alone.
+    let status = s.run("move status %move.toml");
+    assert_code(&status, 0);
+    let text = stdout(&status);
+    assert!(
+        text.contains("keys: done (4 sessions of 4 rooms from 3 sources; 3 sent"),
+        "{text}"
+    );
+    assert!(text.contains("rooms: 4 of 5 moved"), "{text}");
+    assert!(text.contains("a run went to the end"), "{text}");
+
+    // A second run changes nothing, and says so.
+    let before = server_state(&w);
+    let second = s.run("move run --json %move.toml");
+    assert_code(&second, 8);
+    let report = json_out(&second);
+    assert_eq!(report["changed"], json!(false), "{report}");
+    assert_eq!(report["keys"]["status"], json!("done_earlier"));
+    assert_eq!(report["account_data"]["status"], json!("done_earlier"));
+    assert_eq!(server_state(&w), before);
+    assert_moved(&w, "after the second run");
+    let md = String::from_utf8(s.read("move.report.md")).unwrap();
+    assert!(md.contains("This run changed nothing"), "{md}");
+}
+
+/// A plan that reaches both servers through proxies that SIGKILL the run at the first
+/// request `kill` accepts; returns the output.
+fn run_killed_at(w: &World, kill: Option<(&'static str, &'static str, usize)>) -> Output {
+    let (org, personal) = (server_named("ORG"), server_named("PERSONAL"));
+    let pid: Arc<Mutex<Option<u32>>> = Arc::default();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let hook: Hook = {
+        let (pid, seen) = (pid.clone(), seen.clone());
+        Arc::new(move |_, method, path| {
+            let Some((m, part, nth)) = kill else {
+                return Action::Forward;
+            };
+            if method != m || !path.contains(part) || seen.fetch_add(1, Ordering::SeqCst) + 1 != nth
+            {
+                return Action::Forward;
+            }
+            if let Some(pid) = *pid.lock().unwrap() {
+                Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status()
+                    .unwrap();
+            }
+            Action::Drop
+        })
+    };
+    let count = Arc::new(AtomicUsize::new(0));
+    let (po, pn) = (
+        Proxy::start(&org.url, count.clone(), hook.clone()),
+        Proxy::start(&personal.url, count, hook),
+    );
+    w.s.write("move.toml", plan_text(w, &po.url, &pn.url));
+    let child =
+        w.s.cmd("move run --json %move.toml")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+    *pid.lock().unwrap() = Some(child.id());
+    child.wait_with_output().unwrap()
+}
+
+/// SIGKILL at each phase boundary and inside each phase, then a rerun: the same end state
+/// as an uninterrupted move, nothing done twice (one invite per room, each session once at
+/// its best index).
+#[test]
+fn killed_at_each_phase_a_rerun_ends_in_the_same_state() {
+    let points: &[(&str, &str, usize)] = &[
+        // The keys phase starts: the new backup's version is read.
+        ("GET", "/room_keys/version", 1),
+        // Inside it: the upload.
+        ("PUT", "/room_keys/keys", 1),
+        // The boundary keys -> rooms: the new account's rooms are read first.
+        ("GET", "/joined_rooms", 1),
+        // Inside the rooms: the second invite, then the second join.
+        ("POST", "/invite", 2),
+        ("POST", "/join/", 2),
+        // The DMs.
+        ("PUT", "/account_data/m.direct", 1),
+        // Inside the account data: the second push rule.
+        ("PUT", "/pushrules/", 2),
+        // The rename, then the second leave.
+        ("PUT", "/displayname", 1),
+        ("POST", "/leave", 2),
+    ];
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(&point) = points.get(i) else { return };
+                let w = world();
+                w.s.write("rooms.txt", w.moving().join("\n"));
+                let killed = run_killed_at(&w, Some(point));
+                assert_eq!(
+                    killed.status.code(),
+                    None,
+                    "{point:?} was never reached: {}",
+                    stderr(&killed)
+                );
+                let rerun = run_killed_at(&w, None);
+                assert_code(&rerun, 8);
+                let report = json_out(&rerun);
+                assert_eq!(report["ending"], json!("left_to_do"), "{point:?}");
+                assert_moved(&w, &format!("killed at {point:?}, then rerun"));
+            });
+        }
+    });
+}
