@@ -113,3 +113,29 @@ fn man_renders_a_page_for_every_subcommand() {
         stdout(&o)
     );
 }
+
+/// Colour on standard error: on a terminal by default, never with NO_COLOR or
+/// `--color never`, never into a pipe unless `--color always`.
+#[test]
+fn colour_follows_the_terminal_color_and_no_color() {
+    let s = Scratch::new();
+    let line = "keys inspect %missing.txt --passphrase-file %missing.pass";
+    let red = "\u{1b}[31m";
+    let (code, screen) = s.screen_of(line, &[]);
+    assert_eq!(code, Some(1), "{screen}");
+    assert!(screen.contains(red), "no colour on a terminal: {screen:?}");
+    let (_, screen) = s.screen_of(line, &[("NO_COLOR", "1")]);
+    assert!(!screen.contains('\u{1b}'), "NO_COLOR: {screen:?}");
+    let (_, screen) = s.screen_of(&format!("--color never {line}"), &[]);
+    assert!(!screen.contains('\u{1b}'), "--color never: {screen:?}");
+    let (_, screen) = s.screen_of(&format!("{line} --color=never"), &[]);
+    assert!(!screen.contains('\u{1b}'), "--color=never last: {screen:?}");
+    let piped = s.run(line);
+    assert!(!stderr(&piped).contains('\u{1b}'), "{}", stderr(&piped));
+    let forced = s.run(&format!("--color always {line}"));
+    assert!(
+        stderr(&forced).starts_with(&format!("{red}\u{1b}[1mmatrix-transplant\u{1b}[0m: ")),
+        "{:?}",
+        stderr(&forced)
+    );
+}

@@ -506,3 +506,37 @@ fn verbose_logs_show_every_request_and_never_a_secret() {
     assert!(!screen.contains(&user.password), "{screen}");
     assert!(!screen.contains("syt_"), "a Synapse access token: {screen}");
 }
+
+/// On a terminal, `upload keys` draws a progress bar of the sessions sent, and clears it at
+/// the end.
+#[test]
+fn upload_keys_draws_a_progress_bar_on_a_terminal() {
+    let user = server().register("bar");
+    let s = Scratch::new();
+    let sessions = support::sessions(600, 3);
+    s.write("keys.txt", export(&sessions, "pw"));
+    s.write("pw", "pw");
+    let (key, text) = RecoveryKey::generate();
+    s.write("recovery", &*text);
+    backup::create_version(&user.client, &key).unwrap();
+    let (code, screen) = s.screen_of(
+        &format!(
+            "upload keys %keys.txt --passphrase-file %pw --recovery-key-file %recovery --batch 20 --homeserver {}",
+            server().url
+        ),
+        &[("MATRIX_ACCESS_TOKEN", &user.token)],
+    );
+    assert_eq!(code, Some(0), "{screen}");
+    // indicatif draws at most 20 times a second: at least one frame of the 30 batches.
+    let frames: Vec<&str> = screen
+        .split(['\r', '\n'])
+        .filter(|l| l.contains("/600 sessions"))
+        .collect();
+    assert!(!frames.is_empty(), "no progress bar: {screen:?}");
+    assert!(
+        frames.iter().any(|f| f.contains('█') || f.contains('░')),
+        "{frames:?}"
+    );
+    assert!(screen.contains("uploaded 600 sessions"), "{screen}");
+    assert_eq!(backup::current(&user.client).unwrap().unwrap().count, 600);
+}

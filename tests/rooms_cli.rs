@@ -412,6 +412,36 @@ fn waits_out_the_servers_rate_limits() {
     );
 }
 
+/// On a terminal, the bars of the stages side by side, and the wait of the invite stage
+/// shown in its bar with the limit that holds it and until when.
+#[test]
+fn a_terminal_shows_the_wait_in_the_invite_bar() {
+    let limited = server_named("LIMITED");
+    let (old, new, _, s) = six_rooms(&limited, &limited);
+    let (code, screen) = s.screen_of(
+        &format!(
+            "rooms move --rooms-file %rooms.txt --state %j --old-user {} --old-homeserver {} --new-user {} --new-homeserver {}",
+            old.user_id, limited.url, new.user_id, limited.url
+        ),
+        &[
+            ("MATRIX_OLD_ACCESS_TOKEN", &old.token),
+            ("MATRIX_NEW_ACCESS_TOKEN", &new.token),
+        ],
+    );
+    assert_eq!(code, Some(0), "{screen}");
+    let frames: Vec<&str> = screen
+        .split(['\r', '\n'])
+        .filter(|l| l.contains("  invite ") && l.contains("rooms, ETA"))
+        .collect();
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.contains("waiting") && f.contains("rc_invites") && f.contains("UTC")),
+        "no wait in the invite bar: {frames:?}"
+    );
+    assert!(screen.contains("6 moved"), "{screen}");
+}
+
 /// Ctrl-C while the move waits out a rate limit: it stops between steps, says so, prints
 /// the command that resumes (no secret in it), and that command finishes the move.
 #[test]

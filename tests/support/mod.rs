@@ -114,9 +114,37 @@ impl Scratch {
         (status.code(), text)
     }
 
+    /// Runs `line` on a pseudo-terminal (`TERM=xterm`) with `env` set and nothing typed;
+    /// returns the exit code and everything the terminal showed, escape sequences included.
+    pub fn screen_of(&self, line: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+        let mut c = self.terminal_command(line);
+        c.env("TERM", "xterm").env_remove("NO_COLOR");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("script(1) from util-linux");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
     /// Starts `line` (as in [`Scratch::cmd`]) on a pseudo-terminal made by `script`, its
     /// keyboard a pipe the caller writes to and keeps open.
     pub fn spawn_on_terminal(&self, line: &str) -> std::process::Child {
+        self.terminal_command(line)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("script(1) from util-linux")
+    }
+
+    /// `script` running `line` (as in [`Scratch::cmd`]) on a pseudo-terminal.
+    fn terminal_command(&self, line: &str) -> Command {
         let mut words = vec![env!("CARGO_BIN_EXE_matrix-transplant").to_owned()];
         for word in line.split_whitespace() {
             words.push(match word.strip_prefix('%') {
@@ -124,15 +152,11 @@ impl Scratch {
                 None => word.to_owned(),
             });
         }
-        Command::new("script")
-            .args(["-qec", &words.join(" "), "/dev/null"])
+        let mut c = Command::new("script");
+        c.args(["-qec", &words.join(" "), "/dev/null"])
             .env_remove("MATRIX_TRANSPLANT_PASSPHRASE")
-            .env_remove("MATRIX_TRANSPLANT_OUT_PASSPHRASE")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("script(1) from util-linux")
+            .env_remove("MATRIX_TRANSPLANT_OUT_PASSPHRASE");
+        c
     }
 
     /// The sessions in the export `name`, decrypted with `pass`.

@@ -173,7 +173,7 @@ fn in_session<T>(args: &SessionArgs, job: impl FnOnce(&Session) -> Outcome<T>) -
     let result = job(&session);
     crate::cleanup::set_logout(None);
     if let Err(e) = session.close() {
-        eprintln!("warning: could not log out the session this tool opened: {e}");
+        crate::warn!("could not log out the session this tool opened: {e}");
     }
     result
 }

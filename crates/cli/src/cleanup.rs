@@ -31,7 +31,7 @@ fn state() -> std::sync::MutexGuard<'static, State> {
 pub fn watch_signals() {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
-        eprintln!("warning: cannot watch for signals; an interrupted run may leave files behind");
+        crate::warn!("cannot watch for signals; an interrupted run may leave files behind");
         return;
     };
     std::thread::spawn(move || {

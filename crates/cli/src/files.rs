@@ -362,8 +362,8 @@ fn report_leftovers(target: &Path) {
         .filter(|n| n.starts_with(".matrix-transplant-") && n.ends_with(".part"))
         .collect();
     if !stale.is_empty() {
-        eprintln!(
-            "warning: {} holds {} temporary file(s) of an interrupted run, which may hold plaintext keys: {}; delete them once no other run is writing there",
+        crate::warn!(
+            "{} holds {} temporary file(s) of an interrupted run, which may hold plaintext keys: {}; delete them once no other run is writing there",
             dir.display(),
             stale.len(),
             stale.join(", ")

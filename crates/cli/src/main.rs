@@ -36,6 +36,10 @@ struct Cli {
     /// error (one object per event, for scripts and front ends).
     #[arg(long, value_enum, value_name = "HOW", default_value_t = progress::Mode::Bars, global = true)]
     progress: progress::Mode,
+    /// Colour on standard error (errors, warnings, progress bars, help): auto is on a
+    /// terminal unless NO_COLOR is set (https://no-color.org) or TERM is dumb.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = print::Color::Auto, global = true)]
+    color: print::Color,
     #[command(subcommand)]
     command: Command,
 }
@@ -99,8 +103,18 @@ enum Command {
 }
 
 fn main() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let color = print::Color::from_args(&args);
+    print::set_color(color);
     cleanup::watch_signals();
-    let matches = Cli::command().get_matches();
+    let matches = Cli::command()
+        .color(match color {
+            // clap decides for the stream it writes to, honouring NO_COLOR too.
+            print::Color::Auto => clap::ColorChoice::Auto,
+            print::Color::Always => clap::ColorChoice::Always,
+            print::Color::Never => clap::ColorChoice::Never,
+        })
+        .get_matches_from(args);
     files::remember_arguments(&matches);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     start_logs(cli.verbose);
@@ -121,7 +135,11 @@ fn main() {
         }
     };
     if let Err(failure) = result {
-        eprintln!("matrix-transplant: {}", print::failure(&failure.message));
+        eprintln!(
+            "{}: {}",
+            print::label("matrix-transplant", true),
+            print::failure(&failure.message)
+        );
         std::process::exit(failure.exit.code());
     }
 }

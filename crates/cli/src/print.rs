@@ -14,7 +14,7 @@ use serde::Serialize;
 pub fn json<T: Serialize + ?Sized>(value: &T) {
     match serde_json::to_string_pretty(value) {
         Ok(text) => println!("{text}"),
-        Err(e) => eprintln!("warning: the JSON report could not be written: {e}"),
+        Err(e) => crate::warn!("the JSON report could not be written: {e}"),
     }
 }
 
@@ -211,6 +211,84 @@ fn merge_details(done: &Finished, names: &[String]) {
 /// our own layout is shown escaped.
 pub fn failure(message: &str) -> String {
     message.split('\n').map(safe).collect::<Vec<_>>().join("\n")
+}
+
+/// When to colour what this tool writes on standard error (`--color`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Color {
+    /// When standard error is a terminal, `NO_COLOR` is unset or empty and `TERM` is not
+    /// `dumb`.
+    Auto,
+    /// Always (e.g. through a pager that shows colour).
+    Always,
+    /// Never.
+    Never,
+}
+
+impl Color {
+    /// Whether to colour, for this process's standard error and environment.
+    pub fn enabled(self) -> bool {
+        use std::io::IsTerminal;
+        match self {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+                    && std::io::stderr().is_terminal()
+            }
+        }
+    }
+
+    /// What `--color` says in `args` (the last one wins), before clap parses them: clap's
+    /// own help and errors are coloured by it too.
+    pub fn from_args(args: &[std::ffi::OsString]) -> Color {
+        use clap::ValueEnum;
+        let mut choice = Color::Auto;
+        let mut it = args.iter().map(|a| a.to_string_lossy());
+        while let Some(a) = it.next() {
+            if a == "--" {
+                break;
+            }
+            let value = match a.strip_prefix("--color") {
+                Some("") => it.next().map(|v| v.into_owned()),
+                Some(v) if v.starts_with('=') => Some(v[1..].to_owned()),
+                _ => None,
+            };
+            if let Some(c) = value.and_then(|v| Color::from_str(&v, true).ok()) {
+                choice = c;
+            }
+        }
+        choice
+    }
+}
+
+static COLOR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Decides, once, whether this run colours its standard error (and the progress bars).
+pub fn set_color(choice: Color) {
+    let on = choice.enabled();
+    COLOR.store(on, std::sync::atomic::Ordering::Relaxed);
+    console::set_colors_enabled(on);
+    console::set_colors_enabled_stderr(on);
+}
+
+/// `label` in bold red (errors) or yellow (warnings) when colour is on.
+pub fn label(label: &str, error: bool) -> String {
+    if !COLOR.load(std::sync::atomic::Ordering::Relaxed) {
+        return label.to_owned();
+    }
+    let style = console::Style::new().bold().for_stderr();
+    let style = if error { style.red() } else { style.yellow() };
+    style.apply_to(label).force_styling(true).to_string()
+}
+
+/// Prints a warning on standard error.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)*) => {
+        eprintln!("{}: {}", $crate::print::label("warning", false), format_args!($($arg)*))
+    };
 }
 
 static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

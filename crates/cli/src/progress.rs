@@ -69,12 +69,9 @@ pub struct Bars {
 }
 
 fn style(stage: Stage) -> ProgressStyle {
-    let unit = match stage {
-        Stage::Upload | Stage::Download => "sessions",
-        _ => "items",
-    };
     ProgressStyle::with_template(&format!(
-        "{{bar:40}} {{pos}}/{{len}} {unit}, {{per_sec}}, ETA {{eta}}"
+        "{{bar:40.cyan/blue}} {{pos}}/{{len}} {}, {{per_sec}}, ETA {{eta}}",
+        unit(stage)
     ))
     .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
@@ -141,8 +138,22 @@ impl RoomBars {
     }
 }
 
+/// What a stage counts.
+fn unit(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Upload | Stage::Download => "sessions",
+        Stage::CheckBackup | Stage::ReadExports | Stage::WriteExport => "steps",
+        _ => "rooms",
+    }
+}
+
 fn stage_name(stage: Stage) -> &'static str {
     match stage {
+        Stage::CheckBackup => "backup",
+        Stage::ReadExports => "exports",
+        Stage::Upload => "upload",
+        Stage::Download => "download",
+        Stage::WriteExport => "write",
         Stage::ReadRooms => "read",
         Stage::Invite => "invite",
         Stage::Join => "join",
@@ -152,7 +163,6 @@ fn stage_name(stage: Stage) -> &'static str {
         Stage::History => "history",
         Stage::Rename => "rename",
         Stage::Leave => "leave",
-        _ => "work",
     }
 }
 
@@ -175,8 +185,9 @@ impl Events for RoomBars {
                 let b = self.multi.add(ProgressBar::new(total.unwrap_or(0)));
                 b.set_style(
                     ProgressStyle::with_template(&format!(
-                        "{:>8} {{bar:30}} {{pos}}/{{len}} rooms, ETA {{eta}} {{msg}}",
-                        stage_name(stage)
+                        "{:>8} {{bar:30.cyan/blue}} {{pos}}/{{len}} {}, ETA {{eta}} {{msg:.yellow}}",
+                        stage_name(stage),
+                        unit(stage)
                     ))
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
                 );

@@ -242,7 +242,7 @@ pub fn with_sessions<T>(
     crate::cleanup::set_logout(None);
     for s in [old, new] {
         if let Err(e) = s.close() {
-            eprintln!("warning: could not log out a session this tool opened: {e}");
+            crate::warn!("could not log out a session this tool opened: {e}");
         }
     }
     result
