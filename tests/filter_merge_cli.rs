@@ -205,3 +205,44 @@ fn quiet_prints_errors_only() {
         stderr(&o)
     );
 }
+
+/// `--progress json`: the local keys jobs tell their stages as JSON lines too (reading the
+/// inputs, then writing the new export with its session count); `keys inspect` its one.
+#[test]
+fn progress_json_tells_the_stages_of_a_merge_and_an_inspect() {
+    let s = Scratch::new();
+    let sessions = support::sessions(12, 3);
+    s.write("a.txt", export(&sessions[..8], "pw"));
+    s.write("b.txt", export(&sessions[4..], "pw"));
+    s.write("pw", "pw");
+    let o = s.run(
+        "--progress json keys merge %a.txt %b.txt --passphrase-file %pw --rounds 10 -o %m.txt",
+    );
+    assert_code(&o, 0);
+    let events: Vec<serde_json::Value> = stderr(&o)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            serde_json::json!({"event": "started", "stage": "read_exports", "total": 2}),
+            serde_json::json!({"event": "progress", "stage": "read_exports", "done": 2, "total": 2}),
+            serde_json::json!({"event": "finished", "stage": "read_exports"}),
+            serde_json::json!({"event": "started", "stage": "write_export", "total": 12}),
+            serde_json::json!({"event": "finished", "stage": "write_export"}),
+        ]
+    );
+    let o = s.run("keys inspect %m.txt --passphrase-file %pw --progress json");
+    assert_code(&o, 0);
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            r#"{"event":"started","stage":"read_exports","total":null}"#,
+            r#"{"event":"finished","stage":"read_exports"}"#
+        ]
+    );
+}

@@ -8,6 +8,7 @@ use std::time::Instant;
 use clap::Subcommand;
 use key_export::pipeline::{self, Destination, PipelineError};
 use key_export::Rounds;
+use migrate::{Event, Stage};
 use serde::Serialize;
 
 use crate::args::{self, KeepArgs, OutArgs, ReadArgs};
@@ -117,6 +118,16 @@ pub fn run(cmd: KeysCommand) -> Outcome {
     }
 }
 
+/// Runs a local job as one stage: its start and end are told to `--progress json` (the
+/// bars show only counted stages).
+fn staged<T>(stage: Stage, job: impl FnOnce() -> T) -> T {
+    let events = crate::progress::bars();
+    events.emit(Event::Started { stage, total: None });
+    let value = job();
+    events.emit(Event::Finished { stage });
+    value
+}
+
 /// Runs a pipeline job that writes into `output` (a temporary file renamed into place only
 /// when the job succeeds); errors name the inputs.
 fn into<T>(
@@ -130,8 +141,10 @@ fn into<T>(
 fn inspect(file: &Path, read: &ReadArgs, json: bool, all_rooms: bool) -> Outcome {
     let source = Sources::one(file, read.passphrase_file.as_deref())?;
     let name = names(&[file.to_owned()]);
-    let report = pipeline::inspect(source, &read.limits.read_options())
-        .map_err(|e| exit::pipeline(e, &name))?;
+    let report = staged(Stage::ReadExports, || {
+        pipeline::inspect(source, &read.limits.read_options())
+    })
+    .map_err(|e| exit::pipeline(e, &name))?;
     if json {
         print::json(&report);
     } else {
@@ -145,7 +158,9 @@ fn decrypt(file: &Path, read: &ReadArgs, out: &OutArgs) -> Outcome {
     let source = Sources::one(file, read.passphrase_file.as_deref())?;
     let name = names(&[file.to_owned()]);
     let report = into(&output, &name, |sink| {
-        pipeline::decrypt(source, &read.limits.read_options(), sink).map(|r| r.0)
+        staged(Stage::ReadExports, || {
+            pipeline::decrypt(source, &read.limits.read_options(), sink).map(|r| r.0)
+        })
     })?;
     crate::note!(
         "decrypted {} sessions to {}",
@@ -168,9 +183,11 @@ fn encrypt(
     let name = names(&[file.to_owned()]);
     let destination = Destination { passphrase, rounds };
     let report = output.write_with(|sink| {
-        pipeline::encrypt(&name[0], &json, destination, allow_invalid, sink)
-            .map(|r| r.0)
-            .map_err(|e| exit::pipeline_with(e, &name, "--allow-invalid writes them anyway"))
+        staged(Stage::WriteExport, || {
+            pipeline::encrypt(&name[0], &json, destination, allow_invalid, sink)
+        })
+        .map(|r| r.0)
+        .map_err(|e| exit::pipeline_with(e, &name, "--allow-invalid writes them anyway"))
     })?;
     crate::note!(
         "encrypted {} sessions to {} ({} rounds)",
@@ -210,8 +227,41 @@ fn filter_merge(files: &[PathBuf], pass_files: &[PathBuf], keep: &KeepArgs) -> O
     let names = names(files);
     let started = Instant::now();
     let read = keep.limits.read_options();
+    let events = crate::progress::bars();
+    let inputs = files.len() as u64;
+    events.emit(Event::Started {
+        stage: Stage::ReadExports,
+        total: Some(inputs),
+    });
+    let observe = |reached: pipeline::Reached| match reached {
+        pipeline::Reached::Decrypted { .. } => events.emit(Event::Progress {
+            stage: Stage::ReadExports,
+            done: inputs,
+            total: inputs,
+        }),
+        pipeline::Reached::Merged { sessions } => {
+            events.emit(Event::Finished {
+                stage: Stage::ReadExports,
+            });
+            events.emit(Event::Started {
+                stage: Stage::WriteExport,
+                total: Some(sessions as u64),
+            });
+        }
+        pipeline::Reached::Written => events.emit(Event::Finished {
+            stage: Stage::WriteExport,
+        }),
+    };
     let done = into(&output, &names, |sink| {
-        pipeline::filter_merge(sources.into_vec(), destination, sink, &read, &options).map(|r| r.0)
+        pipeline::filter_merge_observed(
+            sources.into_vec(),
+            destination,
+            sink,
+            &read,
+            &options,
+            &observe,
+        )
+        .map(|r| r.0)
     })?;
     if let Some(c) = conflicts_out {
         let json = serde_json::to_vec_pretty(&done.conflicts)

@@ -211,18 +211,53 @@ pub fn filter_merge<R: Read + Send, W: Write>(
     read: &ReadOptions,
     options: &MergeOptions,
 ) -> Result<(Finished, W), PipelineError> {
+    filter_merge_observed(sources, destination, sink, read, options, &|_| {})
+}
+
+/// How far a [`filter_merge`] has got, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reached {
+    /// Every input was read, authenticated and decrypted.
+    Decrypted {
+        /// Inputs.
+        inputs: usize,
+    },
+    /// The selected sessions were merged; writing starts.
+    Merged {
+        /// Sessions to write.
+        sessions: usize,
+    },
+    /// The new export was written.
+    Written,
+}
+
+/// [`filter_merge`], telling `observe` each point it reaches.
+pub fn filter_merge_observed<R: Read + Send, W: Write>(
+    sources: Vec<Source<R>>,
+    destination: Destination,
+    sink: W,
+    read: &ReadOptions,
+    options: &MergeOptions,
+    observe: &dyn Fn(Reached),
+) -> Result<(Finished, W), PipelineError> {
+    let inputs = sources.len();
     // Detached, so that a bad input is reported at once instead of after the KDF.
     let out_key =
         std::thread::spawn(move || SealingKey::derive(&destination.passphrase, destination.rounds));
     let decrypted = decrypt_all(sources, read)?;
+    observe(Reached::Decrypted { inputs });
     let parsed = decrypted.parse(options)?;
     let merged = parsed.merge(options)?;
+    observe(Reached::Merged {
+        sessions: merged.sessions.len(),
+    });
     let key = out_key
         .join()
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         .map_err(PipelineError::Output)?;
     let sink =
         write_export(key, merge::output_entries(&merged), sink).map_err(PipelineError::Output)?;
+    observe(Reached::Written);
     let done = Finished {
         summary: merged.summary,
         conflicts: merged.conflicts,
