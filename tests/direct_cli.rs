@@ -26,6 +26,7 @@ fn build_rebuilds_the_new_accounts_dm_list() {
     s.write("moving.txt", MOVING);
     let o = s.run("direct build --from %old.json --rooms-file %moving.txt --old @alice:corp.example --new @alice:example.org -o %new.json --json");
     assert_code(&o, 0);
+    assert_schema("direct-build", &serde_json::from_slice(&o.stdout).unwrap());
     let new: serde_json::Value = serde_json::from_slice(&s.read("new.json")).unwrap();
     assert_eq!(
         new,
@@ -70,6 +71,10 @@ fn build_takes_the_rooms_from_a_key_export_or_an_inspect_report() {
         serde_json::json!({"@carol:example.org": ["!dm-carol:example.org"], "@dave:example.org": ["!GmZ1jXGQ9OYb0Sy4sZ0I2mG"]})
     );
     let report = s.run("keys inspect %moving-keys.txt --passphrase-file %pw --json");
+    assert_schema(
+        "keys-inspect",
+        &serde_json::from_slice(&report.stdout).unwrap(),
+    );
     s.write("report.json", &report.stdout);
     let o2 = s.run("direct build --from %old.json --rooms-file %report.json --old @alice:corp.example --new @alice:example.org");
     assert_code(&o2, 0);
@@ -117,9 +122,10 @@ fn merge_unions_in_stable_order_and_refuses_to_clobber() {
     let o = s.run("direct merge %a.json %b.json -o %m.json --json");
     assert_code(&o, 0);
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_schema("direct-merge", &report);
     assert_eq!(
         report,
-        serde_json::json!({"users": 2, "replaced_non_lists": []})
+        serde_json::json!({"format": "matrix-transplant.direct-merge/1", "users": 2, "replaced_non_lists": []})
     );
     let m: serde_json::Value = serde_json::from_slice(&s.read("m.json")).unwrap();
     assert_eq!(
@@ -152,6 +158,7 @@ fn check_reports_and_fix_writes_a_clean_copy() {
     let o = s.run("direct check %old.json --self @alice:corp.example --fix -o %clean.json --json");
     assert_code(&o, 0);
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_schema("direct-check", &report);
     assert_eq!(report["fixable"], 3);
     let clean: serde_json::Value = serde_json::from_slice(&s.read("clean.json")).unwrap();
     assert!(

@@ -76,6 +76,7 @@ fn merge_of_two_devices_keeps_the_best_copy_and_reports() {
     assert_eq!(s.sessions_in("flagged.txt", "lap").len(), 5);
     let o = s.run("keys merge %laptop.txt %phone.txt --passphrase-file %p1 --passphrase-file %p2 --rounds 10 --json --allow-conflicts --conflicts %conflicts.json -o %merged.txt");
     assert_code(&o, 0);
+    assert_schema("keys-merge", &serde_json::from_slice(&o.stdout).unwrap());
     let merged = s.sessions_in("merged.txt", "lap");
     let got: Vec<(String, u32)> = merged
         .iter()

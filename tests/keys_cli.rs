@@ -206,6 +206,15 @@ fn inspect_reports_without_printing_keys() {
     let o = s.run("keys inspect %keys.txt --passphrase-file %pass --json");
     assert_code(&o, 0);
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_schema("keys-inspect", &r);
+    // The schema holds the document to its kind and its fields.
+    let mut other = r.clone();
+    other["format"] = serde_json::json!("matrix-transplant.keys-merge/1");
+    assert_eq!(schema_errors("keys-inspect", &other).len(), 1);
+    let mut other = r.clone();
+    other.as_object_mut().unwrap().remove("rounds");
+    other["sessions"] = serde_json::json!("8");
+    assert_eq!(schema_errors("keys-inspect", &other).len(), 2, "{other}");
     assert_eq!(r["rounds"], 10);
     assert_eq!(r["sessions"], 8);
     assert_eq!(r["distinct_sessions"], 6);

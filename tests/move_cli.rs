@@ -339,6 +339,20 @@ fn server_state(w: &World) -> Value {
     })
 }
 
+/// The keys line `move status` must show: what the run's report says, in the journal's words.
+fn saved_keys_line(report: &Value) -> String {
+    let k = &report["keys"];
+    format!(
+        "{} sessions of {} rooms from {} sources; {} sent to backup version {}, {} were there already",
+        k["sessions"],
+        k["rooms"].as_object().unwrap().len(),
+        k["sources"].as_array().unwrap().len(),
+        k["sent"],
+        k["backup_version"].as_str().unwrap(),
+        k["sessions"].as_u64().unwrap() - k["to_send"].as_u64().unwrap()
+    )
+}
+
 fn json_out(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(o), stderr(o)))
@@ -399,7 +413,7 @@ fn init_dry_run_run_status_and_a_second_run_that_changes_nothing() {
     let dry = s.run("move run --dry-run --json %move.toml");
     assert_code(&dry, 8);
     let report = json_out(&dry);
-    assert_eq!(report["format"], json!("matrix-transplant.move/1"));
+    assert_schema("move-run", &report);
     assert_eq!(report["dry_run"], json!(true));
     assert_eq!(report["keys"]["sessions"], json!(4), "{report}");
     assert_eq!(report["keys"]["to_send"], json!(3), "{report}");
@@ -434,6 +448,7 @@ fn init_dry_run_run_status_and_a_second_run_that_changes_nothing() {
     );
     assert_moved(&w, "after the move");
     let saved: Value = serde_json::from_slice(&s.read("move.report.json")).unwrap();
+    assert_schema("move-run", &saved);
     assert_eq!(saved["ending"], json!("left_to_do"));
     assert_eq!(saved["changed"], json!(true));
     assert_eq!(saved["keys"]["sent"], json!(3));
@@ -451,6 +466,11 @@ fn init_dry_run_run_status_and_a_second_run_that_changes_nothing() {
     }
 
     // Status, from the journal alone.
+    let status = s.run("move status --json %move.toml");
+    assert_code(&status, 0);
+    let doc = json_out(&status);
+    assert_schema("move-status", &doc);
+    assert_eq!(doc["keys"], json!(saved_keys_line(&saved)));
     let status = s.run("move status %move.toml");
     assert_code(&status, 0);
     let text = stdout(&status);
@@ -466,6 +486,7 @@ fn init_dry_run_run_status_and_a_second_run_that_changes_nothing() {
     let second = s.run("move run --json %move.toml");
     assert_code(&second, 8);
     let report = json_out(&second);
+    assert_schema("move-run", &report);
     assert_eq!(report["changed"], json!(false), "{report}");
     assert_eq!(report["keys"]["status"], json!("done_earlier"));
     assert_eq!(report["account_data"]["status"], json!("done_earlier"));

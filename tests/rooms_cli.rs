@@ -116,6 +116,14 @@ fn list_then_plan_then_move_through_the_binary() {
         "{text}"
     );
     assert_eq!(s.mode("rooms.txt"), 0o600);
+    let listed = rooms_cmd(o, n, &["list", "--json"]).output().unwrap();
+    assert_code(&listed, 0);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_schema("rooms-list", &listed);
+    assert_eq!(
+        listed["rooms"].as_array().unwrap().len(),
+        text.lines().filter(|l| l.starts_with('!')).count()
+    );
     // The user keeps the rooms that move (here: all of them) and plans.
     let plan = rooms_cmd(
         o,
@@ -131,6 +139,7 @@ fn list_then_plan_then_move_through_the_binary() {
     .unwrap();
     assert_code(&plan, 0); // blocked rooms are part of the report, not an error
     let plan: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_schema("rooms-plan", &plan);
     let banned = plan["rooms"]
         .as_array()
         .unwrap()
@@ -179,6 +188,7 @@ fn list_then_plan_then_move_through_the_binary() {
     .unwrap();
     assert_code(&moved, 0);
     let report: Value = serde_json::from_slice(&moved.stdout).unwrap();
+    assert_schema("rooms-move", &report);
     let statuses: Vec<&str> = report["rooms"]
         .as_array()
         .unwrap()

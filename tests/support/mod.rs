@@ -219,3 +219,23 @@ pub fn export(sessions: &[ExportedSession], pass: &str) -> String {
 pub fn export_at_rounds(sessions: &[ExportedSession], pass: &str, rounds: u32) -> String {
     testkit::export_file(sessions, pass, rounds).unwrap()
 }
+
+/// Checks `doc` against the committed JSON Schema `docs/schemas/<kind>.json` (and that it
+/// says it is that kind).
+pub fn assert_schema(kind: &str, doc: &serde_json::Value) {
+    let errors = schema_errors(kind, doc);
+    assert!(errors.is_empty(), "{kind}: {errors:#?}\n{doc:#}");
+}
+
+/// What the committed JSON Schema `docs/schemas/<kind>.json` finds wrong with `doc`.
+pub fn schema_errors(kind: &str, doc: &serde_json::Value) -> Vec<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/schemas")
+        .join(format!("{kind}.json"));
+    let schema: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    validator
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect()
+}

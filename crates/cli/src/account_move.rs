@@ -15,6 +15,7 @@ use migrate::rooms::list;
 use migrate::rooms::moving::MoveOptions;
 
 use crate::args::{user_id, LoginKind};
+use crate::document::{self, Kind};
 use crate::exit::{Exit, Failure, Outcome};
 use crate::files::{read_room_list, Output, Sources};
 use crate::rooms::{connect, list_text, with_sessions, CommonArgs, Side};
@@ -196,7 +197,7 @@ pub fn run(cmd: MoveCommand) -> Outcome {
             let s = status::status(&Beside::of(&plan).journal, &rooms)
                 .map_err(|e| Failure::new(Exit::Io, e.to_string()))?;
             if json {
-                print::json(&s);
+                document::print(Kind::MoveStatus, &s);
             } else {
                 print_status(&p, &s);
             }
@@ -340,12 +341,10 @@ fn move_run(plan_path: &Path, dry_run: bool, json: bool, common: &CommonArgs) ->
     )?;
     if let Some((md, js)) = outputs {
         md.write(report.markdown().as_bytes())?;
-        js.write(
-            (serde_json::to_string_pretty(&report).expect("a report serialises") + "\n").as_bytes(),
-        )?;
+        js.write(document::text(Kind::MoveRun, &report).as_bytes())?;
     }
     if json {
-        print::json(&report);
+        document::print(Kind::MoveRun, &report);
     } else {
         for line in report.markdown().lines() {
             println!("{}", print::safe(line));

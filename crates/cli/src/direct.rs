@@ -12,6 +12,7 @@ use migrate::direct::{self, MovingRooms};
 use serde::Serialize;
 
 use crate::args::{user_id, OutArgs, ReadArgs};
+use crate::document::{self, Kind};
 use crate::exit::{self, Exit, Failure, Outcome};
 use crate::files::{names, read_direct_map, read_room_list, Output, Sources};
 use crate::print;
@@ -133,14 +134,14 @@ fn build(from: &Path, moving: Moving, accounts: Accounts, json: bool, out: &OutA
     let built = direct::build(&map, rooms, &accounts).map_err(|e| exit::job(e, &export_name))?;
     output.write(built.map.to_pretty_json().as_bytes())?;
     if json {
-        print::json(&built.report);
+        document::print(Kind::DirectBuild, &built.report);
     }
     print::direct_build(&built.report, built.moving_rooms, &output.describe());
     Ok(())
 }
 
-#[derive(Serialize)]
-struct MergeJson<'a> {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct MergeJson<'a> {
     users: usize,
     #[serde(flatten)]
     report: &'a m_direct::merge::MergeReport,
@@ -155,10 +156,13 @@ fn merge_maps(files: &[PathBuf], json: bool, out: &OutArgs) -> Outcome {
     let (merged, report) = merge(&maps);
     output.write(merged.to_pretty_json().as_bytes())?;
     if json {
-        print::json(&MergeJson {
-            users: merged.len(),
-            report: &report,
-        });
+        document::print(
+            Kind::DirectMerge,
+            &MergeJson {
+                users: merged.len(),
+                report: &report,
+            },
+        );
     }
     crate::note!(
         "merged {} maps: {} users -> {}",
@@ -174,8 +178,8 @@ fn merge_maps(files: &[PathBuf], json: bool, out: &OutArgs) -> Outcome {
     Ok(())
 }
 
-#[derive(Serialize)]
-struct CheckJson<'a> {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct CheckJson<'a> {
     findings: &'a [Finding],
     fixable: usize,
 }
@@ -188,10 +192,13 @@ fn check_map(file: &Path, own: Option<&str>, fix: bool, json: bool, out: &OutArg
     let (findings, clean) = check(&map, own);
     let fixable = findings.iter().filter(|f| f.is_fixable()).count();
     if json {
-        print::json(&CheckJson {
-            findings: &findings,
-            fixable,
-        });
+        document::print(
+            Kind::DirectCheck,
+            &CheckJson {
+                findings: &findings,
+                fixable,
+            },
+        );
     }
     for f in &findings {
         crate::note!("  {f}");

@@ -12,6 +12,7 @@ use migrate::{Event, Stage};
 use serde::Serialize;
 
 use crate::args::{self, KeepArgs, OutArgs, ReadArgs};
+use crate::document::{self, Kind};
 use crate::exit::{self, Exit, Failure, Outcome};
 use crate::files::{names, read_secret, Output, Sources};
 use crate::print;
@@ -146,7 +147,7 @@ fn inspect(file: &Path, read: &ReadArgs, json: bool, all_rooms: bool) -> Outcome
     })
     .map_err(|e| exit::pipeline(e, &name))?;
     if json {
-        print::json(&report);
+        document::print(Kind::KeysInspect, &report);
     } else {
         print::inspect_report(file, &report, all_rooms);
     }
@@ -198,8 +199,8 @@ fn encrypt(
     Ok(())
 }
 
-#[derive(Serialize)]
-struct JsonSummary<'a> {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct JsonSummary<'a> {
     output: String,
     #[serde(flatten)]
     done: &'a pipeline::Finished,
@@ -269,10 +270,13 @@ fn filter_merge(files: &[PathBuf], pass_files: &[PathBuf], keep: &KeepArgs) -> O
         c.write(&json)?;
     }
     if keep.json {
-        print::json(&JsonSummary {
-            output: output.describe(),
-            done: &done,
-        });
+        document::print(
+            Kind::KeysMerge,
+            &JsonSummary {
+                output: output.describe(),
+                done: &done,
+            },
+        );
     }
     print::merge_summary(&done, &names, &output.describe());
     print::elapsed(started.elapsed());

@@ -8,6 +8,7 @@ mod account_move;
 mod args;
 mod cleanup;
 mod direct;
+mod document;
 mod exit;
 mod files;
 mod keys;

@@ -8,15 +8,6 @@ use key_export::inspect::{InvalidEntry, Report};
 use key_export::merge::{Conflict, SourcedInvalid};
 use key_export::pipeline::Finished;
 use m_direct::build::BuildReport;
-use serde::Serialize;
-
-/// Prints `value` as pretty JSON on standard output.
-pub fn json<T: Serialize + ?Sized>(value: &T) {
-    match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
-        Err(e) => crate::warn!("the JSON report could not be written: {e}"),
-    }
-}
 
 /// Up to 20 indented lines, one per item, then how many more there are.
 pub fn listing<T>(items: &[T], line: impl Fn(&T) -> String) -> String {

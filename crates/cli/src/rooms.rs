@@ -17,6 +17,7 @@ use online::Session;
 use crate::account::{open, Account};
 use crate::args::LoginKind;
 use crate::args::{user_id, OutArgs};
+use crate::document::{self, Kind};
 use crate::exit::Outcome;
 use crate::files::{read_room_list, Output};
 use crate::print;
@@ -263,7 +264,7 @@ pub fn run(cmd: RoomsCommand) -> Outcome {
             let _ = session.close();
             let listed = listed?;
             let text = if json {
-                serde_json::to_string_pretty(&listed).expect("a list serialises") + "\n"
+                document::text(Kind::RoomsList, &listed)
             } else {
                 list_text(&listed)
             };
@@ -292,7 +293,7 @@ pub fn run(cmd: RoomsCommand) -> Outcome {
                 )?)
             })?;
             if json {
-                print::json(&p);
+                document::print(Kind::RoomsPlan, &p);
             } else {
                 print_plan(&p);
             }
@@ -327,7 +328,7 @@ pub fn run(cmd: RoomsCommand) -> Outcome {
                 )?)
             })?;
             if json {
-                print::json(&report);
+                document::print(Kind::RoomsMove, &report);
             } else {
                 print_move(&report);
             }

@@ -47,7 +47,7 @@ const SIMD_DECODER: base64_simd::Base64 = base64_simd::STANDARD;
 
 /// What the armour of a file looked like: reported by `keys inspect` to tell
 /// which tool made a file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Layout {
     /// Number of lines holding base64.
     pub base64_lines: usize,

@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::session::{Invalid, SessionRef};
 
 /// An entry that fails validation, located by its position in the file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct InvalidEntry {
     /// 0-based position in the JSON array.
     pub index: usize,
@@ -37,7 +37,7 @@ impl InvalidEntry {
 }
 
 /// Sessions of one room.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RoomCount {
     /// The room.
     pub room_id: String,
@@ -46,7 +46,7 @@ pub struct RoomCount {
 }
 
 /// A session present more than once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Duplicate {
     /// The room.
     pub room_id: String,
@@ -57,7 +57,7 @@ pub struct Duplicate {
 }
 
 /// The summary `keys inspect` prints.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Report {
     /// PBKDF2 rounds of the file.
     pub rounds: u32,

@@ -43,7 +43,7 @@ impl Default for MergeOptions {
 }
 
 /// An entry's place: which input, which position in its JSON array.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 pub struct Origin {
     /// 0-based input number.
     pub input: usize,
@@ -52,7 +52,7 @@ pub struct Origin {
 }
 
 /// Why two copies of a session cannot be merged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConflictKind {
     /// The copies name different sending devices.
@@ -64,7 +64,7 @@ pub enum ConflictKind {
 }
 
 /// Two copies of one session that disagree.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Conflict {
     /// The room.
     pub room_id: String,
@@ -79,7 +79,7 @@ pub struct Conflict {
 }
 
 /// An invalid entry and the input it came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct SourcedInvalid {
     /// 0-based input number.
     pub input: usize,
@@ -89,7 +89,7 @@ pub struct SourcedInvalid {
 }
 
 /// Counts for the summary.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Summary {
     /// Entries read from each input.
     pub read: Vec<usize>,

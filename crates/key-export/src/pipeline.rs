@@ -45,7 +45,7 @@ pub struct Destination {
 }
 
 /// A finished filter or merge.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Finished {
     /// Counts.
     pub summary: Summary,
@@ -267,7 +267,7 @@ pub fn filter_merge_observed<R: Read + Send, W: Write>(
 }
 
 /// What [`decrypt`] wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct DecryptReport {
     /// Entries in the export.
     pub sessions: usize,
@@ -301,7 +301,7 @@ pub fn inspect<R: Read>(
 }
 
 /// What [`encrypt`] wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct EncryptReport {
     /// Entries written.
     pub sessions: usize,

@@ -34,7 +34,7 @@ const B64_ANY: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// The three spellings of the shared-history flag found in real files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 pub enum SharedHistoryKey {
     /// `shared_history`, the Matrix spec (v1.19) name.
     Spec,
@@ -63,7 +63,7 @@ impl SharedHistoryKey {
 }
 
 /// Why an entry is not a session that every importer accepts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error, schemars::JsonSchema)]
 #[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
 pub enum Invalid {
     /// Not a JSON object, or a field has the wrong JSON type.

@@ -20,7 +20,7 @@ pub struct Accounts {
 }
 
 /// What the build found.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct BuildReport {
     /// Moving rooms that are DMs (appear in the result).
     pub dm_rooms: usize,
@@ -39,7 +39,7 @@ pub struct BuildReport {
 }
 
 /// A room under several peers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Ambiguous {
     /// The room.
     pub room: String,

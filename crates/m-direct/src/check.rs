@@ -9,7 +9,7 @@ use crate::ids::{is_local_echo, is_room_id, key_kind, KeyKind};
 use crate::map::{DirectMap, Rooms};
 
 /// One finding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Finding {
     /// A key that is neither a user ID nor a 3PID. Fixed by dropping the key.

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use crate::map::{DirectMap, Rooms};
 
 /// What the merge had to decide.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct MergeReport {
     /// Keys whose value was not a list in one map but a list in another: the list wins.
     pub replaced_non_lists: Vec<String>,

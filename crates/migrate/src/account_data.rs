@@ -37,7 +37,7 @@ pub struct Copy {
 }
 
 /// One change to the new account's push rules.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum RuleChange {
     /// A user rule added (`body` is what is sent), then disabled when it was.
@@ -65,7 +65,7 @@ pub enum RuleChange {
 }
 
 /// A rule left out, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RuleSkipped {
     /// The kind.
     pub kind: String,
@@ -76,7 +76,7 @@ pub struct RuleSkipped {
 }
 
 /// The push-rule changes that bring the old account's settings into the new one.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RulesPlan {
     /// To send, in order.
     pub changes: Vec<RuleChange>,
@@ -195,7 +195,7 @@ pub fn plan_rules(old: &Value, new: &Value, moving: &HashSet<String>) -> RulesPl
 }
 
 /// What was copied.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct AccountDataReport {
     /// Users added to the new account's ignore list.
     pub ignored_added: Vec<String>,

@@ -72,7 +72,7 @@ pub fn download(session: &Session) -> Result<Downloaded> {
 }
 
 /// What an upload did (or, in a dry run, would do).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Uploaded {
     /// The account written to.
     pub user_id: String,

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// A stage of a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// Checking the recovery key against the account's backup.
@@ -38,7 +38,7 @@ pub enum Stage {
 }
 
 /// One thing a job tells.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A stage began; `total` is the work it has, when known.

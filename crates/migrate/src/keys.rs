@@ -31,7 +31,7 @@ pub struct UploadKeys<R> {
 }
 
 /// What an upload did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct UploadKeysReport {
     /// Counts of the read and merge.
     pub merge: Summary,
@@ -113,7 +113,7 @@ pub struct DownloadKeys {
 }
 
 /// What a download wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct DownloadKeysReport {
     /// Sessions written.
     pub sessions: usize,

@@ -1,5 +1,5 @@
-//! What a whole move did (or, dry, would do): typed for scripts (serialised as JSON with a
-//! `format` tag), and rendered as Markdown for people.
+//! What a whole move did (or, dry, would do): typed for scripts (serialised as JSON; the binary
+//! adds its `format`), and rendered as Markdown for people.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -13,11 +13,8 @@ use crate::rooms::plan::{human_duration, Pair, Plan};
 /// The name the old account's backup goes by among the key sources.
 pub const OLD_BACKUP: &str = "the old account's key backup";
 
-/// The report's format, for scripts: bumped when a field changes meaning.
-pub const FORMAT: &str = "matrix-transplant.move/1";
-
 /// A phase not run, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Skip {
     /// An earlier run did it (the journal says what it did).
@@ -32,7 +29,7 @@ pub enum Skip {
 }
 
 /// The keys phase.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum KeysPhase {
     /// Not run: nothing to read, or nowhere to put the keys.
@@ -50,7 +47,7 @@ pub enum KeysPhase {
 }
 
 /// The room keys read, merged and sent.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct KeysDone {
     /// Each source and the entries read from it.
     pub sources: Vec<(String, usize)>,
@@ -96,7 +93,7 @@ impl KeysDone {
 }
 
 /// The old account's backup as a source.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct OldBackup {
     /// Its version.
     pub version: String,
@@ -107,7 +104,7 @@ pub struct OldBackup {
 }
 
 /// One moving room's keys.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RoomKeys {
     /// Sessions after the merge.
     pub sessions: usize,
@@ -116,7 +113,7 @@ pub struct RoomKeys {
 }
 
 /// The rooms phase.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum RoomsPhase {
     /// The run stopped before it.
@@ -128,7 +125,7 @@ pub enum RoomsPhase {
 }
 
 /// The account-data phase.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum AccountDataPhase {
     /// Not run.
@@ -150,7 +147,7 @@ impl From<AccountDataReport> for AccountDataPhase {
 }
 
 /// Something the user must do by hand.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ByHand {
     /// The room it concerns, if one.
     pub room: Option<String>,
@@ -163,7 +160,7 @@ pub struct ByHand {
 }
 
 /// How a run ended, for the exit status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Ending {
     /// Everything moved (or, dry, everything can).
@@ -176,10 +173,8 @@ pub enum Ending {
 }
 
 /// What a whole move did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Report {
-    /// [`FORMAT`].
-    pub format: &'static str,
     /// The old account.
     pub old: String,
     /// The new account.
@@ -209,7 +204,6 @@ pub struct Report {
 impl Report {
     pub(crate) fn new(pair: &Pair<'_>, dry_run: bool) -> Self {
         Report {
-            format: FORMAT,
             old: pair.old.user_id().to_owned(),
             new: pair.new.user_id().to_owned(),
             dry_run,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::rooms::journal::{Journal, JournalError, Phase};
 
 /// One room's progress.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RoomStatus {
     /// The room.
     pub room_id: String,
@@ -18,10 +18,8 @@ pub struct RoomStatus {
 }
 
 /// Where a move stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct MoveStatus {
-    /// The report format, for scripts.
-    pub format: &'static str,
     /// A run was ever made (the journal exists).
     pub started: bool,
     /// The keys phase, when done.
@@ -61,7 +59,6 @@ pub fn status(journal: &Path, rooms: &[String]) -> Result<MoveStatus, JournalErr
         }
     };
     Ok(MoveStatus {
-        format: "matrix-transplant.move-status/1",
         started: j.is_some(),
         keys: j
             .as_ref()

@@ -13,7 +13,7 @@ use serde_json::Value;
 pub const CREATOR_POWER_VERSIONS: &[&str] = &["12", "org.matrix.hydra.11", "org.matrix.msc4242.12"];
 
 /// A user's power in a room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "level")]
 pub enum Power {
     /// A creator of a room version where creators have unlimited power.
@@ -42,7 +42,7 @@ impl std::fmt::Display for Power {
 }
 
 /// The facts of one room, read from its current state.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RoomFacts {
     /// The room ID.
     pub room_id: String,

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::error::Result;
 
 /// One stretch of a room's life under one history-visibility setting.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Period {
     /// The setting (`shared`, `world_readable`, `joined`, `invited`).
     pub visibility: String,
@@ -35,7 +35,7 @@ impl Period {
 }
 
 /// What the new account will see.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct History {
     /// Every period, oldest first.
     pub periods: Vec<Period>,
@@ -143,7 +143,7 @@ pub fn periods_from(created_ms: u64, changes: Vec<(u64, String, String)>) -> His
 }
 
 /// One check of the verdict as the new account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Probe {
     /// The period's setting.
     pub visibility: String,

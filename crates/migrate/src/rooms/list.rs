@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::events::{stage, Event, Events, Stage};
 
 /// One room of the list.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ListedRoom {
     /// The facts.
     pub facts: RoomFacts,
@@ -99,7 +99,7 @@ fn short_history(h: &History) -> String {
 }
 
 /// The account's rooms.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RoomList {
     /// Whose.
     pub user_id: String,

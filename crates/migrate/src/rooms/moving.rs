@@ -71,7 +71,7 @@ impl MoveOptions {
 }
 
 /// Where a room ended up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Joined, power given, tags copied.
@@ -89,7 +89,7 @@ pub enum Status {
 }
 
 /// One room's outcome.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RoomOutcome {
     /// The room.
     pub room_id: String,
@@ -154,7 +154,7 @@ impl RoomOutcome {
 }
 
 /// What a move did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct MoveReport {
     /// The old account.
     pub old: String,

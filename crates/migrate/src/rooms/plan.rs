@@ -18,7 +18,7 @@ use crate::error::Result;
 use crate::events::{stage, Event, Events, Stage};
 
 /// A step of a room's move.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
     /// The old account invites the new one.
@@ -67,7 +67,7 @@ pub fn speed_up_advice(old: &str) -> String {
 }
 
 /// Why a room cannot move.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BlockerKind {
     /// The old account is not joined.
@@ -85,7 +85,7 @@ pub enum BlockerKind {
 }
 
 /// A blocker, explained.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Blocker {
     /// What kind.
     pub kind: BlockerKind,
@@ -96,7 +96,7 @@ pub struct Blocker {
 }
 
 /// The plan of one room.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RoomPlan {
     /// The facts read.
     pub facts: RoomFacts,
@@ -131,7 +131,7 @@ pub struct Pair<'a> {
 }
 
 /// What [`decide`] found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Decision {
     /// The old account's power.
     pub old_power: Power,
@@ -356,7 +356,7 @@ pub fn dm_peer(direct: &DirectMap, room: &str, old: &str) -> Option<String> {
 }
 
 /// How long the server's limits make a move take: stock Synapse defaults assumed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Estimate {
     /// Invites into the new account.
     pub invites: usize,
@@ -435,7 +435,7 @@ pub fn estimate(plans: &[RoomPlan], old: &str, new: &str, leave: bool) -> Estima
 }
 
 /// The plan of a whole move.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Plan {
     /// The old account.
     pub old: String,

@@ -34,7 +34,7 @@ pub struct Downloaded {
 }
 
 /// A backup entry left out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Skipped {
     /// The room the server stores it under.
     pub room_id: String,
@@ -45,7 +45,7 @@ pub struct Skipped {
 }
 
 /// Why a backup entry was left out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error, schemars::JsonSchema)]
 #[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
 pub enum SkipReason {
     /// The recovery key does not decrypt it (damaged, or encrypted to another key).
@@ -78,7 +78,7 @@ pub enum Rooms<'a> {
 }
 
 /// What a streamed download did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Streamed {
     /// Entries handed on.
     pub sessions: usize,

@@ -13,7 +13,7 @@ use crate::client::{Body, Client};
 use crate::error::{Error, Result};
 
 /// What an upload did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct UploadReport {
     /// Sessions sent.
     pub sent: usize,
