@@ -494,6 +494,29 @@ fn init_dry_run_run_status_and_a_second_run_that_changes_nothing() {
     assert_moved(&w, "after the second run");
     let md = String::from_utf8(s.read("move.report.md")).unwrap();
     assert!(md.contains("This run changed nothing"), "{md}");
+
+    // One more room in the rooms file: the keys phase runs again and sends only its session,
+    // the account data phase adds only its notification rule.
+    let mut edited = String::from_utf8(s.read("rooms.txt")).unwrap();
+    edited.push_str(&format!("\n{}\n", w.room("staying")));
+    s.write("rooms.txt", edited);
+    let third = s.run("move run --json %move.toml");
+    assert_code(&third, 8);
+    let report = json_out(&third);
+    assert_eq!(report["keys"]["status"], json!("done"), "{report}");
+    assert_eq!(report["keys"]["sessions"], json!(5));
+    assert_eq!(report["keys"]["sent"], json!(1));
+    assert_eq!(backup_of(&w).len(), 5);
+    let changes = report["account_data"]["rules"]["changes"]
+        .as_array()
+        .unwrap();
+    assert_eq!(changes.len(), 1, "{report}");
+    assert!(
+        changes[0].to_string().contains(w.room("staying")),
+        "{report}"
+    );
+    let rules = account::push_rules(&w.new.client).unwrap();
+    assert!(rule(&rules, "room", w.room("staying")).is_some());
 }
 
 /// A plan that reaches both servers through proxies that SIGKILL the run at the first

@@ -33,7 +33,7 @@ use online::backup::{self, RecoveryKey, StoredSession};
 use crate::account_data::{self, AccountDataReport};
 use crate::error::Result;
 use crate::events::{stage, Event, Events, Stage};
-use crate::rooms::journal::{Entry, Journal, Phase};
+use crate::rooms::journal::{digest, Entry, Journal, Phase};
 use crate::rooms::moving::{self, MoveOptions, RoomOutcome};
 use crate::rooms::plan::{self, Pair};
 
@@ -93,7 +93,8 @@ pub fn run<R: Read + Send>(
     let options = &request.options;
     let mut journal = Journal::open(&options.journal)?;
 
-    report.keys = match journal.phase(Phase::Keys) {
+    let keys_inputs = keys_digest(&request.rooms, &request.keys);
+    report.keys = match journal.phase_for(Phase::Keys, &keys_inputs) {
         Some(detail) => KeysPhase::DoneEarlier {
             detail: detail.to_owned(),
         },
@@ -102,13 +103,13 @@ pub fn run<R: Read + Send>(
                 journal.record(Entry::Done {
                     phase: Phase::Keys,
                     detail: done.summary_line(),
+                    inputs: keys_inputs,
                 })?;
                 KeysPhase::Done(done)
             }
             other => other,
         },
     };
-    let account_data_earlier = journal.phase(Phase::AccountData).map(str::to_owned);
     drop(journal);
     if options.cancel.load(std::sync::atomic::Ordering::Relaxed) {
         report.stopped = true;
@@ -119,17 +120,20 @@ pub fn run<R: Read + Send>(
     let copy = request.copy;
     let mut account_data = None;
     let rooms = moving::run_with(pair, &request.rooms, options, events, &mut |outcomes| {
-        account_data = Some(match &account_data_earlier {
+        let inputs = account_data_digest(outcomes, copy);
+        let mut journal = Journal::open(&options.journal)?;
+        account_data = Some(match journal.phase_for(Phase::AccountData, &inputs) {
             Some(detail) => Skip::DoneEarlier {
-                detail: detail.clone(),
+                detail: detail.to_owned(),
             }
             .into(),
             None if !(copy.ignored || copy.push_rules || copy.profile) => Skip::NotAsked.into(),
             None => {
                 let copied = copy_account_data(pair, outcomes, copy, false, events)?;
-                Journal::open(&options.journal)?.record(Entry::Done {
+                journal.record(Entry::Done {
                     phase: Phase::AccountData,
                     detail: report::account_data_line(&copied),
+                    inputs,
                 })?;
                 copied.into()
             }
@@ -144,6 +148,7 @@ pub fn run<R: Read + Send>(
         Journal::open(&options.journal)?.record(Entry::Done {
             phase: Phase::Finished,
             detail: report.summary_line(),
+            inputs: String::new(),
         })?;
     }
     report.seconds = started.elapsed().as_secs_f64();
@@ -159,12 +164,12 @@ fn plan_only<R: Read + Send>(
     started: Instant,
 ) -> Result<Report> {
     let journal = Journal::read_only(&request.options.journal)?;
-    let earlier = |phase| {
+    let earlier = |phase, inputs: &str| {
         journal
             .as_ref()
-            .and_then(|j| j.phase(phase).map(str::to_owned))
+            .and_then(|j| j.phase_for(phase, inputs).map(str::to_owned))
     };
-    report.keys = match earlier(Phase::Keys) {
+    report.keys = match earlier(Phase::Keys, &keys_digest(&request.rooms, &request.keys)) {
         Some(detail) => KeysPhase::DoneEarlier { detail },
         None => keys_phase(pair, &request.rooms, request.keys, true, events)?,
     };
@@ -183,7 +188,10 @@ fn plan_only<R: Read + Send>(
     };
     let (map, _) = m_direct::build::build(&old_direct, &movable, &accounts);
     report.direct_planned = online::direct::plan(pair.new.client(), new, &map)?.added;
-    report.account_data = match earlier(Phase::AccountData) {
+    let mut movable_sorted: Vec<&str> = movable.iter().map(String::as_str).collect();
+    movable_sorted.sort_unstable();
+    let inputs = digest_account_data(&movable_sorted, request.copy);
+    report.account_data = match earlier(Phase::AccountData, &inputs) {
         Some(detail) => Skip::DoneEarlier { detail }.into(),
         None => account_data::copy(pair, &movable, request.copy, true)?.into(),
     };
@@ -191,6 +199,37 @@ fn plan_only<R: Read + Send>(
     report.conclude();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// What the keys phase covers: the moving rooms, the sources (names and sizes), and the
+/// backups (their public keys).
+fn keys_digest<R>(rooms: &[String], keys: &KeySources<R>) -> String {
+    let mut rooms: Vec<&str> = rooms.iter().map(String::as_str).collect();
+    rooms.sort_unstable();
+    let mut parts: Vec<String> = vec!["rooms".into()];
+    parts.extend(rooms.iter().map(|r| r.to_string()));
+    parts.push("exports".into());
+    parts.extend(keys.exports.iter().map(|s| format!("{} {}", s.name, s.len)));
+    for key in [&keys.old_recovery_key, &keys.new_recovery_key] {
+        parts.push(key.as_ref().map_or_else(String::new, |k| k.public_key()));
+    }
+    digest(parts)
+}
+
+/// What the account-data phase covers: the rooms in the new account, what is copied.
+fn account_data_digest(outcomes: &[RoomOutcome], copy: CopyWhat) -> String {
+    let mut rooms: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| o.in_new_account())
+        .map(|o| o.room_id.as_str())
+        .collect();
+    rooms.sort_unstable();
+    digest_account_data(&rooms, copy)
+}
+
+fn digest_account_data(rooms: &[&str], copy: CopyWhat) -> String {
+    let flags = format!("{} {} {}", copy.ignored, copy.push_rules, copy.profile);
+    digest(std::iter::once(flags.as_str()).chain(rooms.iter().copied()))
 }
 
 /// Copies the account data, with the room rules of the rooms the new account is in.

@@ -66,6 +66,10 @@ pub enum Entry {
         /// What it did, in words (for `move status`).
         #[serde(default)]
         detail: String,
+        /// A digest of what the phase was done for (its rooms, its sources): a rerun with
+        /// other inputs does the phase again.
+        #[serde(default)]
+        inputs: String,
     },
 }
 
@@ -109,7 +113,7 @@ pub struct Journal {
     direct: bool,
     rename_from: Option<Option<String>>,
     renamed: Option<String>,
-    phases: BTreeMap<Phase, String>,
+    phases: BTreeMap<Phase, (String, String)>,
 }
 
 /// Why the journal could not be used.
@@ -224,8 +228,12 @@ impl Journal {
                 self.rename_from.get_or_insert(name);
             }
             Entry::Renamed { name } => self.renamed = Some(name),
-            Entry::Done { phase, detail } => {
-                self.phases.insert(phase, detail);
+            Entry::Done {
+                phase,
+                detail,
+                inputs,
+            } => {
+                self.phases.insert(phase, (detail, inputs));
             }
         }
     }
@@ -268,9 +276,18 @@ impl Journal {
         self.renamed.as_deref()
     }
 
-    /// What the phase did, when it was completed.
+    /// What the phase did, when it was last completed (whatever its inputs).
     pub fn phase(&self, phase: Phase) -> Option<&str> {
-        self.phases.get(&phase).map(String::as_str)
+        self.phases.get(&phase).map(|(detail, _)| detail.as_str())
+    }
+
+    /// What the phase did, when it was last completed for these `inputs` (see
+    /// [`digest`]).
+    pub fn phase_for(&self, phase: Phase, inputs: &str) -> Option<&str> {
+        self.phases
+            .get(&phase)
+            .filter(|(_, done_for)| done_for == inputs)
+            .map(|(detail, _)| detail.as_str())
     }
 
     /// Every room the journal names, with what it says of each.
@@ -282,6 +299,19 @@ impl Journal {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// A digest (SHA-256, hex) of a phase's inputs, each part length-prefixed so that no two
+/// lists of parts digest alike.
+pub fn digest<S: AsRef<str>>(parts: impl IntoIterator<Item = S>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        let p = p.as_ref();
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The default journal's file name: named after the two accounts, so a rerun of the same
@@ -357,6 +387,29 @@ mod tests {
             Journal::open(&path),
             Err(JournalError::Corrupt { line: 1, .. })
         ));
+    }
+
+    #[test]
+    fn a_phase_counts_as_done_only_for_the_inputs_it_was_done_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let (a, b) = (digest(["!a", "!b"]), digest(["!a", "!b", "!c"]));
+        assert_ne!(digest(["ab", "c"]), digest(["a", "bc"]));
+        let mut j = Journal::open(&path).unwrap();
+        j.record(Entry::Done {
+            phase: Phase::Keys,
+            detail: "2 sessions".into(),
+            inputs: a.clone(),
+        })
+        .unwrap();
+        let j = Journal::read_only(&path).unwrap().unwrap();
+        assert_eq!(j.phase_for(Phase::Keys, &a), Some("2 sessions"));
+        assert_eq!(j.phase_for(Phase::Keys, &b), None);
+        assert_eq!(j.phase(Phase::Keys), Some("2 sessions"));
+        assert_eq!(j.phase(Phase::AccountData), None);
+        assert!(Journal::read_only(&dir.path().join("none"))
+            .unwrap()
+            .is_none());
     }
 
     #[test]
