@@ -603,6 +603,7 @@ fn progress_json_is_one_event_per_line() {
         "{waiting}"
     );
     assert!(waiting["until_ms"].as_u64().unwrap() > waiting["ms"].as_u64().unwrap());
+    assert_eq!(waiting["limit"], json!("invites"), "{waiting}");
     for stage in ["read_rooms", "invite", "join", "power", "history"] {
         let last = events
             .iter()

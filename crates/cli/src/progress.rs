@@ -223,6 +223,7 @@ impl Events for RoomBars {
                 ms,
                 until_ms,
                 cause,
+                ..
             } => {
                 let text = format!(
                     "waiting {} s (until {}) on {}",

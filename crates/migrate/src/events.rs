@@ -37,6 +37,24 @@ pub enum Stage {
     Leave,
 }
 
+/// The limit a wait is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Limit {
+    /// Invites into the new account (`rc_invites`).
+    Invites,
+    /// The new account's joins (`rc_joins`).
+    Joins,
+    /// The old account's events: power levels, leaves (`rc_message`).
+    Messages,
+    /// Another server's, over federation (it sends no time: a backoff).
+    Remote,
+    /// Any other rate limit of the server.
+    Server,
+    /// A retry after a server error or a broken connection.
+    Retry,
+}
+
 /// One thing a job tells.
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -70,6 +88,8 @@ pub enum Event {
         ms: u64,
         /// Until when (milliseconds since 1970).
         until_ms: u64,
+        /// Which limit holds it, for scripts.
+        limit: Limit,
         /// Which limit holds it, in words.
         cause: String,
     },

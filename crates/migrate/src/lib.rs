@@ -29,4 +29,4 @@ pub mod plan_file;
 pub mod rooms;
 
 pub use error::{Error, Result};
-pub use events::{Event, Events, Silent, Stage};
+pub use events::{Event, Events, Limit, Silent, Stage};

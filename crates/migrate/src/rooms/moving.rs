@@ -34,7 +34,7 @@ use super::facts::server_of;
 use super::history::{self, Probe};
 use super::journal::{Entry, Journal, JournalError};
 use super::plan::{Pair, Planner, RoomPlan, Step};
-use crate::events::{Event, Events, Stage};
+use crate::events::{Event, Events, Limit, Stage};
 
 /// How to move.
 #[derive(Debug, Clone)]
@@ -213,6 +213,7 @@ impl Ctx<'_> {
             stage,
             ms: wait.as_millis() as u64,
             until_ms: now_ms() + wait.as_millis() as u64,
+            limit: Limit::Remote,
             cause: cause.into(),
         });
         online::client::sleep_unless(Some(&self.options.cancel), wait)
@@ -268,6 +269,16 @@ fn stage_client(
         let _ = tx.lock().map(|tx| tx.send((stage, w.clone())));
     }));
     c
+}
+
+fn wait_limit(stage: Stage, w: &Wait) -> Limit {
+    match (&w.cause, stage) {
+        (WaitCause::ServerError(_), _) => Limit::Retry,
+        (_, Stage::Invite) => Limit::Invites,
+        (_, Stage::Join) => Limit::Joins,
+        (_, Stage::Power | Stage::Leave) => Limit::Messages,
+        _ => Limit::Server,
+    }
 }
 
 fn wait_cause(stage: Stage, w: &Wait) -> String {
@@ -375,6 +386,7 @@ pub fn run_with(
                     stage,
                     ms: w.duration.as_millis() as u64,
                     until_ms: now_ms() + w.duration.as_millis() as u64,
+                    limit: wait_limit(stage, &w),
                     cause: wait_cause(stage, &w),
                 });
             }
