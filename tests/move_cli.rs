@@ -6,14 +6,14 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use key_export::testkit::Device;
 use key_export::SessionRef;
 use online::backup::{self, RecoveryKey};
-use online::testkit::{server_named, Action, Hook, Proxy, TestUser};
+use online::testkit::{killer, server_named, Proxy, TestUser};
 use online::{account, rooms};
 use serde_json::{json, Value};
 use support::*;
@@ -228,14 +228,6 @@ fn backup_of(w: &World) -> BTreeMap<(String, String), u32> {
         .collect()
 }
 
-fn rule<'a>(rules: &'a Value, kind: &str, id: &str) -> Option<&'a Value> {
-    rules[kind]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["rule_id"] == json!(id))
-}
-
 /// Invites of the new account in `room`, as the old account sees the timeline.
 fn invites(w: &World, room: &str) -> usize {
     let page = rooms::messages(
@@ -284,14 +276,20 @@ fn assert_moved(w: &World, when: &str) {
     }
     let rules = account::push_rules(&w.new.client).unwrap();
     assert_eq!(
-        rule(&rules, "content", "deploys").unwrap()["pattern"],
+        account::find_rule(&rules, "content", "deploys").unwrap()["pattern"],
         json!("deploy"),
         "{when}"
     );
-    assert!(rule(&rules, "room", w.room("private")).is_some(), "{when}");
-    assert!(rule(&rules, "room", w.room("staying")).is_none(), "{when}");
+    assert!(
+        account::find_rule(&rules, "room", w.room("private")).is_some(),
+        "{when}"
+    );
+    assert!(
+        account::find_rule(&rules, "room", w.room("staying")).is_none(),
+        "{when}"
+    );
     assert_eq!(
-        rule(&rules, "underride", ".m.rule.message").unwrap()["enabled"],
+        account::find_rule(&rules, "underride", ".m.rule.message").unwrap()["enabled"],
         json!(false),
         "{when}"
     );
@@ -516,7 +514,7 @@ fn init_dry_run_run_status_and_a_second_run_that_changes_nothing() {
         "{report}"
     );
     let rules = account::push_rules(&w.new.client).unwrap();
-    assert!(rule(&rules, "room", w.room("staying")).is_some());
+    assert!(account::find_rule(&rules, "room", w.room("staying")).is_some());
 }
 
 /// A plan that reaches both servers through proxies that SIGKILL the run at the first
@@ -524,26 +522,13 @@ fn init_dry_run_run_status_and_a_second_run_that_changes_nothing() {
 fn run_killed_at(w: &World, kill: Option<(&'static str, &'static str, usize)>) -> Output {
     let (org, personal) = (server_named("ORG"), server_named("PERSONAL"));
     let pid: Arc<Mutex<Option<u32>>> = Arc::default();
-    let seen = Arc::new(AtomicUsize::new(0));
-    let hook: Hook = {
-        let (pid, seen) = (pid.clone(), seen.clone());
-        Arc::new(move |_, method, path| {
-            let Some((m, part, nth)) = kill else {
-                return Action::Forward;
-            };
-            if method != m || !path.contains(part) || seen.fetch_add(1, Ordering::SeqCst) + 1 != nth
-            {
-                return Action::Forward;
-            }
-            if let Some(pid) = *pid.lock().unwrap() {
-                Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status()
-                    .unwrap();
-            }
-            Action::Drop
+    let seen = AtomicUsize::new(0);
+    // The nth request of that method whose path holds that part.
+    let hook = killer(pid.clone(), move |_, method, path| {
+        kill.is_some_and(|(m, part, nth)| {
+            method == m && path.contains(part) && seen.fetch_add(1, Ordering::SeqCst) + 1 == nth
         })
-    };
+    });
     let count = Arc::new(AtomicUsize::new(0));
     let (po, pn) = (
         Proxy::start(&org.url, count.clone(), hook.clone()),

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use online::rooms;
-use online::testkit::{server_named, Action, Hook, Proxy, TestServer, TestUser};
+use online::testkit::{killer, server_named, Proxy, TestServer, TestUser};
 use serde_json::{json, Value};
 use support::*;
 
@@ -256,21 +256,7 @@ fn move_through_proxies(
 ) -> (Output, usize) {
     let count = Arc::new(AtomicUsize::new(0));
     let pid: Arc<Mutex<Option<u32>>> = Arc::default();
-    let hook: Hook = {
-        let pid = pid.clone();
-        Arc::new(move |n, _, _| {
-            if n != kill_at {
-                return Action::Forward;
-            }
-            if let Some(pid) = *pid.lock().unwrap() {
-                Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status()
-                    .unwrap();
-            }
-            Action::Drop
-        })
-    };
+    let hook = killer(pid.clone(), move |n, _, _| n == kill_at);
     let (po, pn) = (
         Proxy::start(&org.url, count.clone(), hook.clone()),
         Proxy::start(&personal.url, count.clone(), hook),

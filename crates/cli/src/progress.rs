@@ -30,23 +30,20 @@ fn mode() -> Mode {
 
 /// The sink for a keys job (upload, download).
 pub fn bars() -> Box<dyn Events> {
-    if crate::print::quiet() && mode() == Mode::Bars {
-        return Box::new(migrate::Silent);
-    }
-    match mode() {
-        Mode::Json => Box::new(JsonLines),
-        Mode::Bars => Box::new(Bars::default()),
-    }
+    sink(|| Box::new(Bars::default()))
 }
 
 /// The sink for a rooms job.
 pub fn room_bars() -> Box<dyn Events> {
-    if crate::print::quiet() && mode() == Mode::Bars {
-        return Box::new(migrate::Silent);
-    }
+    sink(|| Box::new(RoomBars::new()))
+}
+
+/// JSON lines with `--progress json`; else the `bars` renderer, or nothing under `-q`.
+fn sink(bars: impl FnOnce() -> Box<dyn Events>) -> Box<dyn Events> {
     match mode() {
         Mode::Json => Box::new(JsonLines),
-        Mode::Bars => Box::new(RoomBars::new()),
+        Mode::Bars if crate::print::quiet() => Box::new(migrate::Silent),
+        Mode::Bars => bars(),
     }
 }
 

@@ -114,8 +114,7 @@ fn room_of(kind: &str, rule: &Value) -> Option<String> {
 pub fn plan_rules(old: &Value, new: &Value, moving: &HashSet<String>) -> RulesPlan {
     let mut plan = RulesPlan::default();
     for kind in RULE_KINDS {
-        let theirs = rules_of(new, kind);
-        let find = |id: &str| theirs.iter().find(|r| id_of(r) == id);
+        let find = |id: &str| account::find_rule(new, kind, id);
         // User rules are added at the top of their kind: added last to first, they end in
         // the old order.
         let mut added = Vec::new();

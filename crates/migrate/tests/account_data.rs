@@ -9,15 +9,7 @@ use migrate::rooms::plan::Pair;
 use online::account;
 use online::rooms;
 use online::testkit::server_named;
-use serde_json::{json, Value};
-
-fn rule<'a>(rules: &'a Value, kind: &str, id: &str) -> Option<&'a Value> {
-    rules[kind]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["rule_id"] == json!(id))
-}
+use serde_json::json;
 
 #[test]
 fn ignore_list_push_rules_and_profile_are_merged_into_the_new_account_once() {
@@ -89,16 +81,16 @@ fn ignore_list_push_rules_and_profile_are_merged_into_the_new_account_once() {
         Some(json!({"ignored_users": {"@troll:example.org": {}, "@spam:example.org": {}}}))
     );
     let rules = account::push_rules(new_c).unwrap();
-    let keyword = rule(&rules, "content", "deploys").unwrap();
+    let keyword = account::find_rule(&rules, "content", "deploys").unwrap();
     assert_eq!(keyword["pattern"], json!("deploy"));
     assert_eq!(keyword["enabled"], json!(true));
-    assert!(rule(&rules, "room", &moving).is_some());
+    assert!(account::find_rule(&rules, "room", &moving).is_some());
     assert!(
-        rule(&rules, "room", &staying).is_none(),
+        account::find_rule(&rules, "room", &staying).is_none(),
         "only the moving room's rule"
     );
     assert_eq!(
-        rule(&rules, "underride", ".m.rule.message").unwrap()["enabled"],
+        account::find_rule(&rules, "underride", ".m.rule.message").unwrap()["enabled"],
         json!(false)
     );
     assert_eq!(

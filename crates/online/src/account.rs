@@ -49,6 +49,15 @@ pub fn push_rules(client: &Client) -> Result<Value> {
     Ok(all.get("global").cloned().unwrap_or(Value::Null))
 }
 
+/// The rule `id` of `kind` in a ruleset as [`push_rules`] returns it.
+pub fn find_rule<'a>(rules: &'a Value, kind: &str, id: &str) -> Option<&'a Value> {
+    rules
+        .get(kind)?
+        .as_array()?
+        .iter()
+        .find(|r| r.get("rule_id").and_then(Value::as_str) == Some(id))
+}
+
 /// Adds the user rule `id` of `kind` with `body` (`actions`, and `conditions` or `pattern`
 /// as the kind needs), at the top of its kind.
 pub fn put_push_rule(client: &Client, kind: &str, id: &str, body: &Value) -> Result<()> {

@@ -237,6 +237,27 @@ pub enum Action {
 /// sharing the hook), method and path.
 pub type Hook = std::sync::Arc<dyn Fn(usize, &str, &str) -> Action + Send + Sync>;
 
+/// A hook that SIGKILLs the process whose ID is in `pid` at the request `kill_now` picks
+/// (that request is dropped unanswered), and forwards every other: to test that a run
+/// killed at any moment resumes.
+pub fn killer(
+    pid: std::sync::Arc<std::sync::Mutex<Option<u32>>>,
+    kill_now: impl Fn(usize, &str, &str) -> bool + Send + Sync + 'static,
+) -> Hook {
+    std::sync::Arc::new(move |n, method, path| {
+        if !kill_now(n, method, path) {
+            return Action::Forward;
+        }
+        if let Some(pid) = *pid.lock().expect("pid lock") {
+            std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()
+                .expect("kill(1)");
+        }
+        Action::Drop
+    })
+}
+
 /// A loopback HTTP proxy in front of a homeserver that counts requests and can fail or
 /// drop any of them: to test what the tool does when a server answers 502 or the process
 /// dies at request N. One request per connection (answers carry `Connection: close`).

@@ -79,7 +79,7 @@ pub struct Request<R> {
 }
 
 /// Runs the move (or, with `dry_run`, plans it). Stopped by the cancel flag, it returns
-/// what it did with `stopped` set; the same call again resumes.
+/// what it did, its ending `Stopped`; the same call again resumes.
 pub fn run<R: Read + Send>(
     pair: &Pair<'_>,
     request: Request<R>,
@@ -112,7 +112,7 @@ pub fn run<R: Read + Send>(
     };
     drop(journal);
     if options.cancel.load(std::sync::atomic::Ordering::Relaxed) {
-        report.stopped = true;
+        report.conclude(true);
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
     }
@@ -141,9 +141,9 @@ pub fn run<R: Read + Send>(
         Ok(())
     })?;
     report.account_data = account_data.unwrap_or_else(|| Skip::NotReached.into());
-    report.stopped = rooms.stopped;
+    let stopped = rooms.stopped;
     report.rooms = RoomsPhase::Moved(rooms);
-    report.conclude();
+    report.conclude(stopped);
     if report.ending != report::Ending::Stopped {
         Journal::open(&options.journal)?.record(Entry::Done {
             phase: Phase::Finished,
@@ -196,7 +196,7 @@ fn plan_only<R: Read + Send>(
         None => account_data::copy(pair, &movable, request.copy, true)?.into(),
     };
     report.rooms = RoomsPhase::Planned(planned);
-    report.conclude();
+    report.conclude(false);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }

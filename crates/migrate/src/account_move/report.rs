@@ -195,8 +195,6 @@ pub struct Report {
     pub ending: Ending,
     /// This run changed something on a server (false: a rerun found everything done).
     pub changed: bool,
-    /// Stopped before the end.
-    pub stopped: bool,
     /// Seconds the run took.
     pub seconds: f64,
 }
@@ -216,13 +214,13 @@ impl Report {
             by_hand: Vec::new(),
             ending: Ending::Stopped,
             changed: false,
-            stopped: false,
             seconds: 0.0,
         }
     }
 
-    /// Works out what is left to do by hand, whether anything changed, and the ending.
-    pub(crate) fn conclude(&mut self) {
+    /// Works out what is left to do by hand, whether anything changed, and the ending
+    /// (`stopped`: the run was stopped before its end).
+    pub(crate) fn conclude(&mut self, stopped: bool) {
         let mut by_hand = Vec::new();
         let mut changed = false;
         let mut unfinished = false;
@@ -270,7 +268,7 @@ impl Report {
         }
         self.by_hand = by_hand;
         self.changed = changed;
-        self.ending = if self.stopped {
+        self.ending = if stopped {
             Ending::Stopped
         } else if unfinished || !self.by_hand.is_empty() {
             Ending::LeftToDo

@@ -21,6 +21,28 @@ struct RoomSessions {
     sessions: BTreeMap<String, KeyBackupData>,
 }
 
+/// What the backup `info` stores for `room` (`GET /room_keys/keys/{room}`), read as `T`;
+/// `None` when the server has nothing for it.
+pub(super) fn room_keys<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    info: &BackupInfo,
+    room: &str,
+    what: &str,
+) -> Result<Option<T>> {
+    match client.call_json(
+        what,
+        "GET",
+        &["v3", "room_keys", "keys", room],
+        &[("version", info.version.as_str())],
+        Body::None,
+        true,
+    ) {
+        Ok(keys) => Ok(Some(keys)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Decrypted backup sessions.
 #[derive(Debug)]
 pub struct Downloaded {
@@ -135,18 +157,14 @@ pub fn download_each(
     match rooms {
         Rooms::Listed(list) => {
             for room in list {
-                let got: Result<RoomSessions> = client.call_json(
+                let got = room_keys::<RoomSessions>(
+                    client,
+                    info,
+                    room,
                     "download the key backup of a room",
-                    "GET",
-                    &["v3", "room_keys", "keys", room],
-                    &version,
-                    Body::None,
-                    true,
-                );
-                match got {
-                    Ok(sessions) => run.room(room, sessions)?,
-                    Err(e) if is_not_found(&e) => {}
-                    Err(e) => return Err(e),
+                )?;
+                if let Some(sessions) = got {
+                    run.room(room, sessions)?;
                 }
             }
         }

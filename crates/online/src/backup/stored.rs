@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 
+use super::download::room_keys;
 use super::version::BackupInfo;
-use crate::client::{is_not_found, Body, Client};
+use crate::client::Client;
 use crate::error::Result;
 
 /// The metadata a backup stores in the clear beside each encrypted session.
@@ -32,25 +33,20 @@ struct RoomSessions {
 /// Reads what the backup `info` holds for each of `rooms` (one GET per room; the
 /// encrypted session data is skipped unread).
 pub fn stored(client: &Client, info: &BackupInfo, rooms: &[String]) -> Result<Stored> {
-    let version = [("version", info.version.as_str())];
     let mut all = Stored::new();
     for room in rooms {
-        let got: Result<RoomSessions> = client.call_json(
+        let got = room_keys::<RoomSessions>(
+            client,
+            info,
+            room,
             "read what the key backup holds for a room",
-            "GET",
-            &["v3", "room_keys", "keys", room],
-            &version,
-            Body::None,
-            true,
-        );
-        match got {
-            Ok(r) => all.extend(
+        )?;
+        if let Some(r) = got {
+            all.extend(
                 r.sessions
                     .into_iter()
                     .map(|(session, s)| ((room.clone(), session), s)),
-            ),
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(e),
+            );
         }
     }
     Ok(all)
