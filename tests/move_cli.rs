@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use key_export::testkit::Device;
 use key_export::SessionRef;
-use online::backup::{self, RecoveryKey};
+use online::backup::{self, BackupKey};
 use online::testkit::{killer, server_named, Proxy, TestUser};
 use online::{account, rooms};
 use serde_json::{json, Value};
@@ -28,7 +28,7 @@ struct World {
     rooms: BTreeMap<&'static str, String>,
     /// (room, session) -> the index the new account's backup must end with.
     keys: BTreeMap<(String, String), u32>,
-    new_key: RecoveryKey,
+    new_key: BackupKey,
     s: Scratch,
 }
 
@@ -60,7 +60,7 @@ fn exported(sessions: &[key_export::ExportedSession]) -> Vec<Box<serde_json::val
 }
 
 /// Puts `sessions` into the account's backup (made with `key` if it has none).
-fn back_up(user: &TestUser, key: &RecoveryKey, sessions: &[key_export::ExportedSession]) {
+fn back_up(user: &TestUser, key: &BackupKey, sessions: &[key_export::ExportedSession]) {
     if backup::current(&user.client).unwrap().is_none() {
         backup::create_version(&user.client, key).unwrap();
     }
@@ -122,7 +122,7 @@ fn world() -> World {
     s.write("laptop.pass", "laptop pass");
     s.write("phone.txt", export(&phone, "phone pass"));
     s.write("phone.pass", "phone pass");
-    let (old_key, old_text) = RecoveryKey::generate();
+    let (old_key, old_text) = BackupKey::generate();
     back_up(
         &old,
         &old_key,
@@ -134,7 +134,7 @@ fn world() -> World {
         ],
     );
     s.write("old-recovery.key", old_text.as_bytes());
-    let (new_key, new_text) = RecoveryKey::generate();
+    let (new_key, new_text) = BackupKey::generate();
     // The new account's backup holds the DM's session as good already, and the public
     // room's worse.
     back_up(&new, &new_key, &[dm_s.export_at(0), pub_s.export_at(2)]);
@@ -340,14 +340,15 @@ fn server_state(w: &World) -> Value {
 /// The keys line `move status` must show: what the run's report says, in the journal's words.
 fn saved_keys_line(report: &Value) -> String {
     let k = &report["keys"];
+    let there = k["sessions"].as_u64().unwrap() - k["to_send"].as_u64().unwrap();
     format!(
-        "{} sessions of {} rooms from {} sources; {} sent to backup version {}, {} were there already",
+        "{} sessions of {} rooms from {} sources; {} sent to backup version {}, {there} {} there already",
         k["sessions"],
         k["rooms"].as_object().unwrap().len(),
         k["sources"].as_array().unwrap().len(),
         k["sent"],
         k["backup_version"].as_str().unwrap(),
-        k["sessions"].as_u64().unwrap() - k["to_send"].as_u64().unwrap()
+        if there == 1 { "was" } else { "were" }
     )
 }
 
@@ -592,4 +593,132 @@ fn killed_at_each_phase_a_rerun_ends_in_the_same_state() {
             });
         }
     });
+}
+
+/// A room where the old account (power 50) can invite but not give power (that needs 100):
+/// the dry run and the run say the same thing is left to do by hand, each with what to do;
+/// `move status` shows it; and a rerun still names the rooms the old account has left (a
+/// DM by its peer).
+#[test]
+fn plan_and_run_agree_on_what_is_left_by_hand_and_name_every_room() {
+    let (org, personal) = (server_named("ORG"), server_named("PERSONAL"));
+    let old = org.register("old");
+    let carol = org.register("carol");
+    let new = personal.register("new");
+    let via = vec![old.server_name().to_owned()];
+    let partial = carol.create_room_with(json!({"name": "Carol's team", "preset": "private_chat",
+        "invite": [old.user_id], "power_level_content_override": {"users": {old.user_id.clone(): 50}}}));
+    old.join(&partial, &via);
+    let named = old.create_room("Named room");
+    let dm = old.create_room_with(
+        json!({"preset": "trusted_private_chat", "is_direct": true, "invite": [carol.user_id]}),
+    );
+    carol.join(&dm, &via);
+    let direct =
+        m_direct::DirectMap::parse(&json!({ carol.user_id.clone(): [dm] }).to_string()).unwrap();
+    online::direct::replace(&old.client, &old.user_id, &direct).unwrap();
+    let s = Scratch::new();
+    s.write("old.token", &old.token);
+    s.write("new.token", &new.token);
+    s.write(
+        "rooms.txt",
+        [&partial, &named, &dm].map(|r| r.as_str()).join("\n"),
+    );
+    s.write(
+        "move.toml",
+        format!(
+            "rooms_file = \"rooms.txt\"\nleave = true\n[old]\nuser = \"{}\"\nhomeserver = \"{}\"\n\
+             token_file = \"old.token\"\n[new]\nuser = \"{}\"\nhomeserver = \"{}\"\ntoken_file = \"new.token\"\n",
+            old.user_id, org.url, new.user_id, personal.url
+        ),
+    );
+    let what = format!(
+        "ask one of the room's admins to give {} power 50",
+        new.user_id
+    );
+
+    let dry = s.run("move run --dry-run --json %move.toml");
+    assert_code(&dry, 8);
+    let planned = json_out(&dry)["by_hand"].clone();
+    assert_eq!(planned.as_array().unwrap().len(), 1, "{planned}");
+    assert_eq!(planned[0]["room"], json!(partial));
+    assert_eq!(planned[0]["name"], json!("Carol's team"));
+    assert_eq!(
+        planned[0]["why"],
+        json!("power not copied: needs 100, has 50")
+    );
+    assert!(
+        planned[0]["what"].as_str().unwrap().starts_with(&what),
+        "{planned}"
+    );
+
+    let run = s.run("move run --json %move.toml");
+    assert_code(&run, 8);
+    let report = json_out(&run);
+    assert_schema("move-run", &report);
+    assert_eq!(
+        report["by_hand"], planned,
+        "the run says what the plan said"
+    );
+    let md = String::from_utf8(s.read("move.report.md")).unwrap();
+    assert!(
+        md.contains(&format!("Carol's team ({partial}): power not copied")),
+        "{md}"
+    );
+    assert!(md.contains(&format!("What to do: {what}")), "{md}");
+
+    let status = s.run("move status --json %move.toml");
+    assert_code(&status, 0);
+    let doc = json_out(&status);
+    assert_schema("move-status", &doc);
+    assert_eq!(doc["by_hand"], planned);
+    let step = |room: &str| {
+        doc["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["room_id"] == json!(room))
+            .unwrap()["step"]
+            .clone()
+    };
+    assert_eq!(step(&partial), json!("partial"));
+    assert_eq!(step(&named), json!("left"));
+    let text = stdout(&s.run("move status %move.toml"));
+    assert!(text.contains(&format!("What to do: {what}")), "{text}");
+
+    // A rerun: the old account has left two rooms and still the report names them.
+    let again = s.run("move run --json %move.toml");
+    assert_code(&again, 8);
+    let rooms = json_out(&again)["rooms"]["rooms"].clone();
+    let name = |room: &str| {
+        rooms
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["room_id"] == json!(room))
+            .unwrap()["name"]
+            .clone()
+    };
+    assert_eq!(name(&named), json!("Named room"));
+    assert_eq!(name(&dm), json!(format!("DM with {}", carol.user_id)));
+    assert_eq!(name(&partial), json!("Carol's team"));
+}
+
+/// `move init` makes the plan's folder (0700) and checks it can write there before any
+/// network work: a folder it cannot make fails at once, not after listing every room.
+#[test]
+fn init_checks_its_folder_before_any_network_work() {
+    let s = Scratch::new();
+    s.write("old.token", "unused");
+    // Nothing listens on port 9: a request would end in exit 7.
+    let o = s.run(
+        "move init --old @a:example.org --new @b:example.org --old-homeserver http://127.0.0.1:9 \
+         --old-token-file %old.token -o /proc/no-such-folder/move.toml",
+    );
+    assert_code(&o, 1);
+    assert!(
+        stderr(&o).contains("cannot write the plan into /proc/no-such-folder"),
+        "{}",
+        stderr(&o)
+    );
 }

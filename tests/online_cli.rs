@@ -4,7 +4,7 @@
 mod support;
 
 use key_export::{container, ExportedSession, Passphrase};
-use online::backup::{self, RecoveryKey};
+use online::backup::{self, BackupKey};
 use online::testkit::{server, TestUser};
 use support::*;
 
@@ -88,7 +88,7 @@ fn keys_upload_then_download_round_trip() {
         .collect();
     s.write("keys.txt", export(&sessions, "pw"));
     s.write("pw", "pw");
-    let (key, text) = RecoveryKey::generate();
+    let (key, text) = BackupKey::generate();
     s.write("recovery", format!("{}\n", &*text));
     // No backup yet: a clear error, nothing else happens.
     let o = online(
@@ -104,7 +104,7 @@ fn keys_upload_then_download_round_trip() {
     );
     backup::create_version(&user.client, &key).unwrap();
     // A wrong key: refused before anything is uploaded.
-    let (_, wrong) = RecoveryKey::generate();
+    let (_, wrong) = BackupKey::generate();
     s.write("wrong", &*wrong);
     let o = online(
         &user,
@@ -112,7 +112,11 @@ fn keys_upload_then_download_round_trip() {
         "upload keys %keys.txt --passphrase-file %pw --recovery-key-file %wrong",
     );
     assert_code(&o, 7);
-    assert!(stderr(&o).contains("does not match"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the key given is not that backup's own"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(backup::current(&user.client).unwrap().unwrap().count, 0);
     // Only the moving room's sessions.
     let o = online(
@@ -251,7 +255,7 @@ fn token_from_a_file_and_recovery_key_from_the_environment() {
     s.write("keys.txt", export(&sessions, "pw"));
     s.write("pw", "pw");
     s.write("token", format!("{}\n", user.token));
-    let (key, text) = RecoveryKey::generate();
+    let (key, text) = BackupKey::generate();
     backup::create_version(&user.client, &key).unwrap();
     let o = s
         .cmd("upload keys %keys.txt --passphrase-file %pw --access-token-file %token --progress json")
@@ -277,7 +281,7 @@ fn token_from_a_file_and_recovery_key_from_the_environment() {
     );
     assert_eq!(backup::current(&user.client).unwrap().unwrap().count, 5);
     // A recovery key in the environment that is not this backup's: nothing is sent.
-    let (_, other) = RecoveryKey::generate();
+    let (_, other) = BackupKey::generate();
     let o = s
         .cmd("upload keys %keys.txt --passphrase-file %pw --access-token-file %token")
         .arg("--homeserver")
@@ -286,7 +290,11 @@ fn token_from_a_file_and_recovery_key_from_the_environment() {
         .output()
         .unwrap();
     assert_code(&o, 7);
-    assert!(stderr(&o).contains("does not match"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the key given is not that backup's own"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -333,7 +341,7 @@ fn a_password_login_is_logged_out_when_the_job_fails_after_it() {
     let s = Scratch::new();
     s.write("keys.txt", export(&[], "pw"));
     s.write("pw", "pw");
-    let (_, text) = RecoveryKey::generate();
+    let (_, text) = BackupKey::generate();
     s.write("recovery", &*text);
     let before = device_count(&user.client);
     // The account has no backup: the job fails after the login.
@@ -391,7 +399,7 @@ fn a_token_of_another_account_than_user_writes_nothing() {
 fn a_signal_logs_out_the_session_a_password_login_opened() {
     use std::io::Write;
     let user = server().register("pwsignal");
-    let (key, text) = RecoveryKey::generate();
+    let (key, text) = BackupKey::generate();
     backup::create_version(&user.client, &key).unwrap();
     let s = Scratch::new();
     s.write("pw", "pw");
@@ -456,7 +464,7 @@ fn verbose_logs_show_every_request_and_never_a_secret() {
     s.write("keys.txt", export(&sessions, "a passphrase"));
     s.write("pw", "a passphrase");
     s.write("token", format!("{}\n", user.token));
-    let (key, text) = RecoveryKey::generate();
+    let (key, text) = BackupKey::generate();
     s.write("recovery", text.as_bytes());
     backup::create_version(&user.client, &key).unwrap();
     let o = s
@@ -516,7 +524,7 @@ fn upload_keys_draws_a_progress_bar_on_a_terminal() {
     let sessions = support::sessions(600, 3);
     s.write("keys.txt", export(&sessions, "pw"));
     s.write("pw", "pw");
-    let (key, text) = RecoveryKey::generate();
+    let (key, text) = BackupKey::generate();
     s.write("recovery", &*text);
     backup::create_version(&user.client, &key).unwrap();
     let (code, screen) = s.screen_of(
@@ -539,4 +547,43 @@ fn upload_keys_draws_a_progress_bar_on_a_terminal() {
     );
     assert!(screen.contains("uploaded 600 sessions"), "{screen}");
     assert_eq!(backup::current(&user.client).unwrap().unwrap().count, 600);
+}
+
+/// A security phrase given as a recovery key, and the reverse, are told apart before
+/// anything is sent, each naming the flag that takes it; both at once is a usage error.
+#[test]
+fn a_phrase_for_a_key_and_a_key_for_a_phrase_are_refused_with_the_right_flag() {
+    let s = Scratch::new();
+    let (_, key) = BackupKey::generate();
+    s.write("key.txt", format!("{}\n", key.as_str()));
+    s.write("phrase.txt", "correct horse battery staple\n");
+    s.write("token", "not used");
+    // A port nothing listens on: had anything been sent, the exit would be 7.
+    let base =
+        "download keys --homeserver http://127.0.0.1:9 --access-token-file %token -o %out.txt";
+    let o = s.run(&format!("{base} --recovery-key-file %phrase.txt"));
+    assert_code(&o, 2);
+    assert!(
+        stderr(&o).contains("looks like a security phrase"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("--security-phrase-file"),
+        "{}",
+        stderr(&o)
+    );
+    let o = s.run(&format!("{base} --security-phrase-file %key.txt"));
+    assert_code(&o, 2);
+    assert!(
+        stderr(&o).contains("this is a recovery key, not a security phrase"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("--recovery-key-file"), "{}", stderr(&o));
+    let o = s.run(&format!(
+        "{base} --recovery-key-file %key.txt --security-phrase-file %phrase.txt"
+    ));
+    assert_code(&o, 2);
+    assert!(!s.path("out.txt").exists());
 }

@@ -2,12 +2,12 @@
 //! benches/backup.sh: writes DIR/token and DIR/recovery-key (mode 0600).
 
 use benches::secret_file;
-use online::backup::{self, RecoveryKey};
+use online::backup::{self, BackupKey};
 
 fn main() {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).expect("usage: bench-account DIR"));
     let user = online::testkit::server().register("bench");
-    let (key, text) = RecoveryKey::generate();
+    let (key, text) = BackupKey::generate();
     let version = backup::create_version(&user.client, &key).expect("create backup");
     secret_file(&dir.join("token"), &user.token);
     secret_file(&dir.join("recovery-key"), &text);

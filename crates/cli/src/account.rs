@@ -80,6 +80,11 @@ pub enum UploadCommand {
     },
 }
 
+/// The account a prompt names: the user given, else "the account".
+fn session_whose(args: &SessionArgs) -> &str {
+    args.user.as_deref().unwrap_or("the account")
+}
+
 /// Finds the homeserver and opens a session; secrets are resolved before anything is sent,
 /// and the homeserver is named before any prompt.
 fn connect(args: &SessionArgs) -> Outcome<Session> {
@@ -136,7 +141,11 @@ pub fn open(
     let homeserver = match (account.homeserver, account.user) {
         (Some(url), _) => Homeserver::parse(url, account.allow_insecure_http)?.trusting(trust),
         (None, Some(user)) => {
-            let hs = Homeserver::discover(user, Some(&trust))?;
+            let hs = Homeserver::discover(user, Some(&trust)).map_err(|e| match e {
+                online::Error::Discovery { .. } => Failure::new(Exit::Server, e.to_string())
+                    .with_hint(&format!("give {} URL", account.homeserver_flag)),
+                e => Failure::from(e),
+            })?;
             crate::note!(
                 "using homeserver {} (found through the .well-known of {})",
                 print::safe(hs.url().as_str()),
@@ -202,7 +211,7 @@ pub fn download(cmd: DownloadCommand) -> Outcome {
             let output = Output::plan(out.output.as_deref(), out.force, false, "output")?;
             let request = DownloadKeys {
                 selection: select.selection()?,
-                recovery_key: secrets::recovery_key(recovery.recovery_key_file.as_deref())?,
+                recovery: recovery.resolve(session_whose(&session))?,
                 destination: Destination {
                     passphrase: secrets::new(
                         new_export.out_passphrase_file.as_deref(),
@@ -214,7 +223,7 @@ pub fn download(cmd: DownloadCommand) -> Outcome {
             };
             let report = in_session(&session, |s| {
                 output.write_with(|sink| {
-                    keys::download(s.client(), request, sink, &*crate::progress::bars())
+                    keys::download(s, request, sink, &*crate::progress::bars())
                         .map(|(report, _)| report)
                         .map_err(Failure::from)
                 })
@@ -246,18 +255,18 @@ pub fn upload(cmd: UploadCommand) -> Outcome {
                 drop_invalid,
                 strict: false,
             };
-            let recovery_key = secrets::recovery_key(recovery.recovery_key_file.as_deref())?;
+            let recovery = recovery.resolve(session_whose(&session))?;
             let source = Sources::one(&file, read.passphrase_file.as_deref())?;
             let request = UploadKeys {
                 sources: vec![source],
                 read: read.limits.read_options(),
                 options,
-                recovery_key,
+                recovery,
                 batch,
             };
             let names = names(&[file]);
             let report = in_session(&session, |s| {
-                keys::upload(s.client(), request, &*crate::progress::bars())
+                keys::upload(s, request, &*crate::progress::bars())
                     .map_err(|e| exit::job(e, &names))
             })?;
             print_upload(&report);

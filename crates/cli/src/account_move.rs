@@ -221,6 +221,7 @@ fn init(
             format!("--old and --new are the same account ({})", old.user),
         ));
     }
+    writable_folder(output)?;
     let plan_out = Output::plan(Some(output), force, false, "output")?;
     let rooms_path = output.with_file_name("rooms.txt");
     // The rooms file is the user's once edited: never written over.
@@ -286,6 +287,37 @@ fn init(
     Ok(())
 }
 
+/// Makes the plan's folder (mode 0700: it will hold token and key files) when it does not
+/// exist, and checks that a file can be made in it, before any network work.
+fn writable_folder(plan: &Path) -> Outcome {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = match plan.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let failed = |e: std::io::Error| {
+        Failure::new(
+            Exit::Io,
+            format!(
+                "cannot write the plan into {}: {e}; nothing was read or written (choose another folder with -o)",
+                dir.display()
+            ),
+        )
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(failed)?;
+    }
+    tempfile::Builder::new()
+        .prefix(".matrix-transplant-")
+        .tempfile_in(dir)
+        .map_err(failed)?;
+    Ok(())
+}
+
 fn move_run(plan_path: &Path, dry_run: bool, json: bool, common: &CommonArgs) -> Outcome {
     let plan = read_plan(plan_path)?;
     let rooms = read_room_list(&plan.rooms_file)?;
@@ -306,9 +338,16 @@ fn move_run(plan_path: &Path, dry_run: bool, json: bool, common: &CommonArgs) ->
         .map(|e| Sources::one(&e.file, Some(&e.passphrase_file)))
         .collect::<Outcome<Vec<_>>>()?;
     let names: Vec<String> = exports.iter().map(|s| s.name.clone()).collect();
-    let key = |file: &Option<PathBuf>| file.as_deref().map(|f| secrets::recovery_key(Some(f)));
-    let old_recovery_key = key(&plan.keys.old_recovery_key_file).transpose()?;
-    let new_recovery_key = key(&plan.keys.new_recovery_key_file).transpose()?;
+    let recovery = |given: Option<(&Path, bool)>, whose: &str| {
+        given
+            .map(|(file, phrase)| match phrase {
+                true => secrets::recovery(None, Some(file), whose),
+                false => secrets::recovery(Some(file), None, whose),
+            })
+            .transpose()
+    };
+    let old_recovery = recovery(plan.keys.old_recovery(), &plan.old.user)?;
+    let new_recovery = recovery(plan.keys.new_recovery(), &plan.new.user)?;
     let mut options = MoveOptions::new(beside.journal.clone());
     options.leave = plan.leave;
     options.rename_old = plan.rename_old.clone();
@@ -319,8 +358,8 @@ fn move_run(plan_path: &Path, dry_run: bool, json: bool, common: &CommonArgs) ->
         keys: KeySources {
             exports,
             read: ReadOptions::default(),
-            old_recovery_key,
-            new_recovery_key,
+            old_recovery,
+            new_recovery,
         },
         copy: CopyWhat {
             ignored: plan.copy.ignored_users,
@@ -414,5 +453,11 @@ fn print_status(plan: &MovePlan, s: &status::MoveStatus) {
     match &s.finished {
         Some(f) => println!("a run went to the end: {f}"),
         None => println!("no run has gone to the end yet: `matrix-transplant move run` resumes"),
+    }
+    if !s.by_hand.is_empty() {
+        println!("left to do by hand:");
+        for b in &s.by_hand {
+            println!("  - {}", print::safe(&b.line()));
+        }
     }
 }

@@ -199,10 +199,26 @@ pub struct SessionArgs {
     pub max_wait: u64,
 }
 
-/// The recovery key ("Security Key") of the account's backup.
+/// What opens the account's backup: the recovery key Element shows, or a security phrase.
 #[derive(Args)]
 pub struct RecoveryArgs {
-    /// File holding the recovery key (else $MATRIX_TRANSPLANT_RECOVERY_KEY, else asked on the terminal).
-    #[arg(long, value_name = "PATH")]
+    /// File holding the recovery key Element shows (Settings → Encryption → Recovery; else
+    /// $MATRIX_TRANSPLANT_RECOVERY_KEY, else asked on the terminal).
+    #[arg(long, value_name = "PATH", conflicts_with = "security_phrase_file")]
     pub recovery_key_file: Option<PathBuf>,
+    /// File holding the security phrase, when recovery was set up with one (else
+    /// $MATRIX_TRANSPLANT_SECURITY_PHRASE).
+    #[arg(long, value_name = "PATH")]
+    pub security_phrase_file: Option<PathBuf>,
+}
+
+impl RecoveryArgs {
+    /// The recovery key or phrase of `whose` account.
+    pub fn resolve(&self, whose: &str) -> crate::exit::Outcome<online::backup::Recovery> {
+        crate::secrets::recovery(
+            self.recovery_key_file.as_deref(),
+            self.security_phrase_file.as_deref(),
+            whose,
+        )
+    }
 }

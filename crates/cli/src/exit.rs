@@ -66,7 +66,7 @@ impl Exit {
             Exit::Invalid => "entries fail validation (nothing written), or copies of a session conflict (with `--strict` nothing is written; without `--allow-conflicts` the output is written and the exit is 5)",
             Exit::OutputExists => "the output exists (use `--force`) or is one of the inputs",
             Exit::Server => "the homeserver refused, or could not be reached (no backup, wrong recovery key, bad token, …)",
-            Exit::LeftToDo => "`move run` went to its end, but something is left to do by hand (a blocked or partly moved room) or a step failed (run it again): the report says which",
+            Exit::LeftToDo => "`move run` went to its end, but something is left to do by hand (a blocked or partly moved room) or a step failed (run it again), or a dry run found problems that would stop the move: the report says which",
         }
     }
 }
@@ -110,6 +110,11 @@ impl Failure {
     pub fn in_file(mut self, path: &str) -> Self {
         self.message = format!("{path}: {}", self.message);
         self
+    }
+
+    /// The message with `hint` on a line of its own.
+    pub fn with_hint(self, hint: &str) -> Self {
+        self.hint(Some(hint))
     }
 
     fn hint(mut self, hint: Option<&str>) -> Self {
@@ -159,14 +164,25 @@ impl From<online::Error> for Failure {
                 Exit::Usage,
                 Some("--allow-insecure-http sends the token in the clear; only for a server you trust on a network you trust"),
             ),
-            E::BadUrl { .. } | E::RecoveryKey(_) => (Exit::Usage, None),
+            E::BadUrl { .. } | E::NotARecoveryKey(_) | E::EmptyPhrase => (Exit::Usage, None),
+            E::PhraseGivenAsKey => (
+                Exit::Usage,
+                Some("a security phrase goes in --security-phrase-file (in a plan: old_/new_security_phrase_file)"),
+            ),
+            E::KeyGivenAsPhrase => (
+                Exit::Usage,
+                Some("a recovery key goes in --recovery-key-file (in a plan: old_/new_recovery_key_file)"),
+            ),
+            E::NoPhrase { .. } => (
+                Exit::Usage,
+                Some("give the recovery key with --recovery-key-file (in a plan: old_/new_recovery_key_file)"),
+            ),
             E::WrongAccount { .. } => (
                 Exit::Usage,
                 Some("check --access-token-file, $MATRIX_ACCESS_TOKEN and --user"),
             ),
             E::Redirect { .. } => (Exit::Server, Some("give that URL with --homeserver")),
             E::WaitBudget { .. } => (Exit::Server, Some("allow longer waits with --max-wait SECONDS")),
-            E::Discovery { .. } => (Exit::Server, Some("give --homeserver URL")),
             E::Api { errcode, .. } if errcode == "M_TOO_LARGE" => {
                 (Exit::Server, Some("use a smaller --batch"))
             }
@@ -223,6 +239,11 @@ pub fn job(e: migrate::Error, names: &[String]) -> Failure {
     match e {
         migrate::Error::Keys(p) => pipeline(p, names),
         migrate::Error::Online(o) => o.into(),
+        migrate::Error::Account { account, source } => {
+            let mut failure = Failure::from(source);
+            failure.message = format!("{account}: {}", failure.message);
+            failure
+        }
         migrate::Error::Journal(j @ migrate::rooms::journal::JournalError::Corrupt { .. }) => {
             Failure::new(Exit::Format, j.to_string())
                 .hint(Some("give another journal with --state PATH"))

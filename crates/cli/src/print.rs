@@ -355,13 +355,24 @@ pub fn safe(text: &str) -> String {
     online::client::printable(text)
 }
 
+/// How a backup was opened, in words.
+pub fn opened_via(via: online::backup::Via) -> &'static str {
+    match via {
+        online::backup::Via::SecretStorage => "its key read from secret storage",
+        online::backup::Via::BackupKey => "the recovery key is the backup's own key",
+        online::backup::Via::BackupPhrase => "the phrase gives the backup's own key",
+    }
+}
+
 /// The report of `download keys`.
 pub fn download_keys(report: &migrate::keys::DownloadKeysReport, output: &str) {
+    use migrate::account_move::report::count;
     crate::note!(
-        "downloaded {} sessions of {} rooms from backup version {} -> {output}",
-        report.sessions,
-        report.rooms,
+        "downloaded {} of {} from backup version {} ({}) -> {output}",
+        count(report.sessions, "session", "sessions"),
+        count(report.rooms, "room", "rooms"),
         safe(&report.version),
+        opened_via(report.opened_via),
     );
     if !report.skipped.is_empty() {
         crate::note!("left out {} backup entries:", report.skipped.len());

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use key_export::Passphrase;
-use online::backup::RecoveryKey;
+use online::backup::Recovery;
 use online::login::{self, IdentityProvider, Method};
 use online::{AccessToken, Credentials, Homeserver};
 
@@ -23,6 +23,8 @@ pub const OUT_PASSPHRASE_ENV: &str = "MATRIX_TRANSPLANT_OUT_PASSPHRASE";
 pub const TOKEN_ENV: &str = "MATRIX_ACCESS_TOKEN";
 /// Environment variable with a recovery key.
 pub const RECOVERY_KEY_ENV: &str = "MATRIX_TRANSPLANT_RECOVERY_KEY";
+/// Environment variable with a security phrase.
+pub const SECURITY_PHRASE_ENV: &str = "MATRIX_TRANSPLANT_SECURITY_PHRASE";
 
 /// Reads a passphrase from a file (one final line ending is ignored).
 pub fn from_file(path: &Path) -> Outcome<Passphrase> {
@@ -283,27 +285,55 @@ fn pick_provider(providers: &[IdentityProvider], login_flag: &str) -> Outcome<St
         })
 }
 
-/// The recovery key: from `file`, else the environment, else asked on the terminal.
-pub fn recovery_key(file: Option<&Path>) -> Outcome<RecoveryKey> {
-    let text = match file {
-        Some(path) => from_file(path).map_err(|e| {
-            Failure::new(
-                e.exit,
-                e.message
-                    .replacen("passphrase file", "recovery key file", 1),
-            )
-        })?,
-        None => match std::env::var(RECOVERY_KEY_ENV) {
-            Ok(v) => Passphrase::new(v),
-            Err(_) => password("Recovery key (Security Key) of the backup: ").map_err(|_| {
+/// What opens an account's backup: the recovery key or the security phrase in a file (the
+/// file says which), else the environment, else asked on the terminal, where either can be
+/// typed.
+pub fn recovery(
+    key_file: Option<&Path>,
+    phrase_file: Option<&Path>,
+    whose: &str,
+) -> Outcome<Recovery> {
+    let read = |path: &Path, what: &str| {
+        from_file(path)
+            .map_err(|e| Failure::new(e.exit, e.message.replacen("passphrase file", what, 1)))
+    };
+    let in_file =
+        |e: online::Error, path: &Path| Failure::from(e).in_file(&path.display().to_string());
+    match (key_file, phrase_file) {
+        (Some(_), Some(_)) => Err(Failure::new(
+            Exit::Usage,
+            "--recovery-key-file and --security-phrase-file: give one (either opens the backup)",
+        )),
+        (Some(path), None) => {
+            let text = read(path, "recovery key file")?;
+            Recovery::key(text.expose()).map_err(|e| in_file(e, path))
+        }
+        (None, Some(path)) => {
+            let text = read(path, "security phrase file")?;
+            Recovery::phrase(text.expose()).map_err(|e| in_file(e, path))
+        }
+        (None, None) => {
+            if let Ok(key) = std::env::var(RECOVERY_KEY_ENV) {
+                return Ok(Recovery::key(&Zeroizing::new(key))?);
+            }
+            if let Ok(phrase) = std::env::var(SECURITY_PHRASE_ENV) {
+                return Ok(Recovery::phrase(&Zeroizing::new(phrase))?);
+            }
+            let typed = password(&format!(
+                "Recovery key (or security phrase) of {whose} (Element: Settings → Encryption): "
+            ))
+            .map_err(|_| {
                 Failure::new(
                     Exit::Io,
                     format!(
-                        "no recovery key: give --recovery-key-file PATH or set {RECOVERY_KEY_ENV}"
+                        "no recovery key: give --recovery-key-file PATH (or \
+                         --security-phrase-file PATH), or set {RECOVERY_KEY_ENV} (or \
+                         {SECURITY_PHRASE_ENV})"
                     ),
                 )
-            })?,
-        },
-    };
-    Ok(RecoveryKey::parse(text.expose())?)
+            })?;
+            // Typed, either is fine: a key if it reads as one, else a phrase.
+            Ok(Recovery::key(typed.expose()).or_else(|_| Recovery::phrase(typed.expose()))?)
+        }
+    }
 }

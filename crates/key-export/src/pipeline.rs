@@ -84,6 +84,14 @@ impl PipelineError {
             error,
         }
     }
+
+    /// The input's name, for an error of one input.
+    pub fn input_name(&self) -> Option<&str> {
+        match self {
+            PipelineError::Input { name, .. } => Some(name),
+            _ => None,
+        }
+    }
 }
 
 /// Decrypted inputs, in order, with their names.
@@ -117,13 +125,47 @@ pub fn decrypt_all<R: Read + Send>(
     let plains = sources
         .into_par_iter()
         .enumerate()
-        .map(|(input, s)| {
-            container::decrypt(s.reader, s.len, &s.passphrase, read)
-                .map(Plain::Export)
-                .map_err(|error| PipelineError::input(input, &s.name, error))
-        })
+        .map(|(input, s)| decrypt_one(input, s, read))
         .collect::<Result<_, _>>()?;
     Ok(Decrypted { names, plains })
+}
+
+/// Like [`decrypt_all`], but every source is tried: the ones that decrypt, and the error
+/// of each one that does not (a dry run lists them all).
+pub fn decrypt_each<R: Read + Send>(
+    sources: Vec<Source<R>>,
+    read: &ReadOptions,
+) -> (Decrypted, Vec<PipelineError>) {
+    let results: Vec<(String, Result<Plain, PipelineError>)> = sources
+        .into_par_iter()
+        .enumerate()
+        .map(|(input, s)| (s.name.clone(), decrypt_one(input, s, read)))
+        .collect();
+    let mut decrypted = Decrypted {
+        names: Vec::new(),
+        plains: Vec::new(),
+    };
+    let mut failed = Vec::new();
+    for (name, result) in results {
+        match result {
+            Ok(plain) => {
+                decrypted.names.push(name);
+                decrypted.plains.push(plain);
+            }
+            Err(e) => failed.push(e),
+        }
+    }
+    (decrypted, failed)
+}
+
+fn decrypt_one<R: Read>(
+    input: usize,
+    s: Source<R>,
+    read: &ReadOptions,
+) -> Result<Plain, PipelineError> {
+    container::decrypt(s.reader, s.len, &s.passphrase, read)
+        .map(Plain::Export)
+        .map_err(|error| PipelineError::input(input, &s.name, error))
 }
 
 /// The entries of decrypted inputs, read only as far as the selection needs.

@@ -12,6 +12,15 @@ pub enum Error {
     /// The homeserver refused, could not be reached, or the backup key did not match.
     #[error(transparent)]
     Online(#[from] online::Error),
+    /// One account's server refused, or its backup could not be opened: the error names
+    /// the account by its user ID, this says which of the two it is.
+    #[error("{account}: {source}")]
+    Account {
+        /// Which account.
+        account: crate::account_move::Account,
+        /// What went wrong.
+        source: online::Error,
+    },
     /// The rooms journal could not be read or written.
     #[error(transparent)]
     Journal(#[from] crate::rooms::journal::JournalError),

@@ -9,8 +9,8 @@ use key_export::merge::{Conflict, MergeOptions, SourcedInvalid, Summary};
 use key_export::pipeline::{self, Destination, PipelineError, Source};
 use key_export::select::RoomSelection;
 use key_export::{ReadOptions, SealingKey};
-use online::backup::{self, BackupInfo, RecoveryKey, UploadReport};
-use online::Client;
+use online::backup::{self, Opened, Recovery, UploadReport, Via};
+use online::Session;
 use serde::Serialize;
 
 use crate::error::Result;
@@ -24,8 +24,9 @@ pub struct UploadKeys<R> {
     pub read: ReadOptions,
     /// Which rooms, and what to do with invalid entries and conflicts.
     pub options: MergeOptions,
-    /// The recovery key of the account's backup: nothing is sent unless it matches.
-    pub recovery_key: RecoveryKey,
+    /// The recovery key or security phrase of the account: it opens the backup, and
+    /// nothing is sent unless the key found is that backup's.
+    pub recovery: Recovery,
     /// Sessions per upload request.
     pub batch: usize,
 }
@@ -39,29 +40,26 @@ pub struct UploadKeysReport {
     pub conflicts: Vec<Conflict>,
     /// Invalid entries left out.
     pub dropped_invalid: Vec<SourcedInvalid>,
+    /// How the backup's key was found.
+    pub opened_via: Via,
     /// The upload itself.
     pub upload: UploadReport,
     /// Wall time of the upload stage.
     pub upload_seconds: f64,
 }
 
-/// The account's current backup, checked against `key` before anything else happens.
-pub(crate) fn checked_backup(client: &Client, key: &RecoveryKey) -> Result<BackupInfo> {
-    let info = backup::current(client)?.ok_or(online::Error::NoBackup)?;
-    info.check_key(key)?;
-    Ok(info)
-}
-
-/// Checks the recovery key against the account's backup (a mismatch, or no backup, stops
-/// before any export is read), reads and merges the exports, keeps the selected rooms,
-/// and uploads one best copy of each session.
+/// Opens the account's backup with the user's recovery key or phrase (no backup, a key
+/// that opens nothing, a backup switched off: each stops before any export is read), reads
+/// and merges the exports, keeps the selected rooms, and uploads one best copy of each
+/// session.
 pub fn upload<R: Read + Send>(
-    client: &Client,
+    session: &Session,
     request: UploadKeys<R>,
     events: &dyn Events,
 ) -> Result<UploadKeysReport> {
-    let info = stage(events, Stage::CheckBackup, None, || {
-        checked_backup(client, &request.recovery_key)
+    let client = session.client();
+    let Opened { info, key, via } = stage(events, Stage::CheckBackup, None, || {
+        backup::open_for_upload(client, session.user_id(), &request.recovery)
     })?;
     events.emit(Event::Started {
         stage: Stage::ReadExports,
@@ -81,7 +79,7 @@ pub fn upload<R: Read + Send>(
         backup::upload(
             client,
             &info,
-            &request.recovery_key,
+            &key,
             &merged.sessions,
             request.batch.max(1),
             &|done| {
@@ -98,14 +96,15 @@ pub fn upload<R: Read + Send>(
         merge: merged.summary,
         conflicts: merged.conflicts,
         dropped_invalid: merged.invalid,
+        opened_via: via,
         upload,
     })
 }
 
 /// What to take out of the backup.
 pub struct DownloadKeys {
-    /// The recovery key of the account's backup.
-    pub recovery_key: RecoveryKey,
+    /// The recovery key or security phrase of the account.
+    pub recovery: Recovery,
     /// Which rooms.
     pub selection: RoomSelection,
     /// The new export's passphrase and rounds.
@@ -121,24 +120,27 @@ pub struct DownloadKeysReport {
     pub rooms: usize,
     /// The backup version read.
     pub version: String,
+    /// How the backup's key was found.
+    pub opened_via: Via,
     /// Backup entries left out (undecryptable, disagreeing with where the server stores
     /// them, or invalid).
     pub skipped: Vec<backup::Skipped>,
 }
 
-/// Downloads the account's backup (after checking the recovery key against it), decrypts
+/// Downloads the account's backup (opened with the recovery key or phrase), decrypts
 /// the sessions of the selected rooms and writes them into `sink` as a key export. The
 /// export's key is derived while the download starts; rooms are decrypted in parallel and
 /// streamed into the sealer as they arrive, so memory holds one room at a time. A selection
 /// that lists rooms fetches only those rooms.
 pub fn download<W: Write>(
-    client: &Client,
+    session: &Session,
     request: DownloadKeys,
     sink: W,
     events: &dyn Events,
 ) -> Result<(DownloadKeysReport, W)> {
-    let info = stage(events, Stage::CheckBackup, None, || {
-        checked_backup(client, &request.recovery_key)
+    let client = session.client();
+    let Opened { info, key, via } = stage(events, Stage::CheckBackup, None, || {
+        backup::open(client, session.user_id(), &request.recovery)
     })?;
     let destination = request.destination;
     let sealing =
@@ -153,31 +155,26 @@ pub fn download<W: Write>(
     let total = info.count;
     let mut written = 0u64;
     let done = stage(events, Stage::Download, Some(total), || {
-        backup::download_each(
-            client,
-            &info,
-            &request.recovery_key,
-            rooms,
-            &mut |entries| {
-                let writer = out.writer()?;
-                for e in &entries {
-                    writer.push(e).map_err(key_export::Error::from)?;
-                }
-                written += entries.len() as u64;
-                events.emit(Event::Progress {
-                    stage: Stage::Download,
-                    done: written,
-                    total,
-                });
-                Ok(())
-            },
-        )
+        backup::download_each(client, &info, &key, rooms, &mut |entries| {
+            let writer = out.writer()?;
+            for e in &entries {
+                writer.push(e).map_err(key_export::Error::from)?;
+            }
+            written += entries.len() as u64;
+            events.emit(Event::Progress {
+                stage: Stage::Download,
+                done: written,
+                total,
+            });
+            Ok(())
+        })
     })?;
     let sink = out.finish()?;
     let report = DownloadKeysReport {
         sessions: done.sessions,
         rooms: done.rooms,
         version: info.version,
+        opened_via: via,
         skipped: done.skipped,
     };
     Ok((report, sink))

@@ -10,6 +10,7 @@
 //! - [`rooms`]: the old account's rooms listed, the move planned, and the move itself;
 //! - [`account_move`]: the whole move as one resumable job (`move run`), and its report;
 //! - [`account_data`]: the ignore list, push rules and profile copied;
+//! - [`by_hand`]: what a move leaves to do by hand, always with what to do;
 //! - [`plan_file`]: the plan of a whole move (`move.toml`).
 //!
 //! The jobs that need no account (decrypt, inspect, encrypt, filter and merge a key
@@ -21,6 +22,7 @@
 
 pub mod account_data;
 pub mod account_move;
+pub mod by_hand;
 pub mod direct;
 pub mod error;
 pub mod events;

@@ -55,9 +55,33 @@ pub struct KeysPlan {
     /// source.
     #[serde(default)]
     pub old_recovery_key_file: Option<PathBuf>,
+    /// The old account's security phrase file, instead of its recovery key.
+    #[serde(default)]
+    pub old_security_phrase_file: Option<PathBuf>,
     /// The new account's recovery key file (its backup receives the keys).
     #[serde(default)]
     pub new_recovery_key_file: Option<PathBuf>,
+    /// The new account's security phrase file, instead of its recovery key.
+    #[serde(default)]
+    pub new_security_phrase_file: Option<PathBuf>,
+}
+
+impl KeysPlan {
+    /// The file that opens the old account's backup, and whether it holds a phrase.
+    pub fn old_recovery(&self) -> Option<(&Path, bool)> {
+        either(&self.old_recovery_key_file, &self.old_security_phrase_file)
+    }
+
+    /// The file that opens the new account's backup, and whether it holds a phrase.
+    pub fn new_recovery(&self) -> Option<(&Path, bool)> {
+        either(&self.new_recovery_key_file, &self.new_security_phrase_file)
+    }
+}
+
+fn either<'a>(key: &'a Option<PathBuf>, phrase: &'a Option<PathBuf>) -> Option<(&'a Path, bool)> {
+    key.as_deref()
+        .map(|k| (k, false))
+        .or_else(|| phrase.as_deref().map(|p| (p, true)))
 }
 
 /// Which account data to carry over.
@@ -176,14 +200,37 @@ impl MovePlan {
             }
         }
         let keys = &plan.keys;
-        if (!keys.exports.is_empty() || keys.old_recovery_key_file.is_some())
-            && keys.new_recovery_key_file.is_none()
+        for (account, key, phrase) in [
+            (
+                "old",
+                &keys.old_recovery_key_file,
+                &keys.old_security_phrase_file,
+            ),
+            (
+                "new",
+                &keys.new_recovery_key_file,
+                &keys.new_security_phrase_file,
+            ),
+        ] {
+            if key.is_some() && phrase.is_some() {
+                return Err(PlanError::Value {
+                    path: path.into(),
+                    message: format!(
+                        "[keys] names both {account}_recovery_key_file and \
+                         {account}_security_phrase_file: give one (either opens the backup)"
+                    ),
+                });
+            }
+        }
+        if (!keys.exports.is_empty() || keys.old_recovery().is_some())
+            && keys.new_recovery().is_none()
         {
             return Err(PlanError::Value {
                 path: path.into(),
-                message: "[keys] names sources but no new_recovery_key_file: the keys go into \
-                          the new account's key backup, and only with its recovery key (set \
-                          up the backup in Element on the new account first)"
+                message: "[keys] names sources but no new_recovery_key_file (or \
+                          new_security_phrase_file): the keys go into the new account's key \
+                          backup, which only its recovery key opens (set up recovery in Element \
+                          on the new account first: Settings → Encryption)"
                     .into(),
             });
         }
@@ -210,7 +257,9 @@ impl MovePlan {
         }
         for p in [
             &mut plan.keys.old_recovery_key_file,
+            &mut plan.keys.old_security_phrase_file,
             &mut plan.keys.new_recovery_key_file,
+            &mut plan.keys.new_security_phrase_file,
         ]
         .into_iter()
         .flatten()
@@ -284,11 +333,15 @@ rename_old = {rename}
 #   {{ file = "phone-keys.txt", passphrase_file = "phone.pass" }},
 # ]
 exports = []
-# The old account's recovery key: its server-side key backup becomes one more source.
+# The recovery key Element shows (Settings -> Encryption -> Recovery; "EsTc 8Pbw ..."), in
+# a file. The old account's: its server-side key backup becomes one more source.
 # old_recovery_key_file = "old-recovery.key"
-# The new account's recovery key: the keys go into its backup (required for the keys; set
-# up the backup in Element on the new account first).
+# The new account's: the keys go into its backup (required for the keys; set up recovery in
+# Element on the new account first).
 # new_recovery_key_file = "new-recovery.key"
+# If recovery was set up with a security phrase, the file of the phrase instead:
+# old_security_phrase_file = "old-phrase.txt"
+# new_security_phrase_file = "new-phrase.txt"
 
 [copy]
 ignored_users = true     # the ignore list, merged

@@ -120,15 +120,92 @@ pub enum Error {
     },
     /// The account has no key backup.
     #[error(
-        "the account has no server-side key backup: set one up in Element (Settings → Security & \
-         Privacy → Secure Backup, or Element X: Settings → Encryption → Recovery) and run this again"
+        "{user} has no server-side key backup: open Element on {user}, Settings → Encryption \
+         (Element Web: Settings → Security & Privacy), set up recovery, and run this again"
     )]
-    NoBackup,
-    /// The recovery key's public key differs from the backup's.
+    NoBackup {
+        /// The account.
+        user: String,
+    },
+    /// The account switched its key backup off (`m.key_backup` `enabled: false`): clients
+    /// neither fill nor restore it.
     #[error(
-        "the recovery key does not match this account's backup (version {version}): nothing was \
-         uploaded. Give the recovery key of THIS account's current backup (if the backup was \
-         reset, the key shown then)"
+        "{user} has switched key storage off (its account data m.key_backup says enabled: \
+         false), so its apps would never read the keys put into its backup (version {version}): \
+         open Element on {user}, Settings → Encryption, turn \"Allow key storage\" on, and run \
+         this again"
+    )]
+    BackupDisabled {
+        /// The account.
+        user: String,
+        /// The backup version still on the server.
+        version: String,
+    },
+    /// Recovery is not set up, or only partly: no secret storage, or no backup key in it.
+    #[error(
+        "recovery is not set up on {user}: {missing}. Open Element on {user}, Settings → \
+         Encryption, set up recovery, and give the recovery key it shows"
+    )]
+    RecoveryNotSetUp {
+        /// The account.
+        user: String,
+        /// What is missing.
+        missing: Missing,
+    },
+    /// The recovery key or phrase opens neither the account's secret storage nor its backup.
+    #[error(
+        "the {given} does not open {user}'s secret storage nor its key backup (version \
+         {version}): nothing was read or written. Give the {given} of {user} (Element shows \
+         it when recovery is set up; if recovery was set up again since, the newer one)"
+    )]
+    RecoveryMismatch {
+        /// The account.
+        user: String,
+        /// The backup version on the server.
+        version: String,
+        /// "recovery key" or "security phrase".
+        given: &'static str,
+    },
+    /// A security phrase was given, but the account's recovery was set up without one.
+    #[error(
+        "{user}'s recovery was set up without a security phrase, so no phrase can open it: \
+         give its recovery key instead"
+    )]
+    NoPhrase {
+        /// The account.
+        user: String,
+    },
+    /// Secret storage holds the key of another backup than the current one.
+    #[error(
+        "the backup key in {user}'s secret storage belongs to another backup than its current \
+         one (version {version}): a client replaced the backup without storing its key. Open \
+         Element on {user}, Settings → Encryption, and reset recovery (or set up key storage \
+         again), then give the new recovery key"
+    )]
+    StaleBackupSecret {
+        /// The account.
+        user: String,
+        /// The current backup version.
+        version: String,
+    },
+    /// A secret in secret storage does not decrypt although its key checked out.
+    #[error(
+        "the secret {name} in {user}'s secret storage is damaged ({reason}): reset recovery in \
+         Element on {user} (Settings → Encryption) and give the new recovery key"
+    )]
+    SecretDamaged {
+        /// The account.
+        user: String,
+        /// The secret's name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The recovery key's public key differs from the backup's (an internal check of every
+    /// upload and download, after the backup was opened).
+    #[error(
+        "the backup key does not match this account's backup (version {version}): nothing was \
+         read or written"
     )]
     BackupKeyMismatch {
         /// The backup version on the server.
@@ -148,7 +225,22 @@ pub enum Error {
     UnsupportedBackup(String),
     /// The recovery key text is not a recovery key.
     #[error("not a recovery key: {0} (a recovery key looks like \"EsTc 8Pbw ...\": 48 characters in groups of 4)")]
-    RecoveryKey(String),
+    NotARecoveryKey(String),
+    /// What was given as a recovery key looks like a security phrase.
+    #[error(
+        "this is not a recovery key (those are 48 letters and digits in groups of 4, like \
+         \"EsTc 8Pbw ...\"); it looks like a security phrase: give it as the security phrase"
+    )]
+    PhraseGivenAsKey,
+    /// What was given as a security phrase is a recovery key.
+    #[error(
+        "this is a recovery key, not a security phrase: give it as the recovery key (a security \
+         phrase is the sentence chosen when recovery was set up)"
+    )]
+    KeyGivenAsPhrase,
+    /// An empty security phrase.
+    #[error("the security phrase is empty")]
+    EmptyPhrase,
     /// Encrypting a session failed, or its self-check did not decrypt it back.
     #[error("backup encryption failed its self-check: {0}")]
     Encryption(String),
@@ -189,6 +281,27 @@ pub enum Error {
         /// What went wrong and what to do.
         reason: String,
     },
+}
+
+/// What is missing from an account's recovery setup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// No `m.secret_storage.default_key`.
+    SecretStorage,
+    /// The default key's description (`m.secret_storage.key.<id>`).
+    KeyDescription,
+    /// No `m.megolm_backup.v1` secret under the default key.
+    BackupSecret,
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Missing::SecretStorage => "it has a key backup but no secret storage, and the key given is not that backup's own (check that it is this account's key)",
+            Missing::KeyDescription => "its secret storage names a default key that is not described",
+            Missing::BackupSecret => "its secret storage holds no key of the key backup",
+        })
+    }
 }
 
 fn advice(errcode: &str) -> &'static str {

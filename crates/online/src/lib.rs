@@ -11,6 +11,8 @@
 //! - [`direct`]: GET, merge and PUT `m.direct` (a PUT replaces the whole object);
 //! - [`rooms`]: the rooms an account is in, their state, invites, joins, leaves, power
 //!   levels, tags, display names and the timeline, for moving rooms;
+//! - [`secret_storage`]: the account's secrets (the backup's key among them), opened
+//!   with the recovery key Element shows;
 //! - [`backup`]: the recovery key, the backup version, encrypting sessions to the backup
 //!   key, uploading them in pipelined batches, downloading and decrypting them.
 //!
@@ -28,6 +30,7 @@ pub mod error;
 pub mod login;
 pub mod loopback;
 pub mod rooms;
+pub mod secret_storage;
 pub mod session;
 #[cfg(feature = "testkit")]
 pub mod testkit;

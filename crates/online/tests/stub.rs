@@ -424,7 +424,7 @@ fn m_direct_is_read_back_after_writing_and_merged_again_when_another_client_wrot
 }
 
 /// Backup version "1" of `key`, holding `count` sessions.
-fn backup_info(key: &online::backup::RecoveryKey, count: u64) -> online::backup::BackupInfo {
+fn backup_info(key: &online::backup::BackupKey, count: u64) -> online::backup::BackupInfo {
     online::backup::BackupInfo {
         algorithm: online::backup::ALGORITHM.into(),
         auth_data: serde_json::json!({"public_key": key.public_key()}),
@@ -435,7 +435,7 @@ fn backup_info(key: &online::backup::RecoveryKey, count: u64) -> online::backup:
 }
 
 /// A backup of two rooms, encrypted to `key`: (the answer's JSON, each room's session IDs).
-fn backup_of(key: &online::backup::RecoveryKey) -> (serde_json::Value, Vec<(String, String)>) {
+fn backup_of(key: &online::backup::BackupKey) -> (serde_json::Value, Vec<(String, String)>) {
     use online::backup::Encryptor;
     let enc = Encryptor::new(&backup_info(key, 3), key).unwrap();
     let device = key_export::testkit::Device::new();
@@ -460,8 +460,8 @@ fn backup_of(key: &online::backup::RecoveryKey) -> (serde_json::Value, Vec<(Stri
 
 #[test]
 fn the_whole_backup_is_read_room_by_room_and_listed_rooms_one_get_each() {
-    use online::backup::{self, RecoveryKey, Rooms};
-    let (key, _) = RecoveryKey::generate();
+    use online::backup::{self, BackupKey, Rooms};
+    let (key, _) = BackupKey::generate();
     let info = backup_info(&key, 3);
     let (whole, ids) = backup_of(&key);
     // Everything but !b: one GET, !b's sessions skipped unread, the rest handed on per room.
@@ -525,8 +525,8 @@ fn the_whole_backup_is_read_room_by_room_and_listed_rooms_one_get_each() {
 /// An upload is done only when the server answers with the spec's `{count, etag}`.
 #[test]
 fn an_upload_answered_without_a_count_is_an_error() {
-    use online::backup::{self, RecoveryKey};
-    let (key, _) = RecoveryKey::generate();
+    use online::backup::{self, BackupKey};
+    let (key, _) = BackupKey::generate();
     let info = backup_info(&key, 0);
     let s = key_export::testkit::Device::new()
         .new_session("!a:x")

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use key_export::testkit::Device;
 use key_export::{ExportedSession, SessionRef};
 use m_direct::DirectMap;
-use online::backup::{self, RecoveryKey};
+use online::backup::{self, BackupKey};
 use online::testkit::server;
 use online::{direct, Client, Error};
 use serde_json::value::RawValue;
@@ -27,10 +27,7 @@ fn index_of(entry: &serde_json::Value) -> u32 {
 }
 
 /// (room, session) → (first index, session_key) of what the backup holds.
-fn backup_contents(
-    client: &Client,
-    key: &RecoveryKey,
-) -> BTreeMap<(String, String), (u32, String)> {
+fn backup_contents(client: &Client, key: &BackupKey) -> BTreeMap<(String, String), (u32, String)> {
     let info = backup::current(client).unwrap().unwrap();
     backup::download(client, &info, key, &|_| true)
         .unwrap()
@@ -95,7 +92,7 @@ fn keys_go_up_and_come_back_down_identical() {
     let hs = server();
     let user = hs.register("keys");
     let room_v12 = user.create_room("moving");
-    let (key, _) = RecoveryKey::generate();
+    let (key, _) = BackupKey::generate();
     assert!(
         backup::current(&user.client).unwrap().is_none(),
         "no backup yet"
@@ -181,7 +178,7 @@ fn keys_go_up_and_come_back_down_identical() {
 fn the_server_keeps_the_better_copy() {
     let hs = server();
     let user = hs.register("better");
-    let (key, _) = RecoveryKey::generate();
+    let (key, _) = BackupKey::generate();
     backup::create_version(&user.client, &key).unwrap();
     let mut s = Device::new().new_session("!r:localhost");
     let worse = s.export_at(9);
@@ -200,8 +197,8 @@ fn the_server_keeps_the_better_copy() {
 fn a_wrong_recovery_key_uploads_nothing() {
     let hs = server();
     let user = hs.register("wrongkey");
-    let (key, _) = RecoveryKey::generate();
-    let (other, _) = RecoveryKey::generate();
+    let (key, _) = BackupKey::generate();
+    let (other, _) = BackupKey::generate();
     backup::create_version(&user.client, &key).unwrap();
     let info = backup::current(&user.client).unwrap().unwrap();
     let exported = vec![Device::new().new_session("!r:localhost").export_at(0)];
@@ -223,7 +220,7 @@ fn a_wrong_recovery_key_uploads_nothing() {
 fn a_replaced_backup_version_stops_the_upload() {
     let hs = server();
     let user = hs.register("replaced");
-    let (key, _) = RecoveryKey::generate();
+    let (key, _) = BackupKey::generate();
     backup::create_version(&user.client, &key).unwrap();
     let old = backup::current(&user.client).unwrap().unwrap();
     backup::create_version(&user.client, &key).unwrap();
@@ -282,7 +279,7 @@ fn password_login_waits_out_rate_limits_and_logs_out() {
 fn planted_backup_entries_are_left_out_and_reported() {
     use backup::{Encryptor, KeyBackupData, SessionData, SkipReason};
     let user = server().register("planted");
-    let (key, _) = RecoveryKey::generate();
+    let (key, _) = BackupKey::generate();
     let version = backup::create_version(&user.client, &key).unwrap();
     let info = backup::current(&user.client).unwrap().unwrap();
     let device = Device::new();

@@ -17,51 +17,28 @@
 //!    that moved;
 //! 4. the rename of the old account, then the leaves (the rooms engine's last steps).
 
+mod keys;
 pub mod report;
 pub mod status;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::io::Read;
 use std::time::Instant;
 
-use key_export::merge::MergeOptions;
-use key_export::pipeline::{self, PipelineError, Source};
-use key_export::select::RoomSelection;
-use key_export::ReadOptions;
-use online::backup::{self, RecoveryKey, StoredSession};
-
 use crate::account_data::{self, AccountDataReport};
 use crate::error::Result;
-use crate::events::{stage, Event, Events, Stage};
+use crate::events::{stage, Events, Stage};
 use crate::rooms::journal::{digest, Entry, Journal, Phase};
 use crate::rooms::moving::{self, MoveOptions, RoomOutcome};
 use crate::rooms::plan::{self, Pair};
 
+pub use keys::{Account, KeySources, Problem};
 pub use report::{
     AccountDataPhase, ByHand, Ending, KeysDone, KeysPhase, Report, RoomKeys, RoomsPhase, Skip,
 };
 
 /// Which account data to copy.
 pub use crate::account_data::Copy as CopyWhat;
-
-/// Where the room keys come from.
-pub struct KeySources<R> {
-    /// Key exports of the old account's devices (opened, passphrases given).
-    pub exports: Vec<Source<R>>,
-    /// How to read them.
-    pub read: ReadOptions,
-    /// The old account's recovery key: its backup is one more source.
-    pub old_recovery_key: Option<RecoveryKey>,
-    /// The new account's recovery key: the keys go into its backup, and nothing is sent
-    /// unless it is that backup's.
-    pub new_recovery_key: Option<RecoveryKey>,
-}
-
-impl<R> KeySources<R> {
-    fn any(&self) -> bool {
-        !self.exports.is_empty() || self.old_recovery_key.is_some()
-    }
-}
 
 /// A whole move.
 pub struct Request<R> {
@@ -92,24 +69,14 @@ pub fn run<R: Read + Send>(
     }
     let options = &request.options;
     let mut journal = Journal::open(&options.journal)?;
-
-    let keys_inputs = keys_digest(&request.rooms, &request.keys);
-    report.keys = match journal.phase_for(Phase::Keys, &keys_inputs) {
-        Some(detail) => KeysPhase::DoneEarlier {
-            detail: detail.to_owned(),
-        },
-        None => match keys_phase(pair, &request.rooms, request.keys, false, events)? {
-            KeysPhase::Done(done) => {
-                journal.record(Entry::Done {
-                    phase: Phase::Keys,
-                    detail: done.summary_line(),
-                    inputs: keys_inputs,
-                })?;
-                KeysPhase::Done(done)
-            }
-            other => other,
-        },
-    };
+    report.keys = keys_phase(
+        pair,
+        &request.rooms,
+        request.keys,
+        Some(&mut journal),
+        None,
+        events,
+    )?;
     drop(journal);
     if options.cancel.load(std::sync::atomic::Ordering::Relaxed) {
         report.conclude(true);
@@ -145,7 +112,11 @@ pub fn run<R: Read + Send>(
     report.rooms = RoomsPhase::Moved(rooms);
     report.conclude(stopped);
     if report.ending != report::Ending::Stopped {
-        Journal::open(&options.journal)?.record(Entry::Done {
+        let mut journal = Journal::open(&options.journal)?;
+        journal.record(Entry::ByHand {
+            items: report.by_hand.clone(),
+        })?;
+        journal.record(Entry::Done {
             phase: Phase::Finished,
             detail: report.summary_line(),
             inputs: String::new(),
@@ -155,7 +126,51 @@ pub fn run<R: Read + Send>(
     Ok(report)
 }
 
-/// The dry run: every read of every phase, nothing written.
+/// The keys phase, skipped when the journal says it was done for the same inputs (the
+/// rooms, the sources, the backups). `problems` is `Some` in a dry run: nothing is written
+/// (the journal neither), and every problem is listed instead of stopping at the first.
+fn keys_phase<R: Read + Send>(
+    pair: &Pair<'_>,
+    rooms: &[String],
+    sources: KeySources<R>,
+    journal: Option<&mut Journal>,
+    mut problems: keys::Problems<'_>,
+    events: &dyn Events,
+) -> Result<KeysPhase> {
+    if let Some(why) = sources.skipped() {
+        return Ok(KeysPhase::Skipped { why: why.into() });
+    }
+    let backups = keys::open_backups(pair, &sources, &mut problems, events)?;
+    let inputs = keys::inputs(rooms, &sources.exports, &backups);
+    if let Some(detail) = journal
+        .as_deref()
+        .and_then(|j| j.phase_for(Phase::Keys, &inputs))
+    {
+        return Ok(KeysPhase::DoneEarlier {
+            detail: detail.to_owned(),
+        });
+    }
+    let dry_run = problems.is_some();
+    let phase = keys::run(
+        pair,
+        rooms,
+        sources.exports,
+        &sources.read,
+        backups,
+        problems,
+        events,
+    )?;
+    if let (KeysPhase::Done(done), false, Some(journal)) = (&phase, dry_run, journal) {
+        journal.record(Entry::Done {
+            phase: Phase::Keys,
+            detail: done.summary_line(),
+            inputs,
+        })?;
+    }
+    Ok(phase)
+}
+
+/// The dry run: every read of every phase, nothing written, every problem listed.
 fn plan_only<R: Read + Send>(
     pair: &Pair<'_>,
     request: Request<R>,
@@ -163,16 +178,17 @@ fn plan_only<R: Read + Send>(
     mut report: Report,
     started: Instant,
 ) -> Result<Report> {
-    let journal = Journal::read_only(&request.options.journal)?;
-    let earlier = |phase, inputs: &str| {
-        journal
-            .as_ref()
-            .and_then(|j| j.phase_for(phase, inputs).map(str::to_owned))
-    };
-    report.keys = match earlier(Phase::Keys, &keys_digest(&request.rooms, &request.keys)) {
-        Some(detail) => KeysPhase::DoneEarlier { detail },
-        None => keys_phase(pair, &request.rooms, request.keys, true, events)?,
-    };
+    let mut journal = Journal::read_only(&request.options.journal)?;
+    let mut problems = Vec::new();
+    report.keys = keys_phase(
+        pair,
+        &request.rooms,
+        request.keys,
+        journal.as_mut(),
+        Some(&mut problems),
+        events,
+    )?;
+    report.problems = problems;
     let planned = plan::plan(pair, &request.rooms, request.options.leave, events)?;
     let movable: HashSet<String> = planned
         .rooms
@@ -191,29 +207,20 @@ fn plan_only<R: Read + Send>(
     let mut movable_sorted: Vec<&str> = movable.iter().map(String::as_str).collect();
     movable_sorted.sort_unstable();
     let inputs = digest_account_data(&movable_sorted, request.copy);
-    report.account_data = match earlier(Phase::AccountData, &inputs) {
-        Some(detail) => Skip::DoneEarlier { detail }.into(),
+    let earlier = journal
+        .as_ref()
+        .and_then(|j| j.phase_for(Phase::AccountData, &inputs));
+    report.account_data = match earlier {
+        Some(detail) => Skip::DoneEarlier {
+            detail: detail.to_owned(),
+        }
+        .into(),
         None => account_data::copy(pair, &movable, request.copy, true)?.into(),
     };
     report.rooms = RoomsPhase::Planned(planned);
     report.conclude(false);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
-}
-
-/// What the keys phase covers: the moving rooms, the sources (names and sizes), and the
-/// backups (their public keys).
-fn keys_digest<R>(rooms: &[String], keys: &KeySources<R>) -> String {
-    let mut rooms: Vec<&str> = rooms.iter().map(String::as_str).collect();
-    rooms.sort_unstable();
-    let mut parts: Vec<String> = vec!["rooms".into()];
-    parts.extend(rooms.iter().map(|r| r.to_string()));
-    parts.push("exports".into());
-    parts.extend(keys.exports.iter().map(|s| format!("{} {}", s.name, s.len)));
-    for key in [&keys.old_recovery_key, &keys.new_recovery_key] {
-        parts.push(key.as_ref().map_or_else(String::new, |k| k.public_key()));
-    }
-    digest(parts)
 }
 
 /// What the account-data phase covers: the rooms in the new account, what is copied.
@@ -248,135 +255,4 @@ fn copy_account_data(
     stage(events, Stage::AccountData, None, || {
         account_data::copy(pair, &moved, copy, dry_run)
     })
-}
-
-/// The keys phase: sources merged, only the moving rooms, only what improves the backup.
-fn keys_phase<R: Read + Send>(
-    pair: &Pair<'_>,
-    rooms: &[String],
-    sources: KeySources<R>,
-    dry_run: bool,
-    events: &dyn Events,
-) -> Result<KeysPhase> {
-    if !sources.any() {
-        return Ok(KeysPhase::Skipped {
-            why: "the plan names no key export and no old recovery key".into(),
-        });
-    }
-    let Some(new_key) = sources.new_recovery_key else {
-        return Ok(KeysPhase::Skipped {
-            why: "the plan names no recovery key of the new account (keys.new_recovery_key_file): \
-                  the keys can only go into its backup"
-                .into(),
-        });
-    };
-    let (old, new) = (pair.old.client(), pair.new.client());
-    // The new account's backup first: a wrong key stops the move before anything is read.
-    let info = stage(events, Stage::CheckBackup, None, || {
-        crate::keys::checked_backup(new, &new_key)
-    })?;
-    let mut old_backup = None;
-    let mut backup_entries = Vec::new();
-    if let Some(old_key) = &sources.old_recovery_key {
-        let old_info = crate::keys::checked_backup(old, old_key)?;
-        let done = stage(events, Stage::Download, Some(old_info.count), || {
-            backup::download_each(
-                old,
-                &old_info,
-                old_key,
-                backup::Rooms::Listed(rooms),
-                &mut |entries| {
-                    backup_entries.extend(entries);
-                    Ok(())
-                },
-            )
-        })?;
-        old_backup = Some(report::OldBackup {
-            version: old_info.version,
-            sessions: done.sessions,
-            skipped: done.skipped,
-        });
-    }
-    events.emit(Event::Started {
-        stage: Stage::ReadExports,
-        total: None,
-    });
-    let options = MergeOptions {
-        selection: RoomSelection::new(rooms.to_vec(), false),
-        drop_invalid: true,
-        strict: false,
-    };
-    let mut decrypted = pipeline::decrypt_all(sources.exports, &sources.read)?;
-    if old_backup.is_some() {
-        decrypted.add_entries(report::OLD_BACKUP, &backup_entries);
-    }
-    drop(backup_entries);
-    let parsed = decrypted.parse(&options)?;
-    let merged = parsed.merge(&options).map_err(PipelineError::from)?;
-    events.emit(Event::Finished {
-        stage: Stage::ReadExports,
-    });
-    let with_keys: Vec<String> = {
-        let set: std::collections::BTreeSet<&str> =
-            merged.sessions.iter().map(|s| s.room_id.as_ref()).collect();
-        set.into_iter().map(str::to_owned).collect()
-    };
-    let stored = backup::stored(new, &info, &with_keys)?;
-    let mut per_room: BTreeMap<String, RoomKeys> = BTreeMap::new();
-    let mut to_send = Vec::new();
-    for s in &merged.sessions {
-        let ours = StoredSession {
-            first_message_index: s.first_known_index,
-            forwarded_count: backup::forwarded_count(s),
-            is_verified: false,
-        };
-        let key = (s.room_id.to_string(), s.session_id.to_string());
-        let room = per_room.entry(key.0.clone()).or_default();
-        room.sessions += 1;
-        if backup::improves(stored.get(&key), &ours) {
-            room.to_send += 1;
-            to_send.push(*s);
-        }
-    }
-    let total = to_send.len() as u64;
-    let upload = if dry_run || to_send.is_empty() {
-        None
-    } else {
-        Some(stage(events, Stage::Upload, Some(total), || {
-            backup::upload(
-                new,
-                &info,
-                &new_key,
-                &to_send,
-                backup::DEFAULT_BATCH,
-                &|done| {
-                    events.emit(Event::Progress {
-                        stage: Stage::Upload,
-                        done: done as u64,
-                        total,
-                    })
-                },
-            )
-        })?)
-    };
-    Ok(KeysPhase::Done(KeysDone {
-        sources: decrypted
-            .names()
-            .iter()
-            .cloned()
-            .zip(merged.summary.read.iter().copied())
-            .collect(),
-        old_backup,
-        sessions: merged.sessions.len(),
-        to_send: to_send.len(),
-        sent: upload.as_ref().map_or(0, |u| u.sent),
-        backup_version: info.version,
-        backup_count_after: upload.map_or(info.count, |u| u.count_after),
-        rooms: per_room,
-        rooms_without_keys: merged.summary.rooms_without_keys.clone(),
-        duplicates_merged: merged.summary.duplicates_merged,
-        conflicts: merged.conflicts.len(),
-        dropped_invalid: merged.invalid.len(),
-        dry_run,
-    }))
 }

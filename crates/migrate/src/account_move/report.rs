@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::keys::Problem;
 use crate::account_data::AccountDataReport;
 use crate::rooms::moving::{MoveReport, Status};
 use crate::rooms::plan::{human_duration, Pair, Plan};
@@ -59,7 +60,7 @@ pub struct KeysDone {
     pub to_send: usize,
     /// Sent in this run (0 in a dry run).
     pub sent: usize,
-    /// The new account's backup version.
+    /// The new account's backup version (empty when a dry run could not open it).
     pub backup_version: String,
     /// Sessions the backup holds after the upload (as the server says).
     pub backup_count_after: u64,
@@ -81,15 +82,20 @@ impl KeysDone {
     /// One line for the journal and `move status`.
     pub fn summary_line(&self) -> String {
         format!(
-            "{} sessions of {} rooms from {} sources; {} sent to backup version {}, {} were there already",
-            self.sessions,
-            self.rooms.len(),
-            self.sources.len(),
+            "{} of {} from {}; {} sent to backup version {}, {} there already",
+            count(self.sessions, "session", "sessions"),
+            count(self.rooms.len(), "room", "rooms"),
+            count(self.sources.len(), "source", "sources"),
             self.sent,
             self.backup_version,
-            self.sessions - self.to_send
+            count(self.sessions - self.to_send, "was", "were")
         )
     }
+}
+
+/// `n` and the word for it: "1 source", "2 sources".
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// The old account's backup as a source.
@@ -97,6 +103,8 @@ impl KeysDone {
 pub struct OldBackup {
     /// Its version.
     pub version: String,
+    /// How its key was found (secret storage, or the older layout).
+    pub opened_via: online::backup::Via,
     /// Sessions of the moving rooms read from it.
     pub sessions: usize,
     /// Entries left out, and why.
@@ -146,18 +154,7 @@ impl From<AccountDataReport> for AccountDataPhase {
     }
 }
 
-/// Something the user must do by hand.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-pub struct ByHand {
-    /// The room it concerns, if one.
-    pub room: Option<String>,
-    /// The room's name.
-    pub name: Option<String>,
-    /// What is wrong.
-    pub why: String,
-    /// What to do.
-    pub what: String,
-}
+pub use crate::by_hand::ByHand;
 
 /// How a run ended, for the exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -187,6 +184,8 @@ pub struct Report {
     pub rooms: RoomsPhase,
     /// A dry run's (peer, room) pairs that the new account's m.direct would get.
     pub direct_planned: Vec<(String, String)>,
+    /// What a dry run found that would stop the move (a real run stops at the first).
+    pub problems: Vec<Problem>,
     /// The account data.
     pub account_data: AccountDataPhase,
     /// What is left to do by hand.
@@ -210,6 +209,7 @@ impl Report {
             },
             rooms: RoomsPhase::NotReached,
             direct_planned: Vec::new(),
+            problems: Vec::new(),
             account_data: Skip::NotReached.into(),
             by_hand: Vec::new(),
             ending: Ending::Stopped,
@@ -238,12 +238,12 @@ impl Report {
             RoomsPhase::NotReached => unfinished = true,
             RoomsPhase::Planned(plan) => {
                 for r in &plan.rooms {
-                    for b in &r.decision.blockers {
+                    for (why, what) in r.decision.by_hand(&self.new) {
                         by_hand.push(ByHand {
                             room: Some(r.facts.room_id.clone()),
-                            name: r.facts.name.clone(),
-                            why: b.reason.clone(),
-                            what: b.advice.clone(),
+                            name: r.display_name(),
+                            why,
+                            what,
                         });
                     }
                 }
@@ -270,7 +270,7 @@ impl Report {
         self.changed = changed;
         self.ending = if stopped {
             Ending::Stopped
-        } else if unfinished || !self.by_hand.is_empty() {
+        } else if unfinished || !self.by_hand.is_empty() || !self.problems.is_empty() {
             Ending::LeftToDo
         } else {
             Ending::Complete
@@ -321,6 +321,17 @@ impl Report {
             ""
         };
         let _ = writeln!(w, "{verdict}{unchanged}\n");
+        if !self.problems.is_empty() {
+            let _ = writeln!(
+                w,
+                "## Problems to fix first\n\nThe move would stop at the first of these, before \
+                 writing anything:\n"
+            );
+            for p in &self.problems {
+                let _ = writeln!(w, "- **{}**: {}", p.what, p.why);
+            }
+            w.push('\n');
+        }
 
         let _ = writeln!(w, "## Room keys\n");
         match &self.keys {
@@ -400,12 +411,7 @@ impl Report {
             let _ = writeln!(w, "Nothing.\n");
         }
         for b in &self.by_hand {
-            let room = match (&b.room, &b.name) {
-                (Some(id), Some(name)) => format!("{name} ({id})"),
-                (Some(id), None) => id.clone(),
-                _ => "the account".into(),
-            };
-            let _ = writeln!(w, "- **{room}**: {}. What to do: {}", b.why, b.what);
+            let _ = writeln!(w, "- {}", b.line());
         }
         if !self.by_hand.is_empty() {
             w.push('\n');
@@ -443,27 +449,48 @@ pub fn account_data_line(a: &AccountDataReport) -> String {
 }
 
 fn keys_markdown(w: &mut String, k: &KeysDone) {
-    let _ = writeln!(
-        w,
-        "{} sessions of {} moving rooms after the merge; {} {} the new account's backup \
-         (version {}), {} were there already at least as good.\n",
-        k.sessions,
-        k.rooms.len(),
-        if k.dry_run { k.to_send } else { k.sent },
-        if k.dry_run {
-            "would go into"
-        } else {
-            "went into"
-        },
-        k.backup_version,
-        k.sessions - k.to_send
-    );
+    let rooms = count(k.rooms.len(), "moving room", "moving rooms");
+    if k.backup_version.is_empty() {
+        let _ = writeln!(
+            w,
+            "{} of {rooms} after the merge; the new account's backup could not be opened (see \
+             the problems above), so all of them are counted as to send.\n",
+            count(k.sessions, "session", "sessions"),
+        );
+    } else {
+        let _ = writeln!(
+            w,
+            "{} of {rooms} after the merge; {} {} the new account's backup (version {}), {} \
+             there already at least as good.\n",
+            count(k.sessions, "session", "sessions"),
+            if k.dry_run { k.to_send } else { k.sent },
+            if k.dry_run {
+                "would go into"
+            } else {
+                "went into"
+            },
+            k.backup_version,
+            count(k.sessions - k.to_send, "was", "were"),
+        );
+    }
     let _ = writeln!(w, "| source | entries read |\n|---|---|");
     for (name, read) in &k.sources {
         let _ = writeln!(w, "| {name} | {read} |");
     }
     w.push('\n');
     if let Some(b) = &k.old_backup {
+        let _ = writeln!(
+            w,
+            "The old account's backup (version {}) was opened with its recovery key: {}.\n",
+            b.version,
+            match b.opened_via {
+                online::backup::Via::SecretStorage =>
+                    "through its secret storage, as Element sets it up",
+                online::backup::Via::BackupKey => "the key is the backup's own (the older layout)",
+                online::backup::Via::BackupPhrase =>
+                    "the phrase gives the backup's own key (the older layout)",
+            }
+        );
         if !b.skipped.is_empty() {
             let _ = writeln!(
                 w,

@@ -13,7 +13,8 @@ pub struct RoomStatus {
     /// The room.
     pub room_id: String,
     /// The last step the journal records: `not started`, `planned`, `invited`, `joined`,
-    /// `power`, `moved` (tags copied too), `left`.
+    /// `power`, `moved` (tags copied too), `left`; `partial` when the new account is in
+    /// but something is left to do by hand (its power), `blocked` when it cannot move.
     pub step: &'static str,
 }
 
@@ -34,6 +35,8 @@ pub struct MoveStatus {
     pub renamed: Option<String>,
     /// The summary of the last run that went to the end, if any.
     pub finished: Option<String>,
+    /// What that run left to do by hand, each with what to do.
+    pub by_hand: Vec<crate::by_hand::ByHand>,
 }
 
 /// Reads the journal at `journal` for the moving `rooms`.
@@ -42,8 +45,13 @@ pub fn status(journal: &Path, rooms: &[String]) -> Result<MoveStatus, JournalErr
     let room_step = |room: &str| -> &'static str {
         let Some(j) = &j else { return "not started" };
         let r = j.room(room);
+        let by_hand = j.by_hand().iter().any(|b| b.room.as_deref() == Some(room));
         if r.left {
             "left"
+        } else if by_hand && r.joined {
+            "partial"
+        } else if by_hand {
+            "blocked"
         } else if r.tags && r.power {
             "moved"
         } else if r.power {
@@ -78,5 +86,6 @@ pub fn status(journal: &Path, rooms: &[String]) -> Result<MoveStatus, JournalErr
         finished: j
             .as_ref()
             .and_then(|j| j.phase(Phase::Finished).map(str::to_owned)),
+        by_hand: j.as_ref().map_or_else(Vec::new, |j| j.by_hand().to_vec()),
     })
 }

@@ -60,12 +60,16 @@ impl History {
         let parts: Vec<String> = hidden
             .iter()
             .map(|p| match p.to_ms {
-                Some(to) => format!(
-                    "messages sent between {} and {} stay hidden from the new account (history was '{}' then)",
-                    utc(p.from_ms),
-                    utc(to),
-                    p.visibility
-                ),
+                Some(to) => {
+                    // Within one minute, the minutes alone would name the same time twice.
+                    let show = if utc(p.from_ms) == utc(to) { utc_seconds } else { utc };
+                    format!(
+                        "messages sent between {} and {} stay hidden from the new account (history was '{}' then)",
+                        show(p.from_ms),
+                        show(to),
+                        p.visibility
+                    )
+                }
                 None => format!(
                     "messages sent since {} until the new account joins stay hidden from it (history is '{}' now)",
                     utc(p.from_ms),
@@ -223,6 +227,23 @@ pub fn verify(old: &Client, new: &Client, room: &str, history: &History) -> Resu
 
 /// A time as `YYYY-MM-DD HH:MM UTC`.
 pub fn utc(ms: u64) -> String {
+    let (date, secs) = civil(ms);
+    format!("{date} {:02}:{:02} UTC", secs / 3600, secs % 3600 / 60)
+}
+
+/// A time as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn utc_seconds(ms: u64) -> String {
+    let (date, secs) = civil(ms);
+    format!(
+        "{date} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// The civil date (`YYYY-MM-DD`) of `ms`, and the seconds into that day.
+fn civil(ms: u64) -> (String, u64) {
     let secs = ms / 1000;
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
@@ -235,11 +256,7 @@ pub fn utc(ms: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
-    )
+    (format!("{year:04}-{month:02}-{day:02}"), rem)
 }
 
 #[cfg(test)]
@@ -299,5 +316,22 @@ mod tests {
             ],
         );
         assert_eq!(h.periods.len(), 1);
+    }
+
+    #[test]
+    fn a_period_within_one_minute_is_named_to_the_second() {
+        let minute = 60_000 * 1_000_000;
+        let h = periods_from(
+            minute,
+            vec![
+                (minute + 10_000, "$a".into(), "joined".into()),
+                (minute + 40_000, "$b".into(), "shared".into()),
+            ],
+        );
+        let v = h.verdict();
+        assert!(
+            v.contains("between 1971-11-26 10:40:10 UTC and 1971-11-26 10:40:40 UTC"),
+            "{v}"
+        );
     }
 }

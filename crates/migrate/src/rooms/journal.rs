@@ -59,6 +59,12 @@ pub enum Entry {
         /// The room.
         room: String,
     },
+    /// What the last run that went to its end left to do by hand (replaces any earlier
+    /// list; `move status` shows it).
+    ByHand {
+        /// Each item, with what to do.
+        items: Vec<crate::by_hand::ByHand>,
+    },
     /// A phase of a whole move (`move run`) was completed.
     Done {
         /// The phase.
@@ -113,6 +119,7 @@ pub struct Journal {
     direct: bool,
     rename_from: Option<Option<String>>,
     renamed: Option<String>,
+    by_hand: Vec<crate::by_hand::ByHand>,
     phases: BTreeMap<Phase, (String, String)>,
 }
 
@@ -195,6 +202,7 @@ impl Journal {
             direct: false,
             rename_from: None,
             renamed: None,
+            by_hand: Vec::new(),
             phases: BTreeMap::new(),
         };
         let mut text = String::new();
@@ -228,6 +236,7 @@ impl Journal {
                 self.rename_from.get_or_insert(name);
             }
             Entry::Renamed { name } => self.renamed = Some(name),
+            Entry::ByHand { items } => self.by_hand = items,
             Entry::Done {
                 phase,
                 detail,
@@ -274,6 +283,11 @@ impl Journal {
     /// The name the old account was renamed to, when done.
     pub fn renamed(&self) -> Option<&str> {
         self.renamed.as_deref()
+    }
+
+    /// What the last run that went to its end left to do by hand.
+    pub fn by_hand(&self) -> &[crate::by_hand::ByHand] {
+        &self.by_hand
     }
 
     /// What the phase did, when it was last completed (whatever its inputs).

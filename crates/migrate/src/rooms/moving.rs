@@ -33,7 +33,7 @@ use serde_json::Value;
 use super::facts::server_of;
 use super::history::{self, Probe};
 use super::journal::{Entry, Journal, JournalError};
-use super::plan::{Pair, Planner, RoomPlan, Step};
+use super::plan::{dm_peer, power_advice, Pair, Planner, RoomPlan, Step};
 use crate::events::{Event, Events, Limit, Stage};
 
 /// How to move.
@@ -348,6 +348,16 @@ pub fn run_with(
                 outcome.status = Status::AlreadyMoved;
                 outcome.left = true;
                 outcome.history = "(not checked: the old account has left)".into();
+                // The old account can no longer read the room: its name as the new
+                // account sees it (a name is only for people: no name is no error).
+                let name = rooms::state_content(new, room, "m.room.name", "")
+                    .ok()
+                    .flatten()
+                    .and_then(|c| c.get("name").and_then(Value::as_str).map(str::to_owned));
+                outcome.name = super::plan::display_name(
+                    name.as_deref(),
+                    dm_peer(&old_direct, room, old_user).as_deref(),
+                );
             }
             Work {
                 outcome: Mutex::new(outcome),
@@ -663,7 +673,7 @@ fn admit(
         })?,
         None => {}
     }
-    o.name = plan.facts.name.clone();
+    o.name = plan.display_name();
     o.history = plan.history_verdict.clone();
     o.notes = plan.decision.notes.clone();
     let next = if !plan.decision.blockers.is_empty() {
@@ -863,7 +873,7 @@ fn copy_tags(ctx: &Ctx<'_>, old: &Client, new: &Client, room: &str) -> online::R
 /// Gives the new account its level: the power levels read fresh, only `users[new]`
 /// changed, the whole content sent back; then read again to check.
 fn power(ctx: &Ctx<'_>, client: &Client, w: &Work) -> Result<(), JournalError> {
-    let (room, level, not_copied) = {
+    let (room, level, not_copied, target) = {
         let o = w.outcome.lock().expect("outcome lock");
         let plan = o.plan.as_ref().expect("planned rooms only");
         let level = plan.decision.steps.iter().find_map(|s| match s {
@@ -874,8 +884,10 @@ fn power(ctx: &Ctx<'_>, client: &Client, w: &Work) -> Result<(), JournalError> {
             o.room_id.clone(),
             level,
             plan.decision.power_not_copied.clone(),
+            plan.decision.target.unwrap_or(100),
         )
     };
+    let advice = power_advice(ctx.new_user, target);
     let done = |o: &mut RoomOutcome| {
         if o.status == Status::NotDone {
             o.status = if not_copied.is_some() {
@@ -888,6 +900,7 @@ fn power(ctx: &Ctx<'_>, client: &Client, w: &Work) -> Result<(), JournalError> {
         }
         if let Some(why) = &not_copied {
             o.reasons.push(why.clone());
+            o.advice.push(advice.clone());
         }
     };
     let Some(level) = level else {
@@ -952,6 +965,7 @@ fn power(ctx: &Ctx<'_>, client: &Client, w: &Work) -> Result<(), JournalError> {
         Err(e) if rooms::is_forbidden(&e) => {
             o.status = Status::Partial;
             o.reasons.push(format!("power not copied: {e}"));
+            o.advice.push(advice);
             ctx.item(Stage::Power, &room, format!("power not copied: {e}"));
         }
         Err(e) => {

@@ -114,6 +114,11 @@ pub struct RoomPlan {
 }
 
 impl RoomPlan {
+    /// The room's name as people know it: its name, else "DM with" its peer.
+    pub fn display_name(&self) -> Option<String> {
+        display_name(self.facts.name.as_deref(), self.dm_with.as_deref())
+    }
+
     /// True when nothing is left to do.
     pub fn done(&self) -> bool {
         self.decision.blockers.is_empty()
@@ -146,6 +151,40 @@ pub struct Decision {
     pub power_not_copied: Option<String>,
     /// What the user should know.
     pub notes: Vec<String>,
+}
+
+impl Decision {
+    /// What the user must do by hand for this room, as (what is wrong, what to do): each
+    /// blocker, and the power the old account cannot give. The plan and the run say the
+    /// same.
+    pub fn by_hand(&self, new: &str) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .blockers
+            .iter()
+            .map(|b| (b.reason.clone(), b.advice.clone()))
+            .collect();
+        if let Some(why) = &self.power_not_copied {
+            out.push((why.clone(), power_advice(new, self.target.unwrap_or(100))));
+        }
+        out
+    }
+}
+
+/// What to do when the old account cannot give the new one its power.
+pub fn power_advice(new: &str, level: i64) -> String {
+    format!(
+        "ask one of the room's admins to give {new} power {level}; the old account stays in \
+         the room until then (run the move again afterwards to leave it)"
+    )
+}
+
+/// A room's name as people know it: its name, else "DM with" its peer.
+pub fn display_name(name: Option<&str>, dm_with: Option<&str>) -> Option<String> {
+    match (name, dm_with) {
+        (Some(n), _) if !n.trim().is_empty() => Some(n.to_owned()),
+        (_, Some(peer)) => Some(format!("DM with {peer}")),
+        _ => None,
+    }
 }
 
 /// Decides a room's steps and blockers from its facts.

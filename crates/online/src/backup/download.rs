@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
 use super::encrypt::KeyBackupData;
-use super::key::RecoveryKey;
+use super::key::BackupKey;
 use super::version::BackupInfo;
 use crate::client::{is_not_found, Body, Client};
 use crate::error::{Error, Result};
@@ -115,7 +115,7 @@ pub struct Streamed {
 pub fn download(
     client: &Client,
     info: &BackupInfo,
-    key: &RecoveryKey,
+    key: &BackupKey,
     keep: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Downloaded> {
     let mut entries = Vec::new();
@@ -142,7 +142,7 @@ pub fn download(
 pub fn download_each(
     client: &Client,
     info: &BackupInfo,
-    key: &RecoveryKey,
+    key: &BackupKey,
     rooms: Rooms<'_>,
     each: &mut dyn FnMut(Vec<Zeroizing<String>>) -> Result<()>,
 ) -> Result<Streamed> {
@@ -200,7 +200,7 @@ const MAX_BACKUP: usize = 4 << 30;
 
 /// A download under way.
 struct Run<'a> {
-    key: &'a RecoveryKey,
+    key: &'a BackupKey,
     each: &'a mut dyn FnMut(Vec<Zeroizing<String>>) -> Result<()>,
     done: Streamed,
     /// The error that stopped the parse from inside (the sink failed).
@@ -325,7 +325,7 @@ impl Drop for Wiped {
 
 /// One backup entry as an export entry, or why it is left out.
 fn entry_of(
-    key: &RecoveryKey,
+    key: &BackupKey,
     room: &str,
     sid: &str,
     data: &KeyBackupData,

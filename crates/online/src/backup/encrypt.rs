@@ -13,7 +13,7 @@ use vodozemac::pk_encryption::PkEncryption;
 use vodozemac::Curve25519PublicKey;
 use zeroize::Zeroizing;
 
-use super::key::RecoveryKey;
+use super::key::BackupKey;
 use super::version::BackupInfo;
 use crate::error::{Error, Result};
 
@@ -48,7 +48,7 @@ pub struct Encryptor {
 
 impl Encryptor {
     /// Checks `key` against `info` and prepares encryption to the backup's public key.
-    pub fn new(info: &BackupInfo, key: &RecoveryKey) -> Result<Self> {
+    pub fn new(info: &BackupInfo, key: &BackupKey) -> Result<Self> {
         info.check_key(key)?;
         let public = Curve25519PublicKey::from_base64(info.public_key().unwrap_or_default())
             .map_err(|e| {
@@ -119,7 +119,7 @@ pub fn backup_payload(session: &SessionRef<'_>) -> Result<Zeroizing<Vec<u8>>> {
 
 pub(crate) fn encrypt_batch(
     encryptor: &Encryptor,
-    key: &RecoveryKey,
+    key: &BackupKey,
     chunk: &[&SessionRef<'_>],
 ) -> Result<Vec<u8>> {
     let encrypted: Vec<KeyBackupData> = chunk
@@ -156,7 +156,7 @@ mod tests {
 
     #[test]
     fn encrypted_sessions_decrypt_with_matrix_sdk_crypto_to_the_exported_session() {
-        let (key, _) = RecoveryKey::generate();
+        let (key, _) = BackupKey::generate();
         let enc = Encryptor::new(&info_for(&key), &key).unwrap();
         let dev = Device::new();
         let mut exported = dev.new_session("!room:example.org").export_at(7);

@@ -1,5 +1,8 @@
-//! The recovery key ("Security Key") of a backup: parsed by matrix-sdk-crypto
-//! (base58, prefix, parity), wiped on drop, never shown.
+//! The backup's own private key: what decrypts the sessions in it and proves, through its
+//! public key, that the backup is the user's. Users rarely hold it: the recovery key Element
+//! shows opens secret storage, which holds this key ([`super::recovery`]); only in the older
+//! layout is the recovery key this key itself. Parsed by matrix-sdk-crypto (base58, prefix,
+//! parity), wiped on drop, never shown.
 
 use matrix_sdk_crypto::store::types::BackupDecryptionKey;
 use zeroize::Zeroizing;
@@ -7,28 +10,34 @@ use zeroize::Zeroizing;
 use super::encrypt::SessionData;
 use crate::error::{Error, Result};
 
-/// The recovery key ("Security Key") of a backup. Wiped on drop, never shown by `Debug`.
-pub struct RecoveryKey {
+/// A backup's private key. Wiped on drop, never shown by `Debug`.
+pub struct BackupKey {
     pub(crate) key: BackupDecryptionKey,
 }
 
-impl std::fmt::Debug for RecoveryKey {
+impl std::fmt::Debug for BackupKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RecoveryKey(<redacted>)")
+        f.write_str("BackupKey(<redacted>)")
     }
 }
 
-impl RecoveryKey {
-    /// Parses the base58 form Element shows (`EsTc 8Pbw ...`; spaces and line breaks allowed).
+impl BackupKey {
+    /// The key matrix-sdk-crypto decoded (from secret storage, or derived from a phrase).
+    pub(crate) fn from_decryption_key(key: BackupDecryptionKey) -> Self {
+        BackupKey { key }
+    }
+
+    /// Parses the base58 form (`EsTc 8Pbw ...`; spaces and line breaks allowed): the form
+    /// of every recovery key, whichever layout it belongs to.
     pub fn parse(text: &str) -> Result<Self> {
         use matrix_sdk_crypto::backups::DecodeError;
         let text = Zeroizing::new(text.trim().to_owned());
         // The library's messages quote the key (a bad character, the bytes of a prefix);
         // ours say only what kind of mistake it is.
         BackupDecryptionKey::from_base58(&text)
-            .map(|key| RecoveryKey { key })
+            .map(|key| BackupKey { key })
             .map_err(|e| {
-                Error::RecoveryKey(
+                Error::NotARecoveryKey(
                     match e {
                         DecodeError::Base58(_) => "it holds a character that is not base58",
                         DecodeError::Prefix(..) => "it does not start the way recovery keys do",
@@ -43,11 +52,12 @@ impl RecoveryKey {
             })
     }
 
-    /// A new random recovery key and its text (for setting up test backups).
+    /// A new random backup key and its base58 text (for backups in the older layout, as
+    /// tests set them up).
     pub fn generate() -> (Self, Zeroizing<String>) {
         let key = BackupDecryptionKey::new();
         let text = Zeroizing::new(key.to_base58());
-        (RecoveryKey { key }, text)
+        (BackupKey { key }, text)
     }
 
     /// The backup public key it belongs to (unpadded base64).
@@ -82,34 +92,38 @@ impl RecoveryKey {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn recovery_key_parses_with_spaces_and_rejects_junk() {
-        let (key, text) = RecoveryKey::generate();
-        let spaced: String = text
-            .chars()
+    /// A key's text in groups of four, as Element shows it.
+    pub(crate) fn in_groups_of_four(text: &str) -> String {
+        text.chars()
             .collect::<Vec<_>>()
             .chunks(4)
             .map(|c| c.iter().collect::<String>())
             .collect::<Vec<_>>()
-            .join(" ");
+            .join(" ")
+    }
+
+    #[test]
+    fn recovery_key_parses_with_spaces_and_rejects_junk() {
+        let (key, text) = BackupKey::generate();
+        let spaced = in_groups_of_four(&text);
         assert_eq!(
-            RecoveryKey::parse(&format!(" {spaced}\n"))
+            BackupKey::parse(&format!(" {spaced}\n"))
                 .unwrap()
                 .public_key(),
             key.public_key()
         );
         assert!(matches!(
-            RecoveryKey::parse("EsTc not a key"),
-            Err(Error::RecoveryKey(_))
+            BackupKey::parse("EsTc not a key"),
+            Err(Error::NotARecoveryKey(_))
         ));
         let mut broken = text.to_string();
         let last = broken.pop().unwrap();
         broken.push(if last == 'a' { 'b' } else { 'a' });
         assert!(
-            matches!(RecoveryKey::parse(&broken), Err(Error::RecoveryKey(_))),
+            matches!(BackupKey::parse(&broken), Err(Error::NotARecoveryKey(_))),
             "parity is checked"
         );
         assert!(!format!("{key:?}").contains(&text[..8]));
@@ -117,7 +131,7 @@ mod tests {
         let mut typo: Vec<char> = text.chars().collect();
         typo[5] = '0'; // not in the base58 alphabet
         let typo: String = typo.into_iter().collect();
-        let e = RecoveryKey::parse(&typo).unwrap_err().to_string();
+        let e = BackupKey::parse(&typo).unwrap_err().to_string();
         assert!(!e.contains("'0'") && !e.contains(&text[..4]), "{e}");
         assert!(e.contains("not base58"), "{e}");
     }

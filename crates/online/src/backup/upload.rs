@@ -7,7 +7,7 @@ use key_export::SessionRef;
 use serde::Serialize;
 
 use super::encrypt::{encrypt_batch, Encryptor};
-use super::key::RecoveryKey;
+use super::key::BackupKey;
 use super::version::BackupInfo;
 use crate::client::{Body, Client};
 use crate::error::{Error, Result};
@@ -33,7 +33,7 @@ pub struct UploadReport {
 pub fn upload(
     client: &Client,
     info: &BackupInfo,
-    key: &RecoveryKey,
+    key: &BackupKey,
     sessions: &[&SessionRef<'_>],
     batch: usize,
     progress: &(dyn Fn(usize) + Sync),

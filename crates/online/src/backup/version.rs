@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::key::RecoveryKey;
+use super::key::BackupKey;
 use super::ALGORITHM;
 use crate::client::{is_not_found, Body, Client};
 use crate::error::{Error, Result};
@@ -32,7 +32,7 @@ impl BackupInfo {
     }
 
     /// Checks that `key` is this backup's recovery key. Nothing may be uploaded otherwise.
-    pub fn check_key(&self, key: &RecoveryKey) -> Result<()> {
+    pub fn check_key(&self, key: &BackupKey) -> Result<()> {
         if self.algorithm != ALGORITHM {
             return Err(Error::UnsupportedBackup(self.algorithm.clone()));
         }
@@ -63,7 +63,7 @@ pub fn current(client: &Client) -> Result<Option<BackupInfo>> {
 
 /// Creates a new backup version for `key` (what a client's "set up backup" does, without
 /// the cross-signing signature). Returns the version.
-pub fn create_version(client: &Client, key: &RecoveryKey) -> Result<String> {
+pub fn create_version(client: &Client, key: &BackupKey) -> Result<String> {
     let body =
         serde_json::json!({"algorithm": ALGORITHM, "auth_data": {"public_key": key.public_key()}});
     #[derive(Deserialize)]
@@ -88,8 +88,8 @@ mod tests {
 
     #[test]
     fn refuses_a_backup_whose_key_is_not_the_users() {
-        let (mine, _) = RecoveryKey::generate();
-        let (servers, _) = RecoveryKey::generate();
+        let (mine, _) = BackupKey::generate();
+        let (servers, _) = BackupKey::generate();
         assert!(matches!(
             info_for(&servers).check_key(&mine),
             Err(Error::BackupKeyMismatch { .. })
