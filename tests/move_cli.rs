@@ -298,12 +298,42 @@ fn assert_moved(w: &World, when: &str) {
         Some(json!({"ignored_users": {"@spam:example.org": {}}})),
         "{when}"
     );
+    // Renamed in the moved rooms only (its member event there), not in its profile.
     assert_eq!(
         rooms::displayname(&w.old.client, &w.old.user_id)
             .unwrap()
             .as_deref(),
-        Some("Old Name (moved)"),
+        Some("Old Name"),
         "{when}"
+    );
+    // The names the old account's member events carried in a room, oldest first.
+    let names_in = |room: &str| -> Vec<Value> {
+        let page = rooms::messages(
+            &w.old.client,
+            room,
+            None,
+            rooms::Direction::Backwards,
+            &["m.room.member"],
+            100,
+        )
+        .unwrap();
+        let mut names: Vec<Value> = page
+            .chunk
+            .iter()
+            .filter(|e| e.state_key.as_deref() == Some(w.old.user_id.as_str()))
+            .map(|e| e.content["displayname"].clone())
+            .collect();
+        names.reverse();
+        names
+    };
+    let private = names_in(w.room("private"));
+    assert!(
+        private.contains(&json!("Old Name (moved)")) && private.last() == Some(&Value::Null),
+        "{when}: renamed, then left: {private:?}"
+    );
+    assert!(
+        !names_in(w.room("staying")).contains(&json!("Old Name (moved)")),
+        "{when}: a room that stays is not told"
     );
     let old_joined: BTreeSet<String> = rooms::joined_rooms(&w.old.client)
         .unwrap()
@@ -567,7 +597,7 @@ fn killed_at_each_phase_a_rerun_ends_in_the_same_state() {
         // Inside the account data: the second push rule.
         ("PUT", "/pushrules/", 2),
         // The rename, then the second leave.
-        ("PUT", "/displayname", 1),
+        ("PUT", "/state/m.room.member/", 1),
         ("POST", "/leave", 2),
     ];
     let next = AtomicUsize::new(0);
@@ -721,4 +751,59 @@ fn init_checks_its_folder_before_any_network_work() {
         "{}",
         stderr(&o)
     );
+}
+
+/// M1: a key the old account receives during the move (its device backs it up while the
+/// rooms phase runs, before the new account joins) still reaches the new backup: the old
+/// backup is read again right before the leaves.
+#[test]
+fn keys_received_during_the_move_reach_the_new_backup() {
+    let (org, personal) = (server_named("ORG"), server_named("PERSONAL"));
+    let mut w = world();
+    w.s.write("rooms.txt", w.moving().join("\n"));
+    let late = Device::new().new_session(w.room("private")).export_at(0);
+    let late_id = (w.room("private").to_owned(), late.session_id.to_string());
+    let old_key =
+        BackupKey::parse(&String::from_utf8(w.s.read("old-recovery.key")).unwrap()).unwrap();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let hook: online::testkit::Hook = {
+        let (old_client, sent) = (w.old.client.fork(), sent.clone());
+        Arc::new(move |_, method, path| {
+            // At the new account's first join, the old account's phone backs up a new key.
+            if method == "POST"
+                && path.contains("/join/")
+                && sent.fetch_add(1, Ordering::SeqCst) == 0
+            {
+                let info = backup::current(&old_client).unwrap().unwrap();
+                let raw = exported(std::slice::from_ref(&late));
+                let parsed = SessionRef::parse(&raw[0]);
+                backup::upload(&old_client, &info, &old_key, &[&parsed], 100, &|_| {}).unwrap();
+            }
+            online::testkit::Action::Forward
+        })
+    };
+    let count = Arc::new(AtomicUsize::new(0));
+    let (po, pn) = (
+        Proxy::start(&org.url, count.clone(), hook.clone()),
+        Proxy::start(&personal.url, count, hook),
+    );
+    w.s.write("move.toml", plan_text(&w, &po.url, &pn.url));
+    let run = w.s.run("move run --json %move.toml");
+    assert_code(&run, 8);
+    assert!(sent.load(Ordering::SeqCst) > 0, "the hook ran");
+    let report = json_out(&run);
+    assert_eq!(
+        report["keys_last"]["sent"],
+        json!(1),
+        "{}",
+        report["keys_last"]
+    );
+    let held = backup_of(&w);
+    assert_eq!(
+        held.get(&late_id),
+        Some(&0),
+        "the late key is in the new backup"
+    );
+    w.keys.insert(late_id, 0);
+    assert_moved(&w, "after a move that received a key on the way");
 }

@@ -194,7 +194,8 @@ pub fn run(cmd: MoveCommand) -> Outcome {
         MoveCommand::Status { plan, json } => {
             let p = read_plan(&plan)?;
             let rooms = read_room_list(&p.rooms_file)?;
-            let s = status::status(&Beside::of(&plan).journal, &rooms)
+            let pair = (p.old.user.as_str(), p.new.user.as_str());
+            let s = status::status(&Beside::of(&plan).journal, pair, &rooms)
                 .map_err(|e| Failure::new(Exit::Io, e.to_string()))?;
             if json {
                 document::print(Kind::MoveStatus, &s);

@@ -10,6 +10,7 @@ use std::fmt;
 use key_export::merge::MergeError;
 use key_export::pipeline::PipelineError;
 use key_export::Error as KeyError;
+use migrate::rooms::journal::JournalError;
 
 use crate::print;
 
@@ -239,10 +240,17 @@ pub fn job(e: migrate::Error, names: &[String]) -> Failure {
     match e {
         migrate::Error::Keys(p) => pipeline(p, names),
         migrate::Error::Online(o) => o.into(),
+        e @ migrate::Error::SameAccount { .. } => Failure::new(Exit::Usage, e.to_string()),
         migrate::Error::Account { account, source } => {
             let mut failure = Failure::from(source);
             failure.message = format!("{account}: {}", failure.message);
             failure
+        }
+        migrate::Error::Journal(
+            j @ (JournalError::OtherPair { .. } | JournalError::NotAJournal { .. }),
+        ) => Failure::new(Exit::Usage, j.to_string()),
+        migrate::Error::Journal(j @ JournalError::Locked { .. }) => {
+            Failure::new(Exit::Io, j.to_string())
         }
         migrate::Error::Journal(j @ migrate::rooms::journal::JournalError::Corrupt { .. }) => {
             Failure::new(Exit::Format, j.to_string())

@@ -184,14 +184,7 @@ impl Output {
             None => Ok(Output { target: None, force }),
             Some(p) if p.as_os_str() == "-" => Ok(Output { target: None, force }),
             Some(p) => {
-                let here = place(p);
-                for (id, other) in arguments() {
-                    if id != own && other != "-" && here.is_some() && place(Path::new(other)) == here {
-                        return Err(Failure::new(Exit::OutputExists,
-                            format!("{} is also an input (given as --{}); inputs, secret files and other outputs are never written over: choose another output", p.display(), id.replace('_', "-")),
-                        ));
-                    }
-                }
+                not_an_input(p, own)?;
                 report_leftovers(p);
                 match p.symlink_metadata() {
                     Ok(m) if !m.file_type().is_file() => Err(Failure::new(
@@ -313,6 +306,20 @@ fn place(p: &Path) -> Option<Place> {
         _ => Path::new("."),
     };
     Some(Place::New(dir.canonicalize().ok()?.join(p.file_name()?)))
+}
+
+/// Refuses `p` when another argument of the command line names the same file: inputs,
+/// secret files and other outputs are never written over (`own` is `p`'s own argument).
+pub fn not_an_input(p: &Path, own: &str) -> Outcome {
+    let here = place(p);
+    for (id, other) in arguments() {
+        if id != own && other != "-" && here.is_some() && place(Path::new(other)) == here {
+            return Err(Failure::new(Exit::OutputExists,
+                format!("{} is also an input (given as --{}); inputs, secret files and other outputs are never written over: choose another output", p.display(), id.replace('_', "-")),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Every value given on the command line, with the argument it was given to.

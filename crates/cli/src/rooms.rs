@@ -308,6 +308,9 @@ pub fn run(cmd: RoomsCommand) -> Outcome {
             json,
         } => {
             let rooms = read_room_list(&rooms_file)?;
+            if let Some(state) = &state {
+                crate::files::not_an_input(state, "state")?;
+            }
             let journal = state.unwrap_or_else(|| {
                 PathBuf::from(migrate::rooms::journal::default_name(
                     &accounts.old.old_user,

@@ -21,6 +21,17 @@ pub enum Error {
         /// What went wrong.
         source: online::Error,
     },
+    /// The old and the new account are the same account (as the servers' `whoami` says):
+    /// a move would leave every room it "moved".
+    #[error(
+        "the old and the new account are the same account ({user}): nothing was read or \
+         written (a move to itself would leave every room); give the other account's token or \
+         login"
+    )]
+    SameAccount {
+        /// The account.
+        user: String,
+    },
     /// The rooms journal could not be read or written.
     #[error(transparent)]
     Journal(#[from] crate::rooms::journal::JournalError),

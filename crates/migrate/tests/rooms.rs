@@ -298,7 +298,7 @@ fn list_plan_and_move_between_two_servers() {
     let dir = tempfile::tempdir().unwrap();
     let mut options = MoveOptions::new(dir.path().join("journal.jsonl"));
     options.rename_old = Some("(old account)".into());
-    options.rename_wait = Duration::from_secs(20);
+    options.federation_wait = Duration::from_secs(20);
     let seen = Mutex::new(Vec::new());
     let record = |e: Event| seen.lock().unwrap().push(e);
     let report = moving::run(&pair, &wanted, &options, &record).unwrap();

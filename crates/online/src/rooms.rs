@@ -144,14 +144,18 @@ pub fn join(client: &Client, room: &str, via: &[String]) -> Result<String> {
     Ok(j.room_id)
 }
 
-/// Leaves a room (leaving twice is fine).
-pub fn leave(client: &Client, room: &str) -> Result<()> {
+/// Leaves a room (leaving twice is fine), with a reason the members' clients show.
+pub fn leave(client: &Client, room: &str, reason: Option<&str>) -> Result<()> {
+    let body = match reason {
+        Some(r) => serde_json::json!({ "reason": r }).to_string(),
+        None => "{}".to_owned(),
+    };
     client.call(
         &format!("leave {room}"),
         "POST",
         &["v3", "rooms", room, "leave"],
         &[],
-        Body::Json(b"{}"),
+        Body::Json(body.as_bytes()),
     )?;
     Ok(())
 }

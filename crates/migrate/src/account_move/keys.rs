@@ -104,7 +104,7 @@ fn checked<T>(
 }
 
 /// Both accounts' backups, opened.
-pub(super) struct Backups {
+pub(crate) struct Backups {
     /// The new account's (the keys go there); `None` only in a dry run that could not open it.
     pub new: Option<Opened>,
     /// The old account's, when the plan gives its recovery key or phrase.
@@ -151,7 +151,9 @@ pub(super) fn open_backups<R>(
 }
 
 /// What the keys phase covers, for the journal: the moving rooms, the sources (names and
-/// sizes), the backups (versions and public keys).
+/// sizes), the backups (versions and public keys), and what the old backup holds now (its
+/// `etag` and count: keys the old account received since the last run make a rerun do the
+/// phase again).
 pub(super) fn inputs<R>(rooms: &[String], exports: &[Source<R>], backups: &Backups) -> String {
     let mut rooms: Vec<&str> = rooms.iter().map(String::as_str).collect();
     rooms.sort_unstable();
@@ -164,6 +166,9 @@ pub(super) fn inputs<R>(rooms: &[String], exports: &[Source<R>], backups: &Backu
             format!("{} {}", o.info.version, o.key.public_key())
         }));
     }
+    if let Some(old) = &backups.old {
+        parts.push(format!("{} {}", old.info.etag, old.info.count));
+    }
     digest(parts)
 }
 
@@ -173,7 +178,7 @@ pub(super) fn run<R: Read + Send>(
     rooms: &[String],
     exports: Vec<Source<R>>,
     read: &ReadOptions,
-    backups: Backups,
+    backups: &Backups,
     mut problems: Problems<'_>,
     events: &dyn Events,
 ) -> Result<KeysPhase> {
@@ -283,6 +288,41 @@ pub(super) fn run<R: Read + Send>(
         dropped_invalid: merged.invalid.len(),
         dry_run,
     }))
+}
+
+/// The last keys pass, right before the rename and the leaves: what the old account's
+/// backup holds now of the rooms the new account is in, into the new backup where it
+/// improves it. Until the new account joined a room, the room's keys were shared with the
+/// old account's devices only; once the old account leaves, they stop coming; so this is
+/// the last moment they can be carried over. `None` when there is no old backup to read.
+pub(super) fn last_pass(
+    pair: &Pair<'_>,
+    rooms: &[String],
+    backups: &mut Backups,
+    events: &dyn Events,
+) -> Result<Option<KeysDone>> {
+    let (Some(old), Some(_)) = (&mut backups.old, &backups.new) else {
+        return Ok(None);
+    };
+    // What the old backup holds now: it has grown since it was opened if the old account's
+    // devices kept backing up. Another version means another key: that one is not read.
+    match backup::current(pair.old.client())? {
+        Some(info) if info.version == old.info.version => old.info = info,
+        _ => return Ok(None),
+    }
+    let no_exports: Vec<Source<std::io::Empty>> = Vec::new();
+    match run(
+        pair,
+        rooms,
+        no_exports,
+        &ReadOptions::default(),
+        backups,
+        None,
+        events,
+    )? {
+        KeysPhase::Done(done) => Ok(Some(done)),
+        _ => Ok(None),
+    }
 }
 
 /// The moving rooms' sessions in the old account's backup.

@@ -23,6 +23,7 @@ pub mod status;
 
 use std::collections::HashSet;
 use std::io::Read;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::account_data::{self, AccountDataReport};
@@ -62,22 +63,25 @@ pub fn run<R: Read + Send>(
     request: Request<R>,
     events: &dyn Events,
 ) -> Result<Report> {
+    pair.distinct()?;
     let started = Instant::now();
     let mut report = Report::new(pair, request.dry_run);
     if request.dry_run {
         return plan_only(pair, request, events, report, started);
     }
     let options = &request.options;
-    let mut journal = Journal::open(&options.journal)?;
-    report.keys = keys_phase(
+    let (old, new) = (pair.old.user_id(), pair.new.user_id());
+    // Opened once, and locked for the whole run: a second run of this move is refused.
+    let journal = Mutex::new(Journal::open(&options.journal, old, new)?);
+    let (keys, mut backups) = keys_phase(
         pair,
         &request.rooms,
         request.keys,
-        Some(&mut journal),
+        Some(&mut journal.lock().expect("journal lock")),
         None,
         events,
     )?;
-    drop(journal);
+    report.keys = keys;
     if options.cancel.load(std::sync::atomic::Ordering::Relaxed) {
         report.conclude(true);
         report.seconds = started.elapsed().as_secs_f64();
@@ -86,18 +90,20 @@ pub fn run<R: Read + Send>(
 
     let copy = request.copy;
     let mut account_data = None;
-    let rooms = moving::run_with(pair, &request.rooms, options, events, &mut |outcomes| {
+    let mut keys_last = None;
+    let between = &mut |outcomes: &[RoomOutcome]| {
         let inputs = account_data_digest(outcomes, copy);
-        let mut journal = Journal::open(&options.journal)?;
-        account_data = Some(match journal.phase_for(Phase::AccountData, &inputs) {
-            Some(detail) => Skip::DoneEarlier {
-                detail: detail.to_owned(),
-            }
-            .into(),
+        let done = journal
+            .lock()
+            .expect("journal lock")
+            .phase_for(Phase::AccountData, &inputs)
+            .map(str::to_owned);
+        account_data = Some(match done {
+            Some(detail) => Skip::DoneEarlier { detail }.into(),
             None if !(copy.ignored || copy.push_rules || copy.profile) => Skip::NotAsked.into(),
             None => {
                 let copied = copy_account_data(pair, outcomes, copy, false, events)?;
-                journal.record(Entry::Done {
+                journal.lock().expect("journal lock").record(Entry::Done {
                     phase: Phase::AccountData,
                     detail: report::account_data_line(&copied),
                     inputs,
@@ -105,14 +111,20 @@ pub fn run<R: Read + Send>(
                 copied.into()
             }
         });
+        // The keys the old account received during the move, while it still receives them.
+        if let Some(b) = backups.as_mut() {
+            keys_last = keys::last_pass(pair, &in_new_account(outcomes), b, events)?;
+        }
         Ok(())
-    })?;
+    };
+    let rooms = moving::run_in(pair, &request.rooms, options, &journal, events, between)?;
     report.account_data = account_data.unwrap_or_else(|| Skip::NotReached.into());
+    report.keys_last = keys_last;
     let stopped = rooms.stopped;
     report.rooms = RoomsPhase::Moved(rooms);
     report.conclude(stopped);
     if report.ending != report::Ending::Stopped {
-        let mut journal = Journal::open(&options.journal)?;
+        let mut journal = journal.lock().expect("journal lock");
         journal.record(Entry::ByHand {
             items: report.by_hand.clone(),
         })?;
@@ -136,9 +148,9 @@ fn keys_phase<R: Read + Send>(
     journal: Option<&mut Journal>,
     mut problems: keys::Problems<'_>,
     events: &dyn Events,
-) -> Result<KeysPhase> {
+) -> Result<(KeysPhase, Option<keys::Backups>)> {
     if let Some(why) = sources.skipped() {
-        return Ok(KeysPhase::Skipped { why: why.into() });
+        return Ok((KeysPhase::Skipped { why: why.into() }, None));
     }
     let backups = keys::open_backups(pair, &sources, &mut problems, events)?;
     let inputs = keys::inputs(rooms, &sources.exports, &backups);
@@ -146,9 +158,10 @@ fn keys_phase<R: Read + Send>(
         .as_deref()
         .and_then(|j| j.phase_for(Phase::Keys, &inputs))
     {
-        return Ok(KeysPhase::DoneEarlier {
+        let done = KeysPhase::DoneEarlier {
             detail: detail.to_owned(),
-        });
+        };
+        return Ok((done, Some(backups)));
     }
     let dry_run = problems.is_some();
     let phase = keys::run(
@@ -156,7 +169,7 @@ fn keys_phase<R: Read + Send>(
         rooms,
         sources.exports,
         &sources.read,
-        backups,
+        &backups,
         problems,
         events,
     )?;
@@ -167,7 +180,16 @@ fn keys_phase<R: Read + Send>(
             inputs,
         })?;
     }
-    Ok(phase)
+    Ok((phase, Some(backups)))
+}
+
+/// The rooms the new account is in (moved now, earlier, or without the power).
+fn in_new_account(outcomes: &[RoomOutcome]) -> Vec<String> {
+    outcomes
+        .iter()
+        .filter(|o| o.in_new_account())
+        .map(|o| o.room_id.clone())
+        .collect()
 }
 
 /// The dry run: every read of every phase, nothing written, every problem listed.
@@ -179,6 +201,9 @@ fn plan_only<R: Read + Send>(
     started: Instant,
 ) -> Result<Report> {
     let mut journal = Journal::read_only(&request.options.journal)?;
+    if let Some(j) = &journal {
+        j.check_pair(pair.old.user_id(), pair.new.user_id())?;
+    }
     let mut problems = Vec::new();
     report.keys = keys_phase(
         pair,
@@ -187,7 +212,8 @@ fn plan_only<R: Read + Send>(
         journal.as_mut(),
         Some(&mut problems),
         events,
-    )?;
+    )?
+    .0;
     report.problems = problems;
     let planned = plan::plan(pair, &request.rooms, request.options.leave, events)?;
     let movable: HashSet<String> = planned

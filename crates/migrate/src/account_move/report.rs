@@ -180,6 +180,9 @@ pub struct Report {
     pub dry_run: bool,
     /// The room keys.
     pub keys: KeysPhase,
+    /// The last keys pass, right before the rename and the leaves: keys the old account
+    /// received during the move, from its backup (none without the old recovery key).
+    pub keys_last: Option<KeysDone>,
     /// The rooms, the DMs, the rename and the leaves.
     pub rooms: RoomsPhase,
     /// A dry run's (peer, room) pairs that the new account's m.direct would get.
@@ -207,6 +210,7 @@ impl Report {
             keys: KeysPhase::Skipped {
                 why: "not reached".into(),
             },
+            keys_last: None,
             rooms: RoomsPhase::NotReached,
             direct_planned: Vec::new(),
             problems: Vec::new(),
@@ -225,6 +229,9 @@ impl Report {
         let mut changed = false;
         let mut unfinished = false;
         if let KeysPhase::Done(k) = &self.keys {
+            changed |= k.sent > 0;
+        }
+        if let Some(k) = &self.keys_last {
             changed |= k.sent > 0;
         }
         if let AccountDataPhase::Copied(a) = &self.account_data {
@@ -342,6 +349,33 @@ impl Report {
                 let _ = writeln!(w, "Done in an earlier run: {detail}.\n");
             }
             KeysPhase::Done(k) => keys_markdown(w, k),
+        }
+        if !self.dry_run {
+            match &self.keys_last {
+                Some(k) => {
+                    let _ = writeln!(
+                        w,
+                        "Right before the leaves, the old account's backup was read again for \
+                         the keys it received during the move: {} sent to the new backup.\n",
+                        count(k.sent, "more session was", "more sessions were")
+                    );
+                }
+                None if matches!(
+                    self.keys,
+                    KeysPhase::Done(_) | KeysPhase::DoneEarlier { .. }
+                ) =>
+                {
+                    let _ = writeln!(
+                        w,
+                        "Key exports hold what their device had when they were made. The keys of \
+                         messages sent in a moving room before the new account joined it came \
+                         only to the old account's devices: without the old account's recovery \
+                         key in the plan they are not in the new backup (export again from a \
+                         device of the old account, and run the move again).\n"
+                    );
+                }
+                None => {}
+            }
         }
 
         let _ = writeln!(w, "## Rooms\n");

@@ -39,9 +39,16 @@ pub struct MoveStatus {
     pub by_hand: Vec<crate::by_hand::ByHand>,
 }
 
-/// Reads the journal at `journal` for the moving `rooms`.
-pub fn status(journal: &Path, rooms: &[String]) -> Result<MoveStatus, JournalError> {
+/// Reads the journal at `journal` of the move `old` -> `new` for the moving `rooms`.
+pub fn status(
+    journal: &Path,
+    (old, new): (&str, &str),
+    rooms: &[String],
+) -> Result<MoveStatus, JournalError> {
     let j = Journal::read_only(journal)?;
+    if let Some(j) = &j {
+        j.check_pair(old, new)?;
+    }
     let room_step = |room: &str| -> &'static str {
         let Some(j) = &j else { return "not started" };
         let r = j.room(room);

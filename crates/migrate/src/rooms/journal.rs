@@ -14,6 +14,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Entry {
+    /// The journal's first line: the move it belongs to. A journal of another pair of
+    /// accounts is refused.
+    Header {
+        /// The old account.
+        old: String,
+        /// The new account.
+        new: String,
+    },
     /// The level decided for the new account, from the old account's before anything
     /// changed (the old account may have left since).
     Planned {
@@ -110,11 +118,13 @@ pub struct RoomRecord {
     pub left: bool,
 }
 
-/// An open journal.
+/// An open journal. One opened for writing holds an exclusive lock on its file until it
+/// is dropped: a second run of the same move is refused, not run side by side.
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
     file: File,
+    pair: Option<(String, String)>,
     rooms: BTreeMap<String, RoomRecord>,
     direct: bool,
     rename_from: Option<Option<String>>,
@@ -134,6 +144,44 @@ pub enum JournalError {
         /// The error.
         source: std::io::Error,
     },
+    /// Another run holds the journal.
+    #[error(
+        "another run of this move is in progress (it holds {path}); wait for it to end, or stop \
+         it, then run again"
+    )]
+    Locked {
+        /// Its path.
+        path: PathBuf,
+    },
+    /// The journal belongs to another pair of accounts.
+    #[error(
+        "{path} is the journal of the move {old} -> {new}, not of {want_old} -> {want_new}: \
+         nothing was done. A move to another account needs its own journal: start it in a new \
+         plan folder"
+    )]
+    OtherPair {
+        /// Its path.
+        path: PathBuf,
+        /// The journal's old account.
+        old: String,
+        /// The journal's new account.
+        new: String,
+        /// The old account asked for.
+        want_old: String,
+        /// The new account asked for.
+        want_new: String,
+    },
+    /// The path is not a regular file, or holds something that is not a journal.
+    #[error(
+        "{path} is not a matrix-transplant journal ({reason}): it was left as it is; name \
+         another file for the journal"
+    )]
+    NotAJournal {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// A line is not a journal entry (not this tool's file, or edited).
     #[error(
         "{path} line {line} is not a matrix-transplant journal entry ({reason}); use \
@@ -151,17 +199,29 @@ pub enum JournalError {
 }
 
 impl Journal {
-    /// Opens (creating it, mode 0600) and replays the journal at `path`. A last line cut
-    /// short by a crash is dropped; any other bad line is an error.
-    pub fn open(path: &Path) -> Result<Self, JournalError> {
+    /// Opens (creating it, mode 0600), locks and replays the journal of the move `old` ->
+    /// `new` at `path`. A last line cut short by a crash is dropped; any other bad line is
+    /// an error. Refused: a link or anything but a regular file, a file that holds no
+    /// complete journal line (never truncated: it may be a token file named by mistake), a
+    /// journal another run holds, a journal of another pair of accounts.
+    pub fn open(path: &Path, old: &str, new: &str) -> Result<Self, JournalError> {
+        if let Ok(meta) = path.symlink_metadata() {
+            if !meta.file_type().is_file() {
+                return Err(JournalError::NotAJournal {
+                    path: path.to_owned(),
+                    reason: "it is a link, a folder or a special file".into(),
+                });
+            }
+        }
         let mut options = OpenOptions::new();
         options.read(true).append(true).create(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
+            // O_NOFOLLOW: a link put in its place since the check is not followed either.
+            options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
         }
-        let (journal, cut) = Journal::replay(path, &options)?;
+        let (mut journal, cut) = Journal::replay(path, &options, true)?;
         // A crash can cut the last line short: drop it (its step is re-read from the
         // server), and end the file with a newline so the next entry starts a line.
         if let Some(complete) = cut {
@@ -173,7 +233,28 @@ impl Journal {
                     source,
                 })?;
         }
+        journal.check_pair(old, new)?;
+        if journal.pair.is_none() {
+            journal.record(Entry::Header {
+                old: old.to_owned(),
+                new: new.to_owned(),
+            })?;
+        }
         Ok(journal)
+    }
+
+    /// Refuses a journal that belongs to another pair of accounts than `old` -> `new`.
+    pub fn check_pair(&self, old: &str, new: &str) -> Result<(), JournalError> {
+        match &self.pair {
+            Some((o, n)) if o != old || n != new => Err(JournalError::OtherPair {
+                path: self.path.clone(),
+                old: o.clone(),
+                new: n.clone(),
+                want_old: old.to_owned(),
+                want_new: new.to_owned(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Replays the journal at `path` without changing it (`move status`); `None` when there
@@ -184,19 +265,47 @@ impl Journal {
         }
         let mut options = OpenOptions::new();
         options.read(true);
-        Ok(Some(Journal::replay(path, &options)?.0))
+        Ok(Some(Journal::replay(path, &options, false)?.0))
     }
 
-    /// Opens `path` with `options` and replays its complete lines; also returns where the
-    /// complete lines end when a cut last line follows them.
-    fn replay(path: &Path, options: &OpenOptions) -> Result<(Self, Option<u64>), JournalError> {
+    /// The accounts of the move it belongs to, when it says (journals older than the
+    /// header do not).
+    pub fn pair(&self) -> Option<(&str, &str)> {
+        self.pair.as_ref().map(|(o, n)| (o.as_str(), n.as_str()))
+    }
+
+    /// Opens `path` with `options` (and locks it, when `lock`), and replays its complete
+    /// lines; also returns where the complete lines end when a cut last line follows them.
+    fn replay(
+        path: &Path,
+        options: &OpenOptions,
+        lock: bool,
+    ) -> Result<(Self, Option<u64>), JournalError> {
         let io = |source| JournalError::Io {
             path: path.to_owned(),
             source,
         };
-        let file = options.open(path).map_err(io)?;
+        let file = options.open(path).map_err(|e| {
+            if cfg!(unix) && e.raw_os_error() == Some(libc::ELOOP) {
+                JournalError::NotAJournal {
+                    path: path.to_owned(),
+                    reason: "it is a link".into(),
+                }
+            } else {
+                io(e)
+            }
+        })?;
+        if lock {
+            file.try_lock().map_err(|e| match e {
+                std::fs::TryLockError::WouldBlock => JournalError::Locked {
+                    path: path.to_owned(),
+                },
+                std::fs::TryLockError::Error(e) => io(e),
+            })?;
+        }
         let mut journal = Journal {
             path: path.to_owned(),
+            pair: None,
             file: file.try_clone().map_err(io)?,
             rooms: BTreeMap::new(),
             direct: false,
@@ -208,6 +317,12 @@ impl Journal {
         let mut text = String::new();
         BufReader::new(file).read_to_string(&mut text).map_err(io)?;
         let complete = text.rfind('\n').map_or(0, |i| i + 1);
+        if complete == 0 && !text.trim().is_empty() {
+            return Err(JournalError::NotAJournal {
+                path: path.to_owned(),
+                reason: "it holds text but no complete journal line".into(),
+            });
+        }
         let cut = (complete < text.len()).then_some(complete as u64);
         for (i, line) in text[..complete].lines().enumerate() {
             if line.trim().is_empty() {
@@ -225,6 +340,9 @@ impl Journal {
 
     fn apply(&mut self, entry: Entry) {
         match entry {
+            Entry::Header { old, new } => {
+                self.pair.get_or_insert((old, new));
+            }
             Entry::Planned { room, target } => self.room_mut(&room).planned = Some(target),
             Entry::Invited { room } => self.room_mut(&room).invited = true,
             Entry::Joined { room } => self.room_mut(&room).joined = true,
@@ -354,12 +472,15 @@ pub fn default_name(old: &str, new: &str) -> String {
 mod tests {
     use super::*;
 
+    const OLD: &str = "@old:org.example";
+    const NEW: &str = "@new:example.org";
+
     #[test]
     fn replays_what_was_recorded_and_survives_a_cut_last_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.jsonl");
         {
-            let mut j = Journal::open(&path).unwrap();
+            let mut j = Journal::open(&path, OLD, NEW).unwrap();
             j.record(Entry::Planned {
                 room: "!a".into(),
                 target: Some(100),
@@ -386,19 +507,20 @@ mod tests {
         let mut text = std::fs::read_to_string(&path).unwrap();
         text.push_str(r#"{"step":"joined","ro"#);
         std::fs::write(&path, &text).unwrap();
-        let mut j = Journal::open(&path).unwrap();
+        let mut j = Journal::open(&path, OLD, NEW).unwrap();
         j.record(Entry::Tags { room: "!a".into() }).unwrap();
         drop(j);
-        let j = Journal::open(&path).unwrap();
+        let j = Journal::open(&path, OLD, NEW).unwrap();
         let a = j.room("!a");
         assert!(a.tags);
         assert_eq!(a.planned, Some(Some(100)));
         assert!(a.invited && !a.joined);
         // The first recorded name wins: a rerun must not take "Ann (old)" for the original.
         assert_eq!(j.rename_from(), Some(&Some("Ann".to_owned())));
+        drop(j);
         std::fs::write(&path, "{\"step\":\"nonsense\"}\n{}\n").unwrap();
         assert!(matches!(
-            Journal::open(&path),
+            Journal::open(&path, OLD, NEW),
             Err(JournalError::Corrupt { line: 1, .. })
         ));
     }
@@ -409,7 +531,7 @@ mod tests {
         let path = dir.path().join("j.jsonl");
         let (a, b) = (digest(["!a", "!b"]), digest(["!a", "!b", "!c"]));
         assert_ne!(digest(["ab", "c"]), digest(["a", "bc"]));
-        let mut j = Journal::open(&path).unwrap();
+        let mut j = Journal::open(&path, OLD, NEW).unwrap();
         j.record(Entry::Done {
             phase: Phase::Keys,
             detail: "2 sessions".into(),
@@ -424,6 +546,64 @@ mod tests {
         assert!(Journal::read_only(&dir.path().join("none"))
             .unwrap()
             .is_none());
+    }
+
+    /// M2: a journal belongs to one move; L1: one run at a time holds it.
+    #[test]
+    fn a_journal_is_one_pairs_and_one_runs_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let held = Journal::open(&path, OLD, NEW).unwrap();
+        assert!(matches!(
+            Journal::open(&path, OLD, NEW),
+            Err(JournalError::Locked { .. })
+        ));
+        // Reading it (move status, a dry run) takes no lock.
+        assert_eq!(
+            Journal::read_only(&path).unwrap().unwrap().pair(),
+            Some((OLD, NEW))
+        );
+        drop(held);
+        let e = Journal::open(&path, OLD, "@other:example.org").unwrap_err();
+        assert!(matches!(e, JournalError::OtherPair { .. }), "{e}");
+        assert!(e.to_string().contains("new plan folder"), "{e}");
+        // A journal from before the header is taken, and gets one.
+        std::fs::write(dir.path().join("old.jsonl"), "{\"step\":\"direct\"}\n").unwrap();
+        let j = Journal::open(&dir.path().join("old.jsonl"), OLD, NEW).unwrap();
+        assert!(j.direct_done());
+        assert_eq!(j.pair(), Some((OLD, NEW)));
+    }
+
+    /// L3: a file that is not a journal is never truncated, and a link is not followed.
+    #[test]
+    fn a_file_that_is_no_journal_is_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("new.token");
+        std::fs::write(&token, "syt_secret_token_without_newline").unwrap();
+        assert!(matches!(
+            Journal::open(&token, OLD, NEW),
+            Err(JournalError::NotAJournal { .. })
+        ));
+        assert_eq!(
+            std::fs::read_to_string(&token).unwrap(),
+            "syt_secret_token_without_newline"
+        );
+        let link = dir.path().join("link.jsonl");
+        std::os::unix::fs::symlink(&token, &link).unwrap();
+        assert!(matches!(
+            Journal::open(&link, OLD, NEW),
+            Err(JournalError::NotAJournal { .. })
+        ));
+        assert_eq!(
+            std::fs::read_to_string(&token).unwrap(),
+            "syt_secret_token_without_newline"
+        );
+        let folder = dir.path().join("folder");
+        std::fs::create_dir(&folder).unwrap();
+        assert!(matches!(
+            Journal::open(&folder, OLD, NEW),
+            Err(JournalError::NotAJournal { .. })
+        ));
     }
 
     #[test]

@@ -41,7 +41,8 @@ use crate::events::{Event, Events, Limit, Stage};
 pub struct MoveOptions {
     /// Leave each fully moved room with the old account, at the end.
     pub leave: bool,
-    /// Rename the old account: its display name followed by this, before any leave.
+    /// Rename the old account in the moved rooms (its member event there, not its global
+    /// profile): its name followed by this, before any leave.
     pub rename_old: Option<String>,
     /// The journal file.
     pub journal: PathBuf,
@@ -49,8 +50,9 @@ pub struct MoveOptions {
     pub remote_backoff: Duration,
     /// Tries of one invite or join answered 5xx.
     pub remote_tries: u32,
-    /// How long to wait for the rename to reach a room before leaving it.
-    pub rename_wait: Duration,
+    /// How long the check before a leave waits for the new account's join to reach the
+    /// old account's server.
+    pub federation_wait: Duration,
     /// Set (e.g. by Ctrl-C) to stop between steps.
     pub cancel: Arc<AtomicBool>,
 }
@@ -64,7 +66,7 @@ impl MoveOptions {
             journal,
             remote_backoff: Duration::from_secs(30),
             remote_tries: 8,
-            rename_wait: Duration::from_secs(60),
+            federation_wait: Duration::from_secs(60),
             cancel: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -151,6 +153,18 @@ impl RoomOutcome {
             self.advice.push(RERUN.into());
         }
     }
+
+    /// The room's facts as read in this run (`None` when it was not read: left earlier).
+    pub(super) fn facts(&self) -> Option<&super::facts::RoomFacts> {
+        self.plan.as_ref().map(|p| &p.facts)
+    }
+
+    /// The check right before the leave found it unsafe: the old account stays, and the
+    /// room counts as not moved (a rerun reads it again and does what is missing).
+    pub(super) fn stay_after_check(&mut self, why: String) {
+        self.stayed = Some(why.clone());
+        self.fail(why);
+    }
 }
 
 /// What a move did.
@@ -185,22 +199,23 @@ struct Work {
     outcome: Mutex<RoomOutcome>,
 }
 
-struct Ctx<'a> {
-    old_user: &'a str,
-    new_user: &'a str,
-    options: &'a MoveOptions,
+/// What every stage of a move shares.
+pub(super) struct Ctx<'a> {
+    pub(super) old_user: &'a str,
+    pub(super) new_user: &'a str,
+    pub(super) options: &'a MoveOptions,
     journal: &'a Mutex<Journal>,
-    events: &'a dyn Events,
+    pub(super) events: &'a dyn Events,
 }
 
 impl Ctx<'_> {
-    fn record(&self, entry: Entry) -> Result<(), JournalError> {
+    pub(super) fn record(&self, entry: Entry) -> Result<(), JournalError> {
         self.journal.lock().expect("journal lock").record(entry)
     }
-    fn stopped(&self) -> bool {
+    pub(super) fn stopped(&self) -> bool {
         self.options.cancel.load(Ordering::Relaxed)
     }
-    fn item(&self, stage: Stage, room: &str, outcome: impl Into<String>) {
+    pub(super) fn item(&self, stage: Stage, room: &str, outcome: impl Into<String>) {
         self.events.emit(Event::Item {
             stage,
             item: room.to_owned(),
@@ -324,14 +339,35 @@ pub fn run_with(
     events: &dyn Events,
     between: &mut Between<'_>,
 ) -> Result<MoveReport, crate::Error> {
+    pair.distinct()?;
+    let journal = Journal::open(&options.journal, pair.old.user_id(), pair.new.user_id())?;
+    run_in(
+        pair,
+        rooms_wanted,
+        options,
+        &Mutex::new(journal),
+        events,
+        between,
+    )
+}
+
+/// [`run_with`], in a journal the caller opened (and holds locked) for a whole move.
+pub fn run_in(
+    pair: &Pair<'_>,
+    rooms_wanted: &[String],
+    options: &MoveOptions,
+    journal: &Mutex<Journal>,
+    events: &dyn Events,
+    between: &mut Between<'_>,
+) -> Result<MoveReport, crate::Error> {
+    pair.distinct()?;
     let started = Instant::now();
-    let journal = Mutex::new(Journal::open(&options.journal)?);
     let (old_user, new_user) = (pair.old.user_id(), pair.new.user_id());
     let ctx = Ctx {
         old_user,
         new_user,
         options,
-        journal: &journal,
+        journal,
         events,
     };
     let old = pair.old.client();
@@ -657,13 +693,16 @@ fn admit(
     };
     let record = ctx.journal.lock().expect("journal lock").room(&room);
     match record.planned {
-        // The level decided by the first run stands (the old account's power may have
-        // changed since, e.g. given to the new account and then lowered).
+        // The level decided by the first run never lowers the level read now (the old
+        // account's power may have dropped since, e.g. given to the new account and then
+        // lowered; or it may have been raised, and then the higher level is owed). The
+        // check before the leave compares with the old account's power at that moment.
         Some(target) => {
-            plan.decision.target = target;
+            let fresh = plan.decision.target;
+            plan.decision.target = target.max(fresh);
             for s in &mut plan.decision.steps {
                 if let (Step::Power { level }, Some(t)) = (&mut *s, target) {
-                    *level = t;
+                    *level = (*level).max(t);
                 }
             }
         }
@@ -1018,138 +1057,15 @@ fn finish(
         return Ok(());
     }
 
-    // The rename, before any leave: a display name only reaches rooms the account is in.
-    let mut renamed_to = None;
+    // The rename, before any leave, in the moved rooms only.
     if let Some(suffix) = &ctx.options.rename_old {
-        ctx.events.emit(Event::Started {
-            stage: Stage::Rename,
-            total: None,
-        });
-        let recorded = ctx
-            .journal
-            .lock()
-            .expect("journal lock")
-            .rename_from()
-            .cloned();
-        let original = match recorded {
-            Some(name) => name,
-            None => {
-                let name = rooms::displayname(old, ctx.old_user)?;
-                ctx.record(Entry::RenameFrom { name: name.clone() })?;
-                name
-            }
-        };
-        let base = original.unwrap_or_else(|| {
-            ctx.old_user
-                .trim_start_matches('@')
-                .split(':')
-                .next()
-                .unwrap_or("")
-                .to_owned()
-        });
-        let target = format!("{base} {}", suffix.trim());
-        if rooms::displayname(old, ctx.old_user)?.as_deref() != Some(target.as_str()) {
-            rooms::set_displayname(old, ctx.old_user, &target)?;
-            report.rename_sent = true;
-        }
-        ctx.record(Entry::Renamed {
-            name: target.clone(),
-        })?;
-        ctx.events.emit(Event::Finished {
-            stage: Stage::Rename,
-        });
-        report.renamed = Some(target.clone());
-        renamed_to = Some(target);
+        report.renamed = super::leave::rename_all(ctx, old, outcomes, suffix)?;
+        report.rename_sent = outcomes
+            .iter()
+            .any(|o| o.done.iter().any(|d| d == "renamed"));
     }
-
-    if ctx.options.leave {
-        leave_all(ctx, old, outcomes, renamed_to.as_deref())?;
+    if ctx.options.leave && !ctx.stopped() {
+        super::leave::leave_all(ctx, old, new, outcomes)?;
     }
     Ok(())
-}
-
-/// Leaves every room whose join and power level were checked, once the rename reached it.
-fn leave_all(
-    ctx: &Ctx<'_>,
-    old: &Client,
-    outcomes: &mut [RoomOutcome],
-    renamed: Option<&str>,
-) -> Result<(), crate::Error> {
-    let eligible: Vec<usize> = outcomes
-        .iter()
-        .enumerate()
-        .filter(|(_, o)| !o.left)
-        .map(|(i, _)| i)
-        .collect();
-    ctx.events.emit(Event::Started {
-        stage: Stage::Leave,
-        total: Some(eligible.len() as u64),
-    });
-    let total = eligible.len() as u64;
-    for (n, i) in eligible.into_iter().enumerate() {
-        // Counted as each room is taken up, so rooms that stay count too.
-        ctx.events.emit(Event::Progress {
-            stage: Stage::Leave,
-            done: n as u64 + 1,
-            total,
-        });
-        if ctx.stopped() {
-            break;
-        }
-        let o = &mut outcomes[i];
-        let stay = match o.status {
-            Status::Moved | Status::AlreadyMoved => None,
-            Status::Partial => Some("the new account does not have the old account's power here: the old account stays so the room keeps an admin".to_owned()),
-            _ => Some("the room did not move".to_owned()),
-        };
-        if let Some(why) = stay {
-            o.stayed = Some(why);
-            continue;
-        }
-        if let Some(name) = renamed {
-            if !name_arrived(ctx, old, &o.room_id, name)? {
-                o.stayed = Some(format!(
-                    "the new display name has not reached this room yet (waited {} s): run again to leave it",
-                    ctx.options.rename_wait.as_secs()
-                ));
-                continue;
-            }
-        }
-        match rooms::leave(old, &o.room_id) {
-            Ok(()) => {
-                ctx.record(Entry::Left {
-                    room: o.room_id.clone(),
-                })?;
-                o.left = true;
-                o.done.push("left".into());
-                ctx.item(Stage::Leave, &o.room_id, "left");
-            }
-            Err(online::Error::Cancelled { .. }) => break,
-            Err(e) => o.stayed = Some(format!("leaving failed: {e}")),
-        }
-    }
-    ctx.events.emit(Event::Finished {
-        stage: Stage::Leave,
-    });
-    Ok(())
-}
-
-/// Waits until the old account's member event in `room` carries `name`.
-fn name_arrived(ctx: &Ctx<'_>, old: &Client, room: &str, name: &str) -> online::Result<bool> {
-    let end = Instant::now() + ctx.options.rename_wait;
-    loop {
-        let member = rooms::state_content(old, room, "m.room.member", ctx.old_user)?;
-        if member
-            .as_ref()
-            .and_then(|m| m.get("displayname"))
-            .and_then(Value::as_str)
-            == Some(name)
-        {
-            return Ok(true);
-        }
-        if Instant::now() >= end || ctx.stopped() {
-            return Ok(false);
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }

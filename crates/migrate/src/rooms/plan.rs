@@ -135,6 +135,19 @@ pub struct Pair<'a> {
     pub new: &'a Session,
 }
 
+impl Pair<'_> {
+    /// Refuses a pair that is one account twice, as the servers' `whoami` says (not as the
+    /// arguments spell it): a move to itself would find every room moved and leave it.
+    pub fn distinct(&self) -> Result<()> {
+        if self.old.user_id() == self.new.user_id() {
+            return Err(crate::Error::SameAccount {
+                user: self.old.user_id().to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// What [`decide`] found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Decision {
@@ -488,6 +501,7 @@ pub struct Plan {
 
 /// Plans the move of `rooms` (read-only: nothing is sent but reads).
 pub fn plan(pair: &Pair<'_>, rooms: &[String], leave: bool, events: &dyn Events) -> Result<Plan> {
+    pair.distinct()?;
     let new_joined: HashSet<String> = rooms::joined_rooms(pair.new.client())?
         .into_iter()
         .collect();
