@@ -145,3 +145,79 @@ fn several_identity_providers_and_no_terminal_ask_for_idp() {
         "{err}"
     );
 }
+
+/// M3: the browser opener gets none of the tool's secrets from the environment, and no
+/// `state` in its arguments (it opens the listener's start address, which redirects). L5:
+/// a browser login without a user named is shown and, with no terminal to confirm on,
+/// refused (and its session revoked).
+#[test]
+fn the_browser_opener_gets_no_secret_and_an_unnamed_account_is_not_taken() {
+    let ng = nextgen();
+    let user = ng.next_login(&unique("opener"));
+    let s = Scratch::new();
+    let record = s.path("opener.json");
+    // A desktop's xdg-open that records what it was given, then plays the browser.
+    s.write(
+        "bin/xdg-open",
+        format!(
+            r#"#!/usr/bin/env python3
+import json, os, sys, urllib.request, http.cookiejar
+json.dump({{"argv": sys.argv, "env": dict(os.environ)}}, open({record:?}, "w"))
+opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+opener.open(sys.argv[1]).read()
+"#,
+            record = record.display().to_string()
+        ),
+    );
+    std::fs::set_permissions(
+        s.path("bin/xdg-open"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        s.path("bin").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let before = ng.stats();
+    let out = s
+        .cmd(&format!(
+            "download direct --homeserver {} --login oauth -o %direct.json",
+            ng.url
+        ))
+        .env_remove("MATRIX_ACCESS_TOKEN")
+        .env("PATH", &path)
+        .env("DISPLAY", ":0")
+        .env("MATRIX_TRANSPLANT_RECOVERY_KEY", "EsTc secret recovery key")
+        .env("MATRIX_OLD_ACCESS_TOKEN", "syt_secret_old_token")
+        .env("MATRIX_TRANSPLANT_PASSPHRASE", "secret passphrase")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let seen: serde_json::Value =
+        serde_json::from_slice(&s.read("opener.json")).expect("the opener ran");
+    let env = seen["env"].as_object().unwrap();
+    for secret in [
+        "MATRIX_TRANSPLANT_RECOVERY_KEY",
+        "MATRIX_OLD_ACCESS_TOKEN",
+        "MATRIX_TRANSPLANT_PASSPHRASE",
+    ] {
+        assert!(!env.contains_key(secret), "{secret} reached the opener");
+    }
+    assert!(env.contains_key("DISPLAY") && env.contains_key("PATH"));
+    let argv = seen["argv"].to_string();
+    assert!(
+        argv.contains("/start") && !argv.contains("state="),
+        "{argv}"
+    );
+    // No terminal, no user named: the account the browser chose is not taken.
+    assert_code(&out, 2);
+    assert!(
+        stderr(&out).contains(&format!("the browser logged in as {user}")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!s.path("direct.json").exists());
+    let after = ng.stats();
+    assert_eq!(after["live_sessions"], before["live_sessions"], "{after}");
+}

@@ -807,3 +807,45 @@ fn keys_received_during_the_move_reach_the_new_backup() {
     w.keys.insert(late_id, 0);
     assert_moved(&w, "after a move that received a key on the way");
 }
+
+/// M2: a journal belongs to one pair of accounts: after a move, a plan edited to another new
+/// account is refused (it used to report every room "already moved", exit 0, for an account
+/// that never joined any).
+#[test]
+fn a_journal_of_another_pair_is_refused() {
+    let (org, personal) = (server_named("ORG"), server_named("PERSONAL"));
+    let old = org.register("old");
+    let (new, other) = (personal.register("new"), personal.register("other"));
+    let room = old.create_room("Moving");
+    let s = Scratch::new();
+    s.write("old.token", &old.token);
+    s.write("new.token", &new.token);
+    s.write("other.token", &other.token);
+    s.write("rooms.txt", &room);
+    let plan = |user: &str, token: &str| {
+        format!(
+            "rooms_file = \"rooms.txt\"\nleave = true\n[old]\nuser = \"{}\"\nhomeserver = \"{}\"\n\
+             token_file = \"old.token\"\n[new]\nuser = \"{user}\"\nhomeserver = \"{}\"\ntoken_file = \"{token}\"\n",
+            old.user_id, org.url, personal.url
+        )
+    };
+    s.write("move.toml", plan(&new.user_id, "new.token"));
+    assert_code(&s.run("move run %move.toml"), 0);
+    s.write("move.toml", plan(&other.user_id, "other.token"));
+    for line in ["move run %move.toml", "move run --dry-run %move.toml"] {
+        let again = s.run(line);
+        assert_code(&again, 2);
+        assert!(
+            stderr(&again).contains("start it in a new plan folder"),
+            "{}",
+            stderr(&again)
+        );
+    }
+    assert_eq!(
+        rooms::membership(&other.client, &room, &other.user_id)
+            .ok()
+            .flatten(),
+        None,
+        "nothing was done for the other account"
+    );
+}

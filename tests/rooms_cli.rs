@@ -605,3 +605,116 @@ fn progress_json_is_one_event_per_line() {
         );
     }
 }
+
+/// M4: what any room admin writes into a room's state (its name, its history visibility)
+/// never reaches the terminal raw: no escape sequence, no bidirectional control, in
+/// `rooms list`, `rooms plan` and `rooms move`.
+#[test]
+fn escape_sequences_in_room_state_never_reach_the_terminal() {
+    let (org, personal) = (server_named("ORG"), server_named("PERSONAL"));
+    let old = org.register("old");
+    let new = personal.register("new");
+    let room = old.create_room("plain");
+    old.set_state(
+        &room,
+        "m.room.history_visibility",
+        "",
+        json!({"history_visibility": "joined\u{1b}]0;PWNED\u{7}\u{1b}[2J"}),
+    );
+    old.set_state(
+        &room,
+        "m.room.name",
+        "",
+        json!({"name": "x\u{202e}txt.exe\u{1b}[2J"}),
+    );
+    let s = Scratch::new();
+    s.write("rooms.txt", &room);
+    let raw = |o: &Output| {
+        let all = format!("{}{}", stdout(o), stderr(o));
+        all.contains('\u{1b}') || all.contains('\u{7}') || all.contains('\u{202e}')
+    };
+    let list = rooms_cmd((&old, &org.url), (&new, &personal.url), &["list"])
+        .output()
+        .unwrap();
+    assert_code(&list, 0);
+    assert!(!raw(&list), "{}", stdout(&list));
+    assert!(stdout(&list).contains(&room));
+    let rooms_file = s.path("rooms.txt");
+    let rooms_file = rooms_file.to_str().unwrap();
+    let plan = rooms_cmd(
+        (&old, &org.url),
+        (&new, &personal.url),
+        &["plan", "--rooms-file", rooms_file],
+    )
+    .output()
+    .unwrap();
+    assert_code(&plan, 0);
+    assert!(!raw(&plan), "{}", stdout(&plan));
+    assert!(
+        stdout(&plan).contains("history is 'joined ]0;PWNED"),
+        "{}",
+        stdout(&plan)
+    );
+    let state = s.path("j.jsonl");
+    let moved = rooms_cmd(
+        (&old, &org.url),
+        (&new, &personal.url),
+        &[
+            "move",
+            "--rooms-file",
+            rooms_file,
+            "--state",
+            state.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_code(&moved, 0);
+    assert!(!raw(&moved), "{}", stdout(&moved));
+}
+
+/// M5: a room whose state is larger than any ordinary answer (here 4.6 MB, as a room of
+/// some 14,000 members has) is listed, planned and moved like any other.
+#[test]
+fn a_room_with_huge_state_is_listed_and_planned() {
+    let (org, personal) = (server_named("ORG"), server_named("PERSONAL"));
+    let old = org.register("old");
+    let new = personal.register("new");
+    let room = old.create_room("Huge state");
+    let filler = "x".repeat(60_000);
+    for i in 0..80 {
+        old.set_state(
+            &room,
+            "org.example.filler",
+            &i.to_string(),
+            json!({"data": filler}),
+        );
+    }
+    let s = Scratch::new();
+    s.write("rooms.txt", &room);
+    let list = rooms_cmd((&old, &org.url), (&new, &personal.url), &["list"])
+        .output()
+        .unwrap();
+    assert_code(&list, 0);
+    assert!(
+        stdout(&list).contains(&format!("{room}  # Huge state")),
+        "{}",
+        stdout(&list)
+    );
+    let rooms_file = s.path("rooms.txt");
+    let plan = rooms_cmd(
+        (&old, &org.url),
+        (&new, &personal.url),
+        &[
+            "plan",
+            "--json",
+            "--rooms-file",
+            rooms_file.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_code(&plan, 0);
+    let doc: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(doc["rooms"][0]["facts"]["name"], json!("Huge state"));
+}

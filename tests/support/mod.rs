@@ -24,6 +24,9 @@ impl Scratch {
     }
     pub fn write(&self, name: &str, data: impl AsRef<[u8]>) -> PathBuf {
         let p = self.path(name);
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir).unwrap();
+        }
         std::fs::write(&p, data).unwrap();
         p
     }

@@ -164,6 +164,10 @@ pub fn open(
         }
     };
     let credentials = credentials(account.user, &homeserver)?;
+    let in_browser = matches!(
+        credentials,
+        online::Credentials::OAuth(_) | online::Credentials::Sso { .. }
+    );
     let options = SessionOptions {
         expected_user: account.user.map(str::to_owned),
         on_wait: Some(Box::new(print::wait)),
@@ -172,7 +176,35 @@ pub fn open(
         show_url: Some(Box::new(print::login_url)),
         login_timeout: None,
     };
-    Ok(Session::open(homeserver, credentials, options)?)
+    let session = Session::open(homeserver, credentials, options)?;
+    if in_browser && account.user.is_none() {
+        confirm_account(&session, account.user_flag)?;
+    }
+    Ok(session)
+}
+
+/// A browser login with no user named: the browser may have been logged in to another
+/// account (or someone else may have answered the login), so the account is shown and the
+/// user asked; with no terminal to ask on, it must be named.
+fn confirm_account(session: &Session, user_flag: &str) -> Outcome {
+    let user = print::safe(session.user_id());
+    let refuse = |why: &str| {
+        Failure::new(
+            Exit::Usage,
+            format!("the browser logged in as {user}, {why}; name the account with {user_flag} to check it"),
+        )
+    };
+    if !secrets::have_tty() {
+        return Err(refuse("and there is no terminal to confirm it on"));
+    }
+    let answer = secrets::password(&format!(
+        "Logged in as {user}. Is this the account to use? [y/N] "
+    ))?;
+    if matches!(answer.expose().trim(), "y" | "Y" | "yes" | "Yes") {
+        Ok(())
+    } else {
+        Err(refuse("which you did not confirm"))
+    }
 }
 
 /// Runs `job` in a session, then closes the session (a password login is logged out, on
@@ -313,7 +345,7 @@ fn print_upload(report: &keys::UploadKeysReport) {
     crate::note!(
         "uploaded {} sessions to backup version {} in {secs:.1} s ({:.0} sessions/s); the backup held {} sessions before and {} after ({} new)",
         u.sent,
-        u.version,
+        print::safe(&u.version),
         u.sent as f64 / secs.max(1e-9),
         u.count_before,
         u.count_after,

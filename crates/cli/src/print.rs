@@ -46,7 +46,10 @@ pub fn invalid_entries(bad: &[SourcedInvalid], names: &[String]) -> String {
         msg.push_str(&listing(&mine, |b| {
             format!(
                 "entry {}: room {:?} session {:?}: {}",
-                b.index, b.room_id, b.session_id, b.problem
+                b.index,
+                safe(&b.room_id),
+                safe(&b.session_id),
+                safe(&b.problem.to_string())
             )
         }));
         parts.push(msg);
@@ -123,7 +126,12 @@ fn inspect_lists(r: &Report, all_rooms: bool) {
     }
     println!("invalid:    {} entries", r.invalid.len());
     for b in r.invalid.iter().take(20) {
-        println!("  entry {}: room {:?}: {}", b.index, b.room_id, b.problem);
+        println!(
+            "  entry {}: room {:?}: {}",
+            b.index,
+            safe(&b.room_id),
+            safe(&b.problem.to_string())
+        );
     }
     println!("rooms:");
     let shown = if all_rooms { r.rooms.len() } else { 20 };
@@ -183,7 +191,7 @@ fn merge_details(done: &Finished, names: &[String]) {
             "  dropped: {} entry {}: {}",
             name(names, b.input),
             b.entry.index,
-            b.entry.problem
+            safe(&b.entry.problem.to_string())
         );
     }
     let missing = &done.summary.rooms_without_keys;
@@ -306,9 +314,11 @@ macro_rules! note {
 }
 
 /// Shows the URL of a browser login, and opens a browser when there is a desktop to open
-/// it on (the URL itself is not secret: what comes back to the tool is).
-pub fn login_url(url: &url::Url) {
-    eprintln!("To log in, open this address in a browser (this tool waits for it to come back):\n\n  {}\n", safe(url.as_str()));
+/// it on: on the login's start address (no `state` in the opener's arguments), with none of
+/// this tool's environment but what a browser needs (tokens, recovery keys and passphrases
+/// may be in it, and a browser it starts would keep them for its whole life).
+pub fn login_url(address: &online::login::LoginAddress) {
+    eprintln!("To log in, open this address in a browser (this tool waits for it to come back):\n\n  {}\n", safe(address.url.as_str()));
     let desktop =
         std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
     let opener = if cfg!(target_os = "macos") {
@@ -322,12 +332,35 @@ pub fn login_url(url: &url::Url) {
     };
     if let Some(opener) = opener {
         let _ = std::process::Command::new(opener)
-            .arg(url.as_str())
+            .arg(address.start.as_str())
+            .env_clear()
+            .envs(browser_environment())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn();
     }
+}
+
+/// The variables a browser opener needs, and nothing else of this process's environment.
+pub fn browser_environment() -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    const NAMES: [&str; 9] = [
+        "PATH",
+        "HOME",
+        "USER",
+        "DISPLAY",
+        "WAYLAND_DISPLAY",
+        "DBUS_SESSION_BUS_ADDRESS",
+        "BROWSER",
+        "LANG",
+        "TMPDIR",
+    ];
+    std::env::vars_os()
+        .filter(|(k, _)| {
+            let k = k.to_string_lossy();
+            NAMES.contains(&k.as_ref()) || k.starts_with("XDG_") || k.starts_with("LC_")
+        })
+        .collect()
 }
 
 /// Shows a wait the homeserver imposes.
@@ -352,7 +385,7 @@ pub fn wait(w: &online::client::Wait) {
 /// Text from outside (a server, a file) made safe to print on a terminal: control
 /// characters are shown escaped, so an escape sequence cannot reach the terminal.
 pub fn safe(text: &str) -> String {
-    online::client::printable(text)
+    matrix_ids::text::printable(text)
 }
 
 /// How a backup was opened, in words.

@@ -380,6 +380,15 @@ pub fn list_text(listed: &RoomList) -> String {
         s.push_str(&r.line());
         s.push('\n');
     }
+    if !listed.unreadable.is_empty() {
+        s.push_str(
+            "# Rooms that could not be read (they do not move as long as they are comments):\n",
+        );
+        for u in &listed.unreadable {
+            s.push_str(&u.line());
+            s.push('\n');
+        }
+    }
     s
 }
 
@@ -473,7 +482,7 @@ fn print_move(r: &MoveReport) {
         if let Some(s) = &o.stayed {
             println!("  the old account stays: {}", print::safe(s));
         }
-        if !o.history.is_empty() {
+        if !o.history.as_str().is_empty() {
             println!("  history: {}", o.history);
         }
         for p in o.probes.iter().filter(|p| p.visible != p.expected_visible) {

@@ -47,7 +47,7 @@ fn from_env(var: &str) -> Option<Passphrase> {
     std::env::var_os(var).map(|v| Passphrase::new(v.to_string_lossy().into_owned()))
 }
 
-fn have_tty() -> bool {
+pub fn have_tty() -> bool {
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -245,7 +245,13 @@ pub fn credentials(
 fn providers_text(providers: &[IdentityProvider]) -> String {
     providers
         .iter()
-        .map(|p| format!("{} ({})", p.id, crate::print::safe(&p.name)))
+        .map(|p| {
+            format!(
+                "{} ({})",
+                crate::print::safe(&p.id),
+                crate::print::safe(&p.name)
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -264,7 +270,12 @@ fn pick_provider(providers: &[IdentityProvider], login_flag: &str) -> Outcome<St
     }
     eprintln!("This homeserver offers several ways to sign on:");
     for (i, p) in providers.iter().enumerate() {
-        eprintln!("  {}. {} ({})", i + 1, crate::print::safe(&p.name), p.id);
+        eprintln!(
+            "  {}. {} ({})",
+            i + 1,
+            crate::print::safe(&p.name),
+            crate::print::safe(&p.id)
+        );
     }
     let answer = prompt(&format!("Which one (1-{})? ", providers.len()))?;
     answer

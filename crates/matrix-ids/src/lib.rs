@@ -7,16 +7,20 @@
 //!
 //! A full grammar (ruma's) is deliberately not used: historical room and user IDs
 //! predate it and real accounts still hold them.
+//!
+//! [`text`]: text from outside on its way to a terminal, escaped ([`text::Untrusted`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod text;
 
 /// The longest identifier the spec allows, in bytes.
 pub const MAX_LEN: usize = 255;
 
-/// True for characters no identifier may hold: whitespace of any script and control
-/// characters.
+/// True for characters no identifier may hold: whitespace of any script, control
+/// characters, and the format characters that reorder or hide text on screen.
 fn is_junk(c: char) -> bool {
-    c.is_whitespace() || c.is_control()
+    c.is_whitespace() || c.is_control() || text::is_hidden_format(c)
 }
 
 /// No junk character, and at most [`MAX_LEN`] bytes. ASCII strings (nearly all of them)
@@ -120,6 +124,7 @@ mod tests {
             "!a\u{1b}]0;x",
             "!a\u{a0}b",
             "!a\u{2028}",
+            "!a\u{202e}b",
         ] {
             assert!(!is_room_id(bad), "{bad:?}");
         }

@@ -283,13 +283,14 @@ fn list_plan_and_move_between_two_servers() {
         .decision
         .steps
         .contains(&plan::Step::Invite));
-    let verdict = &plan_of("history").history_verdict;
+    let verdict = plan_of("history").history_verdict.as_str();
     assert!(
         verdict.contains("stay hidden from the new account (history was 'joined' then)"),
         "{verdict}"
     );
     assert!(plan_of("private")
         .history_verdict
+        .as_str()
         .starts_with("all history visible"));
     assert_eq!(p.estimate.invites, 6, "{:?}", p.estimate); // private, dm, history, knock, space, restricted
     assert_eq!(p.estimate.seconds, 334, "{:?}", p.estimate);
@@ -577,4 +578,108 @@ fn a_move_outlives_its_password_logins_access_tokens() {
     );
     old.close().unwrap();
     new.close().unwrap();
+}
+
+/// L4: the waits after a server error on an invite count against the run's wait budget
+/// (`--max-wait`): a server that answers 502 for ever stops the room at the budget, not after
+/// half an hour of doubling waits.
+#[test]
+fn remote_retries_count_against_the_wait_budget() {
+    let (org, personal) = (server_named("ORG"), server_named("PERSONAL"));
+    let old_user = org.register("old");
+    let new_user = personal.register("new");
+    let room = old_user.create_room("Always 502");
+    let hook: Hook = std::sync::Arc::new(|_, method, path| {
+        if method == "POST" && path.ends_with("/invite") {
+            Action::Answer(
+                502,
+                r#"{"errcode":"M_UNKNOWN","error":"Bad Gateway"}"#.into(),
+            )
+        } else {
+            Action::Forward
+        }
+    });
+    let proxy = Proxy::start(&org.url, std::sync::Arc::default(), hook);
+    let old = Session::open(
+        online::Homeserver::parse(&proxy.url, false).unwrap(),
+        Credentials::Token(online::AccessToken::new(&old_user.token)),
+        SessionOptions {
+            limits: online::client::RateLimits {
+                budget: Duration::from_secs(1),
+                ..online::client::RateLimits::default()
+            },
+            ..SessionOptions::default()
+        },
+    )
+    .unwrap();
+    let new = new_user.session(&personal.url);
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = MoveOptions::new(dir.path().join("journal.jsonl"));
+    options.remote_backoff = Duration::from_millis(600);
+    let started = std::time::Instant::now();
+    let report = moving::run(
+        &Pair {
+            old: &old,
+            new: &new,
+        },
+        std::slice::from_ref(&room),
+        &options,
+        &Silent,
+    )
+    .unwrap();
+    let o = by_room(&report, &room);
+    assert_eq!(o.status, Status::Failed, "{o:?}");
+    assert!(o.reasons[0].contains("the most this run allows"), "{o:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// L4: a server that sends `/messages` pages for ever cannot keep the planning of a room
+/// going: it stops after a bounded number of pages, saying so.
+#[test]
+fn endless_history_pages_are_bounded() {
+    let (org, personal) = (server_named("ORG"), server_named("PERSONAL"));
+    let old_user = org.register("old");
+    let new_user = personal.register("new");
+    let room = old_user.create_room("Endless");
+    let pages = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hook: Hook = {
+        let pages = pages.clone();
+        std::sync::Arc::new(move |_, method, path| {
+            if method == "GET" && path.contains("/messages") {
+                let n = pages.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Action::Answer(
+                    200,
+                    json!({"chunk": [{"type": "m.room.history_visibility", "state_key": "",
+                        "event_id": format!("$e{n}"), "origin_server_ts": 1000, "sender": "@x:y",
+                        "content": {"history_visibility": "shared"}}],
+                        "start": format!("t{n}"), "end": format!("t{}", n + 1)})
+                    .to_string(),
+                )
+            } else {
+                Action::Forward
+            }
+        })
+    };
+    let proxy = Proxy::start(&org.url, std::sync::Arc::default(), hook);
+    let old = old_user.session(&proxy.url);
+    let new = new_user.session(&personal.url);
+    let e = plan::plan(
+        &Pair {
+            old: &old,
+            new: &new,
+        },
+        std::slice::from_ref(&room),
+        false,
+        &Silent,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("kept sending pages"), "{e}");
+    assert_eq!(
+        pages.load(std::sync::atomic::Ordering::SeqCst),
+        migrate::rooms::history::MAX_PAGES
+    );
 }

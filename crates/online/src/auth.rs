@@ -91,6 +91,21 @@ impl fmt::Debug for Auth {
 /// The longest a token is renewed ahead of its expiry.
 const AHEAD: Duration = Duration::from_secs(30);
 
+/// The longest lifetime taken from a server's `expires_in`: a token it says lives longer is
+/// renewed after a day anyway (and a number too large for a clock cannot overflow one).
+pub const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// A token's lifetime as a server gives it, made safe: 0 is "unknown" (not "renew before
+/// every request"), anything longer than [`MAX_LIFETIME`] is that.
+pub(crate) fn lifetime(given: Option<Duration>) -> Option<Duration> {
+    given.filter(|d| !d.is_zero()).map(|d| d.min(MAX_LIFETIME))
+}
+
+/// When a token of `life` expires, from now (checked: a clock never overflows).
+fn expiry(life: Option<Duration>) -> Option<Instant> {
+    life.and_then(|d| Instant::now().checked_add(d))
+}
+
 impl Auth {
     /// A token with no way to renew it (given by the user, or none yet).
     pub(crate) fn fixed(access: AccessToken) -> Self {
@@ -102,12 +117,13 @@ impl Auth {
     }
 
     pub(crate) fn from_tokens(tokens: Tokens) -> Self {
+        let life = lifetime(tokens.expires_in);
         Auth {
             state: Mutex::new(State {
                 access: tokens.access,
                 generation: 0,
-                expires_at: tokens.expires_in.map(|d| Instant::now() + d),
-                lifetime: tokens.expires_in,
+                expires_at: expiry(life),
+                lifetime: life,
                 refresh: tokens.refresh,
                 refreshes: 0,
             }),
@@ -119,8 +135,8 @@ impl Auth {
         let mut s = self.lock();
         s.access = tokens.access;
         s.generation += 1;
-        s.expires_at = tokens.expires_in.map(|d| Instant::now() + d);
-        s.lifetime = tokens.expires_in;
+        s.lifetime = lifetime(tokens.expires_in);
+        s.expires_at = expiry(s.lifetime);
         s.refresh = tokens.refresh;
     }
 
@@ -133,7 +149,10 @@ impl Auth {
         let mut s = self.lock();
         if let (Some(at), Some(life), Some(_)) = (s.expires_at, s.lifetime, &s.refresh) {
             let ahead = AHEAD.min(life / 4);
-            if Instant::now() + ahead >= at {
+            if Instant::now()
+                .checked_add(ahead)
+                .is_none_or(|soon| soon >= at)
+            {
                 refresh(&mut s, agent)?;
             }
         }
@@ -222,11 +241,14 @@ fn refresh(s: &mut State, agent: &ureq::Agent) -> Result<()> {
                 url,
                 client_id,
                 token,
-            } => agent.request_url("POST", url).send_form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", token.as_str()),
-                ("client_id", client_id),
-            ]),
+            } => agent
+                .request_url("POST", url)
+                .set("Content-Type", "application/x-www-form-urlencoded")
+                .send_bytes(&crate::login::form_body(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", token.as_str()),
+                    ("client_id", client_id),
+                ])),
         };
         let url = match refresh {
             Refresh::Matrix { url, .. } | Refresh::OAuth { url, .. } => url,
@@ -258,8 +280,8 @@ fn refresh(s: &mut State, agent: &ureq::Agent) -> Result<()> {
                     .expires_in_ms
                     .map(Duration::from_millis)
                     .or(renewed.expires_in.map(Duration::from_secs));
-                s.lifetime = life;
-                s.expires_at = life.map(|d| Instant::now() + d);
+                s.lifetime = lifetime(life);
+                s.expires_at = expiry(s.lifetime);
                 if let Some(next) = renewed.refresh_token {
                     *s.refresh.as_mut().expect("present").token_mut() = next;
                 }
@@ -310,6 +332,39 @@ mod tests {
         assert_eq!(
             auth.refresh_token().as_deref().map(String::as_str),
             Some("mar_secret_refresh")
+        );
+    }
+
+    /// L2: whatever `expires_in` a server sends, no panic (it was an Instant overflow, exit
+    /// 101), and neither 0 nor an absurd value is taken as it is.
+    #[test]
+    fn any_lifetime_a_server_sends_is_safe() {
+        let refresh = || {
+            Some(Refresh::OAuth {
+                url: Url::parse("https://auth.invalid/token").unwrap(),
+                client_id: "client".into(),
+                token: Zeroizing::new("r".into()),
+            })
+        };
+        for secs in [0, 300, 86_400 * 365, u64::MAX / 1000, u64::MAX] {
+            let auth = Auth::from_tokens(Tokens {
+                access: AccessToken::new("t"),
+                refresh: refresh(),
+                expires_in: Some(Duration::from_secs(secs)),
+            });
+            assert!(auth.current(&ureq::agent()).is_ok());
+            auth.set(Tokens {
+                access: AccessToken::new("u"),
+                refresh: refresh(),
+                expires_in: Some(Duration::from_secs(secs)),
+            });
+            assert!(auth.current(&ureq::agent()).is_ok(), "{secs}");
+        }
+        assert_eq!(lifetime(Some(Duration::ZERO)), None);
+        assert_eq!(lifetime(Some(Duration::MAX)), Some(MAX_LIFETIME));
+        assert_eq!(
+            lifetime(Some(Duration::from_secs(300))),
+            Some(Duration::from_secs(300))
         );
     }
 

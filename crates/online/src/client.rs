@@ -76,6 +76,10 @@ pub type WaitNotice = Box<dyn Fn(&Wait) + Send + Sync>;
 
 /// The most a successful answer may hold, unless the call says otherwise.
 pub const MAX_BODY: usize = 4 << 20;
+/// The longest one ordinary request may take, its whole answer included (a server that
+/// sends a byte now and then cannot hold a request for ever; streamed answers, read as
+/// they come, have only per-read timeouts).
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5 * 60);
 /// The most an error answer may hold (only its errcode and message are read).
 const MAX_ERROR_BODY: usize = 64 << 10;
 
@@ -214,18 +218,20 @@ impl Homeserver {
     }
 }
 
-/// Checks an endpoint the homeserver named (OAuth 2.0): https, or http on loopback only.
-pub(crate) fn check_endpoint(url: &Url) -> Result<()> {
+/// Checks an endpoint the homeserver named (OAuth 2.0): https; plain http only on loopback,
+/// and only when the homeserver itself is on loopback (a remote server must not make the
+/// tool post codes and tokens to services on this machine).
+pub(crate) fn check_endpoint(url: &Url, homeserver: &Url) -> Result<()> {
     match url.scheme() {
         "https" if url.host_str().is_some() => Ok(()),
-        "http" if is_loopback(url) => Ok(()),
+        "http" if is_loopback(url) && is_loopback(homeserver) => Ok(()),
         _ => Err(Error::InsecureUrl {
             url: url.to_string(),
         }),
     }
 }
 
-fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
@@ -554,7 +560,16 @@ impl Client {
         query: &[(&str, &str)],
         limit: usize,
     ) -> Result<impl Read + Send> {
-        let resp = self.respond(what, "GET", self.url(segments, query), &Body::None, true)?;
+        // No deadline for the whole answer: it streams for as long as it keeps coming
+        // (each read still times out).
+        let resp = self.respond(
+            what,
+            "GET",
+            self.url(segments, query),
+            &Body::None,
+            true,
+            None,
+        )?;
         Ok(Capped {
             inner: resp.into_reader(),
             left: limit as u64,
@@ -572,11 +587,13 @@ impl Client {
         auth: bool,
         limit: usize,
     ) -> Result<Vec<u8>> {
-        let resp = self.respond(what, method, self.url(segments, query), body, auth)?;
+        let url = self.url(segments, query);
+        let resp = self.respond(what, method, url, body, auth, Some(REQUEST_DEADLINE))?;
         read_body(resp, what, limit)
     }
 
-    /// Sends until an answer is final: a 2xx answer (its body unread), or an error.
+    /// Sends until an answer is final: a 2xx answer (its body unread), or an error. Each
+    /// attempt, its answer read in full included, must end within `deadline`.
     fn respond(
         &self,
         what: &str,
@@ -584,6 +601,7 @@ impl Client {
         url: Url,
         body: &Body<'_>,
         auth: bool,
+        deadline: Option<Duration>,
     ) -> Result<ureq::Response> {
         let limits = self.rate_limits;
         let idempotent = matches!(method, "GET" | "PUT" | "DELETE");
@@ -596,7 +614,7 @@ impl Client {
             };
             let bearer = token.as_ref().map(|(t, _)| t.bearer());
             let bearer = bearer.as_ref().map(|b| b.as_str());
-            let wait = match self.send_once(what, method, &url, body, bearer) {
+            let wait = match self.send_once(what, method, &url, body, bearer, deadline) {
                 Attempt::Done(resp) => return Ok(resp),
                 Attempt::Unauthorized(error) => match token {
                     Some((_, generation)) if !renewed => {
@@ -665,6 +683,14 @@ impl Client {
         }
     }
 
+    /// Waits `duration` for a reason of the caller's (a retry it decided on), counted
+    /// against this client's wait budget like the waits the server asks for, and stopped by
+    /// the cancel flag.
+    pub fn wait_counted(&self, what: &str, duration: Duration, cause: Error) -> Result<()> {
+        self.budget_check(what, duration, cause)?;
+        self.sleep(what, duration)
+    }
+
     /// Counts `wait` against the budget; an error (`error` kept as the cause) when it
     /// would go over.
     fn budget_check(&self, what: &str, wait: Duration, error: Error) -> Result<()> {
@@ -689,8 +715,12 @@ impl Client {
         url: &Url,
         body: &Body<'_>,
         bearer: Option<&str>,
+        deadline: Option<Duration>,
     ) -> Attempt {
         let mut req = self.agent.request_url(method, url);
+        if let Some(deadline) = deadline {
+            req = req.timeout(deadline);
+        }
         if let Some(bearer) = bearer {
             req = req.set("Authorization", bearer);
         }
@@ -767,7 +797,8 @@ impl Client {
     pub fn upload_media(&self, content_type: &str, filename: &str, data: &[u8]) -> Result<String> {
         let what = "upload media";
         let url = self.url_in("media", &["v3", "upload"], &[("filename", filename)]);
-        let resp = self.respond(what, "POST", url, &Body::Bytes { content_type, data }, true)?;
+        let body = Body::Bytes { content_type, data };
+        let resp = self.respond(what, "POST", url, &body, true, Some(REQUEST_DEADLINE))?;
         let answer = parse_value(&read_body(resp, what, MAX_ERROR_BODY)?, what)?;
         answer
             .get("content_uri")
@@ -791,7 +822,7 @@ impl Client {
                 reason: "not an mxc:// URI".into(),
             })?;
         let url = self.url(&["v1", "media", "download", server, id], &[]);
-        let resp = self.respond(&what, "GET", url, &Body::None, true)?;
+        let resp = self.respond(&what, "GET", url, &Body::None, true, Some(REQUEST_DEADLINE))?;
         let content_type = resp
             .header("Content-Type")
             .unwrap_or("application/octet-stream")
@@ -907,21 +938,11 @@ pub fn sleep_unless(stop: Option<&AtomicBool>, duration: Duration) -> bool {
     }
 }
 
-/// A server's text with its control characters escaped: it ends up on a terminal, where
-/// an escape sequence could rewrite what the user sees.
+/// A server's text with its control characters (and the bidirectional and hidden format
+/// characters) escaped: it ends up on a terminal, where an escape sequence could rewrite
+/// what the user sees. See [`matrix_ids::text`].
 pub fn printable(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
-        return text.to_owned();
-    }
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    matrix_ids::text::printable(text)
 }
 
 /// What one attempt came to.

@@ -61,6 +61,45 @@ pub struct AuthMetadata {
     pub code_challenge_methods_supported: Vec<String>,
 }
 
+impl AuthMetadata {
+    /// Checks what the homeserver said of its auth server: every endpoint https (plain
+    /// http only on loopback, and only for a homeserver on loopback), and the issuer a URL
+    /// of the same origin as the endpoints the browser and the tokens go to.
+    pub fn check(&self, homeserver: &Url) -> Result<()> {
+        let issuer = Url::parse(&self.issuer).map_err(|e| Error::Login {
+            reason: format!(
+                "the OAuth 2.0 metadata's issuer {:?} is not a URL: {e}",
+                printable(&self.issuer)
+            ),
+        })?;
+        for url in [
+            Some(&issuer),
+            Some(&self.authorization_endpoint),
+            Some(&self.token_endpoint),
+            self.registration_endpoint.as_ref(),
+            self.revocation_endpoint.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            crate::client::check_endpoint(url, homeserver)?;
+        }
+        for url in [&self.authorization_endpoint, &self.token_endpoint] {
+            if url.origin() != issuer.origin() {
+                return Err(Error::Login {
+                    reason: format!(
+                        "the OAuth 2.0 metadata names {} as its issuer but sends logins to {}: \
+                         refusing a server whose metadata does not hold together",
+                        printable(issuer.as_str()),
+                        printable(url.as_str())
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What a homeserver offers.
 #[derive(Debug, Clone)]
 pub struct Flows {
@@ -122,17 +161,7 @@ pub fn flows(client: &Client) -> Result<Flows> {
             false,
         ) {
             Ok(m) => {
-                for url in [
-                    Some(&m.authorization_endpoint),
-                    Some(&m.token_endpoint),
-                    m.registration_endpoint.as_ref(),
-                    m.revocation_endpoint.as_ref(),
-                ]
-                .into_iter()
-                .flatten()
-                {
-                    crate::client::check_endpoint(url)?;
-                }
+                m.check(client.homeserver().url())?;
                 oauth = Some(m);
                 break;
             }
@@ -190,8 +219,18 @@ fn is_absent(e: &Error) -> bool {
     ) || matches!(e, Error::Api { errcode, .. } if errcode == "M_UNRECOGNIZED")
 }
 
-/// Shows the user the URL to open (and opens a browser when it can).
-pub type ShowUrl<'a> = &'a (dyn Fn(&Url) + Sync);
+/// The address of a browser login.
+#[derive(Debug, Clone)]
+pub struct LoginAddress {
+    /// The login URL, to show the user (it holds the login's `state`: shown on the
+    /// terminal, never in another program's arguments).
+    pub url: Url,
+    /// Where to open a browser: a loopback address that redirects to `url` once.
+    pub start: Url,
+}
+
+/// Shows the user the address to open (and opens a browser when it can).
+pub type ShowUrl<'a> = &'a (dyn Fn(&LoginAddress) + Sync);
 
 /// The legacy SSO login: the browser goes to the homeserver's redirect (through `idp`,
 /// when given), comes back to our listener with a login token, exchanged (once) for an
@@ -212,8 +251,12 @@ pub fn sso(
         segments.push(idp);
     }
     let url = client.url(&segments, &[("redirectUrl", back.as_str())]);
-    show(&url);
-    let callback = listener.wait(&state)?;
+    let start = listener.start_url();
+    show(&LoginAddress {
+        url: url.clone(),
+        start,
+    });
+    let callback = listener.wait(&state, &url)?;
     let Some(token) = callback.get("loginToken") else {
         return Err(Error::Login {
             reason: "the homeserver sent the browser back without a login token".into(),
@@ -318,8 +361,11 @@ pub fn oauth(
         .append_pair("state", &state)
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
-    show(&url);
-    let callback = listener.wait(&state)?;
+    show(&LoginAddress {
+        url: url.clone(),
+        start: listener.start_url(),
+    });
+    let callback = listener.wait(&state, &url)?;
     if let Some(error) = callback.get("error") {
         return Err(Error::Login {
             reason: format!(
@@ -398,7 +444,9 @@ fn post(
         Payload::Json(bytes) => request
             .set("Content-Type", "application/json")
             .send_bytes(bytes),
-        Payload::Form(fields) => request.send_form(fields),
+        Payload::Form(fields) => request
+            .set("Content-Type", "application/x-www-form-urlencoded")
+            .send_bytes(&form_body(fields)),
     };
     crate::client::log_exchange("POST", url, &Body::None, &result, started.elapsed());
     result.map_err(|e| {
@@ -420,6 +468,43 @@ fn post(
             reason: format!("could not {what}: {reason}"),
         }
     })
+}
+
+/// A form's body (`application/x-www-form-urlencoded`), written straight into a buffer
+/// wiped on drop: its fields are codes, verifiers and tokens.
+pub(crate) fn form_body(fields: &[(&str, &str)]) -> Zeroizing<Vec<u8>> {
+    let size: usize = fields
+        .iter()
+        .map(|(k, v)| 3 * (k.len() + v.len()) + 2)
+        .sum();
+    let mut body = Zeroizing::new(Vec::with_capacity(size));
+    for (i, (key, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            body.push(b'&');
+        }
+        for (j, part) in [key, value].iter().enumerate() {
+            if j == 1 {
+                body.push(b'=');
+            }
+            for b in part.bytes() {
+                match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                        body.push(b)
+                    }
+                    b' ' => body.push(b'+'),
+                    _ => {
+                        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                        body.extend_from_slice(&[
+                            b'%',
+                            HEX[usize::from(b >> 4)],
+                            HEX[usize::from(b & 15)],
+                        ]);
+                    }
+                }
+            }
+        }
+    }
+    body
 }
 
 /// The JSON answer of an OAuth 2.0 endpoint.
@@ -510,6 +595,64 @@ mod tests {
             flows(false, true, false).choose(Method::Auto, false),
             Err(Error::Login { .. })
         ));
+    }
+
+    /// L9: a form is encoded as `send_form` would, into a buffer sized once (no copy left
+    /// behind by growing).
+    #[test]
+    fn forms_are_encoded_in_place() {
+        let body = form_body(&[
+            ("code", "a b/c+d"),
+            ("redirect_uri", "http://127.0.0.1:1/cb?x=1&y"),
+        ]);
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            "code=a+b%2Fc%2Bd&redirect_uri=http%3A%2F%2F127.0.0.1%3A1%2Fcb%3Fx%3D1%26y"
+        );
+        let expected: Vec<(String, String)> =
+            url::form_urlencoded::parse(&body).into_owned().collect();
+        assert_eq!(expected[0], ("code".into(), "a b/c+d".into()));
+        let fields = [("token", "0123456789"); 3];
+        let size: usize = fields
+            .iter()
+            .map(|(k, v)| 3 * (k.len() + v.len()) + 2)
+            .sum();
+        assert!(form_body(&fields).capacity() <= size);
+    }
+
+    /// L6: loopback http endpoints only for a loopback homeserver; the issuer's origin is
+    /// the endpoints'.
+    #[test]
+    fn auth_metadata_must_hold_together() {
+        let meta = |issuer: &str, base: &str| AuthMetadata {
+            issuer: issuer.into(),
+            authorization_endpoint: Url::parse(&format!("{base}/authorize")).unwrap(),
+            token_endpoint: Url::parse(&format!("{base}/token")).unwrap(),
+            registration_endpoint: Some(Url::parse(&format!("{base}/register")).unwrap()),
+            revocation_endpoint: None,
+            code_challenge_methods_supported: vec![],
+        };
+        let remote = Url::parse("https://matrix.example.org").unwrap();
+        let local = Url::parse("http://127.0.0.1:8008").unwrap();
+        assert!(
+            meta("https://auth.example.org/", "https://auth.example.org")
+                .check(&remote)
+                .is_ok()
+        );
+        assert!(meta("http://127.0.0.1:9/", "http://127.0.0.1:9")
+            .check(&local)
+            .is_ok());
+        assert!(matches!(
+            meta("http://127.0.0.1:9/", "http://127.0.0.1:9").check(&remote),
+            Err(Error::InsecureUrl { .. })
+        ));
+        let e = meta("https://auth.example.org/", "https://elsewhere.example")
+            .check(&remote)
+            .unwrap_err();
+        assert!(e.to_string().contains("does not hold together"), "{e}");
+        assert!(meta("not a url", "https://auth.example.org")
+            .check(&remote)
+            .is_err());
     }
 
     #[test]

@@ -70,17 +70,52 @@ pub fn joined_rooms(client: &Client) -> Result<Vec<String>> {
     Ok(j.joined_rooms)
 }
 
+/// The largest `/state` answer read: a room of some hundreds of thousands of members.
+pub const MAX_STATE: usize = 256 << 20;
+
 /// The room's whole current state (`GET /rooms/{id}/state`; the account must be in it, or
-/// have been).
+/// have been). Parsed as it arrives, so a room of many thousands of members (tens of MiB)
+/// is read in little memory: of each member event only the membership is kept.
 pub fn state(client: &Client, room: &str) -> Result<Vec<StateEvent>> {
-    client.call_json(
-        &format!("read the state of {room}"),
-        "GET",
-        &["v3", "rooms", room, "state"],
-        &[],
-        Body::None,
-        true,
-    )
+    let what = format!("read the state of {room}");
+    let reader = client.call_reader(&what, &["v3", "rooms", room, "state"], &[], MAX_STATE)?;
+    let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::new(reader));
+    let events = serde::de::Deserializer::deserialize_seq(&mut de, CompactState)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| Error::BadResponse {
+            what,
+            reason: e.to_string(),
+        })?;
+    Ok(events)
+}
+
+/// Reads a state array, keeping of each member event only its membership.
+struct CompactState;
+
+impl<'de> serde::de::Visitor<'de> for CompactState {
+    type Value = Vec<StateEvent>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of state events")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut events = Vec::new();
+        while let Some(mut e) = seq.next_element::<StateEvent>()? {
+            if e.kind == "m.room.member" {
+                let membership = e.content.get("membership").cloned();
+                e.content = match membership {
+                    Some(m) => serde_json::json!({ "membership": m }),
+                    None => Value::Object(Map::new()),
+                };
+            }
+            events.push(e);
+        }
+        Ok(events)
+    }
 }
 
 /// One state event's content, or `None` when the room has none of it.

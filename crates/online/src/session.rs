@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use url::Url;
 use zeroize::Zeroizing;
 
 use crate::client::{AccessToken, Client, Homeserver, RateLimits, WaitNotice};
@@ -105,7 +104,7 @@ fn end(client: &Client, ending: &Ending) -> Result<()> {
 }
 
 /// Shows the user the address of a browser login.
-pub type UrlNotice = Box<dyn Fn(&Url) + Send + Sync>;
+pub type UrlNotice = Box<dyn Fn(&crate::login::LoginAddress) + Send + Sync>;
 
 /// How to run a session.
 #[derive(Default)]
@@ -153,9 +152,9 @@ impl Session {
             login_timeout,
         } = options;
         let timeout = login_timeout.unwrap_or(crate::loopback::DEFAULT_TIMEOUT);
-        let show = |url: &Url| {
+        let show = |address: &crate::login::LoginAddress| {
             if let Some(show) = &show_url {
-                show(url)
+                show(address)
             }
         };
         let mut client = match &credentials {

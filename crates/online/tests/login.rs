@@ -20,9 +20,13 @@ fn oauth_login_stays_fresh_for_several_token_lifetimes_and_is_revoked_at_the_end
     // The person at the browser: follows the URL the tool shows, on another thread.
     let options = SessionOptions {
         expected_user: Some(user.clone()),
-        show_url: Some(Box::new(|url: &url::Url| {
-            BROWSER.lock().unwrap().push(play_browser(url.as_str()));
-            SHOWN.lock().unwrap().push(url.to_string());
+        show_url: Some(Box::new(|address: &login::LoginAddress| {
+            // The browser is opened on the start address, which redirects to the login.
+            BROWSER
+                .lock()
+                .unwrap()
+                .push(play_browser(address.start.as_str()));
+            SHOWN.lock().unwrap().push(address.url.to_string());
         })),
         login_timeout: Some(Duration::from_secs(30)),
         ..SessionOptions::default()
@@ -92,8 +96,11 @@ fn sso_login_through_the_chosen_identity_provider_then_logout() {
     assert_eq!(flows.choose(Method::Sso, true).unwrap(), Method::Sso);
     let options = SessionOptions {
         expected_user: Some(user.clone()),
-        show_url: Some(Box::new(|url: &url::Url| {
-            SSO_BROWSER.lock().unwrap().push(play_browser(url.as_str()));
+        show_url: Some(Box::new(|address: &login::LoginAddress| {
+            SSO_BROWSER
+                .lock()
+                .unwrap()
+                .push(play_browser(address.start.as_str()));
         })),
         login_timeout: Some(Duration::from_secs(30)),
         ..SessionOptions::default()

@@ -592,7 +592,7 @@ fn plan_markdown(w: &mut String, p: &Plan) {
             r.facts.room_id,
             cell(r.facts.name.as_deref().unwrap_or("")),
             cell(&what),
-            cell(&r.history_verdict)
+            cell(r.history_verdict.as_str())
         );
     }
     let e = &p.estimate;
@@ -628,7 +628,7 @@ fn moved_markdown(w: &mut String, m: &MoveReport) {
             cell(o.name.as_deref().unwrap_or("")),
             status,
             cell(&o.done.join(", ")),
-            cell(&o.history)
+            cell(o.history.as_str())
         );
     }
     w.push('\n');

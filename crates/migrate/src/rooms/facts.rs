@@ -164,6 +164,7 @@ impl RoomFacts {
                 find("m.room.history_visibility", "").map(|e| &e.content),
                 "history_visibility",
             )
+            .map(|v| clean(&v))
             .unwrap_or_else(|| "shared".into()),
             federate: create_content
                 .and_then(|c| c.get("m.federate"))
@@ -377,7 +378,13 @@ fn glob_match(glob: &str, text: &str) -> bool {
 /// Text from a room's state, safe on one line of a terminal or a rooms file.
 pub fn clean(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_control() || c == '#' { ' ' } else { c })
+        .map(|c| {
+            if c.is_control() || c == '#' || matrix_ids::text::is_hidden_format(c) {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect::<String>()
         .trim()
         .to_owned()

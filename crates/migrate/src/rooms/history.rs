@@ -81,12 +81,27 @@ impl History {
     }
 }
 
+/// The most `/messages` pages read back through one room's history-visibility changes
+/// (each up to 100 of them): far beyond any real room, and a bound on what a server that
+/// keeps sending pages can make a run do.
+pub const MAX_PAGES: usize = 200;
+
 /// Reads the periods as an account in the room: pages back through its history-visibility
-/// changes. `created_ms` is the create event's time.
+/// changes (at most [`MAX_PAGES`]). `created_ms` is the create event's time.
 pub fn read(client: &Client, room: &str, created_ms: u64) -> Result<History> {
     let mut changes = Vec::new();
     let mut from: Option<String> = None;
-    loop {
+    for page_number in 0.. {
+        if page_number == MAX_PAGES {
+            return Err(online::Error::BadResponse {
+                what: format!("read the history settings of {room}"),
+                reason: format!(
+                    "the server kept sending pages ({MAX_PAGES} pages of history-visibility \
+                     changes): the room was not planned"
+                ),
+            }
+            .into());
+        }
         let page = rooms::messages(
             client,
             room,
@@ -102,7 +117,13 @@ pub fn read(client: &Client, room: &str, created_ms: u64) -> Result<History> {
                     .get("history_visibility")
                     .and_then(|v| v.as_str())
                     .unwrap_or("shared");
-                changes.push((e.origin_server_ts, e.event_id.clone(), v.to_owned()));
+                // The setting as the room's state says it: any room admin writes it, so it is
+                // kept without control or format characters.
+                changes.push((
+                    e.origin_server_ts,
+                    e.event_id.clone(),
+                    super::facts::clean(v),
+                ));
             }
         }
         match page.end {
@@ -154,7 +175,7 @@ pub struct Probe {
     /// When the period began.
     pub from_ms: u64,
     /// The first message of the period (read as the old account).
-    pub event_id: String,
+    pub event_id: matrix_ids::text::Untrusted,
     /// What the verdict said: visible to the new account.
     pub expected_visible: bool,
     /// What the server answered the new account.
@@ -217,7 +238,7 @@ pub fn verify(old: &Client, new: &Client, room: &str, history: &History) -> Resu
         probes.push(Probe {
             visibility: p.visibility.clone(),
             from_ms: p.from_ms,
-            event_id: first.event_id,
+            event_id: first.event_id.into(),
             expected_visible: p.visible_later(),
             visible,
         });

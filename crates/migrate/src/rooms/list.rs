@@ -105,6 +105,29 @@ pub struct RoomList {
     pub user_id: String,
     /// Spaces first, each followed by its rooms, then the others.
     pub rooms: Vec<ListedRoom>,
+    /// Rooms that could not be read (listed as comments: they do not move unless the user
+    /// puts them in by hand), each with why.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// A room the list could not read.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Unreadable {
+    /// What the server gave as its ID.
+    pub room_id: matrix_ids::text::Untrusted,
+    /// Why it could not be read.
+    pub why: String,
+}
+
+impl Unreadable {
+    /// Its rooms-file line: a comment, escaped.
+    pub fn line(&self) -> String {
+        format!(
+            "# {}  # cannot be read: {}",
+            self.room_id,
+            super::facts::clean(&self.why)
+        )
+    }
 }
 
 /// Lists every room the session's account is joined to.
@@ -114,9 +137,34 @@ pub fn list(old: &Session, events: &dyn Events) -> Result<RoomList> {
     let direct = online::direct::download(client, old.user_id())?;
     let total = joined.len() as u64;
     let mut read: BTreeMap<String, ListedRoom> = BTreeMap::new();
+    let mut unreadable = Vec::new();
     stage(events, Stage::ReadRooms, Some(total), || {
         for (i, room) in joined.iter().enumerate() {
-            let (facts, history) = read_room(client, room)?;
+            events.emit(Event::Progress {
+                stage: Stage::ReadRooms,
+                done: i as u64 + 1,
+                total,
+            });
+            if !matrix_ids::is_room_id(room) {
+                unreadable.push(Unreadable {
+                    room_id: room.as_str().into(),
+                    why: "the server gave something that is not a room ID".into(),
+                });
+                continue;
+            }
+            let (facts, history) = match read_room(client, room) {
+                Ok(read) => read,
+                Err(crate::Error::Online(e @ online::Error::Cancelled { .. })) => {
+                    return Err(e.into())
+                }
+                Err(e) => {
+                    unreadable.push(Unreadable {
+                        room_id: room.as_str().into(),
+                        why: e.to_string(),
+                    });
+                    continue;
+                }
+            };
             let power = facts.power_of(old.user_id());
             let level = match power {
                 Power::Creator => facts.highest_level(),
@@ -133,17 +181,13 @@ pub fn list(old: &Session, events: &dyn Events) -> Result<RoomList> {
                     depth: 0,
                 },
             );
-            events.emit(Event::Progress {
-                stage: Stage::ReadRooms,
-                done: i as u64 + 1,
-                total,
-            });
         }
         Ok::<_, crate::Error>(())
     })?;
     Ok(RoomList {
         user_id: old.user_id().to_owned(),
         rooms: grouped(read),
+        unreadable,
     })
 }
 

@@ -112,7 +112,7 @@ pub struct RoomOutcome {
     /// Why the old account did not leave, when `--leave` was asked.
     pub stayed: Option<String>,
     /// The history verdict.
-    pub history: String,
+    pub history: matrix_ids::text::Untrusted,
     /// The verdict, checked as the new account.
     pub probes: Vec<Probe>,
     #[serde(skip)]
@@ -139,7 +139,7 @@ impl RoomOutcome {
             notes: Vec::new(),
             left: false,
             stayed: None,
-            history: String::new(),
+            history: Default::default(),
             probes: Vec::new(),
             plan: None,
         }
@@ -222,8 +222,15 @@ impl Ctx<'_> {
             outcome: outcome.into(),
         });
     }
-    /// Sleeps `wait`, telling why; false when stopped meanwhile.
-    fn back_off(&self, stage: Stage, wait: Duration, cause: &str) -> bool {
+    /// Waits `wait` on `client`'s budget (the run's `--max-wait`), telling why.
+    fn back_off(
+        &self,
+        client: &Client,
+        stage: Stage,
+        wait: Duration,
+        cause: &str,
+        error: online::Error,
+    ) -> online::Result<()> {
         self.events.emit(Event::Waiting {
             stage,
             ms: wait.as_millis() as u64,
@@ -231,11 +238,13 @@ impl Ctx<'_> {
             limit: Limit::Remote,
             cause: cause.into(),
         });
-        online::client::sleep_unless(Some(&self.options.cancel), wait)
+        client.wait_counted(cause, wait, error)
     }
-    /// Runs `attempt` until it succeeds, retrying a possible remote rate limit (5xx).
+    /// Runs `attempt` until it succeeds, retrying a possible remote rate limit (5xx); the
+    /// waits count against `client`'s budget.
     fn with_remote_retry<T>(
         &self,
+        client: &Client,
         stage: Stage,
         what: &str,
         mut attempt: impl FnMut() -> online::Result<T>,
@@ -253,9 +262,7 @@ impl Ctx<'_> {
                         "{what} answered {e}: maybe the other server's rate limit (it sends no time \
                          over federation); trying again"
                     );
-                    if !self.back_off(stage, wait, &cause) {
-                        return Err(online::Error::Cancelled { what: what.into() });
-                    }
+                    self.back_off(client, stage, wait, &cause, e)?;
                     wait = (wait * 2).min(Duration::from_secs(600));
                 }
                 other => return other,
@@ -772,7 +779,7 @@ fn check_history(ctx: &Ctx<'_>, old: &Client, new: &Client, w: &Work) {
 /// the room can go on to the join.
 fn invite(ctx: &Ctx<'_>, client: &Client, w: &Work) -> Result<bool, JournalError> {
     let room = w.outcome.lock().expect("outcome lock").room_id.clone();
-    let result = ctx.with_remote_retry(Stage::Invite, "the invite", || {
+    let result = ctx.with_remote_retry(client, Stage::Invite, "the invite", || {
         match rooms::membership(client, &room, ctx.new_user)?.as_deref() {
             Some("join") | Some("invite") => return Ok(false),
             _ => {}
@@ -822,7 +829,7 @@ fn join(ctx: &Ctx<'_>, new: &Client, old: &Client, w: &Work) -> Result<bool, Jou
             .unwrap_or_else(|| plan.facts.via(server_of(ctx.old_user)));
         (o.room_id.clone(), via)
     };
-    let joined = ctx.with_remote_retry(Stage::Join, "the join", || {
+    let joined = ctx.with_remote_retry(new, Stage::Join, "the join", || {
         // The new account's own server decides whether it is in.
         let mine = match rooms::membership(new, &room, ctx.new_user) {
             Ok(m) => m,

@@ -110,7 +110,7 @@ pub struct RoomPlan {
     /// The history the new account will see.
     pub history: History,
     /// [`History::verdict`].
-    pub history_verdict: String,
+    pub history_verdict: matrix_ids::text::Untrusted,
 }
 
 impl RoomPlan {
@@ -365,7 +365,7 @@ impl Planner<'_> {
             new_membership: facts.membership_of(self.new_user).map(str::to_owned),
             decision: decide(&facts, self.old_user, self.new_user, self.new_joined),
             dm_with: dm_peer(self.old_direct, room, self.old_user),
-            history_verdict: history.verdict(),
+            history_verdict: history.verdict().into(),
             facts,
             history,
         })
