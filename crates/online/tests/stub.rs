@@ -611,8 +611,10 @@ fn a_token_about_to_expire_is_renewed_before_the_request() {
         answer(200, WHOAMI),
         answer(200, WHOAMI),
     ]);
-    // Expired already: renewed before the first request goes out.
-    let client = refreshable(&stub, Some(Duration::ZERO));
+    // Expired already (a lifetime of 0 means "not said", so 1 ms, then waited out): renewed
+    // before the first request goes out.
+    let client = refreshable(&stub, Some(Duration::from_millis(1)));
+    std::thread::sleep(Duration::from_millis(5));
     client.whoami().unwrap();
     // Ten minutes now: not renewed again.
     client.whoami().unwrap();
