@@ -10,7 +10,7 @@ use std::fmt;
 use key_export::merge::MergeError;
 use key_export::pipeline::PipelineError;
 use key_export::Error as KeyError;
-use migrate::rooms::journal::JournalError;
+use migrate::journal::JournalError;
 
 use crate::print;
 
@@ -252,7 +252,7 @@ pub fn job(e: migrate::Error, names: &[String]) -> Failure {
         migrate::Error::Journal(j @ JournalError::Locked { .. }) => {
             Failure::new(Exit::Io, j.to_string())
         }
-        migrate::Error::Journal(j @ migrate::rooms::journal::JournalError::Corrupt { .. }) => {
+        migrate::Error::Journal(j @ migrate::journal::JournalError::Corrupt { .. }) => {
             Failure::new(Exit::Format, j.to_string())
                 .hint(Some("give another journal with --state PATH"))
         }

@@ -312,7 +312,7 @@ pub fn run(cmd: RoomsCommand) -> Outcome {
                 crate::files::not_an_input(state, "state")?;
             }
             let journal = state.unwrap_or_else(|| {
-                PathBuf::from(migrate::rooms::journal::default_name(
+                PathBuf::from(migrate::journal::default_name(
                     &accounts.old.old_user,
                     &accounts.new_user,
                 ))

@@ -34,7 +34,7 @@ pub enum Error {
     },
     /// The rooms journal could not be read or written.
     #[error(transparent)]
-    Journal(#[from] crate::rooms::journal::JournalError),
+    Journal(#[from] crate::journal::JournalError),
 }
 
 /// Shorthand for results of this crate.

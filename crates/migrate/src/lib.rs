@@ -10,6 +10,8 @@
 //! - [`rooms`]: the old account's rooms listed, the move planned, and the move itself;
 //! - [`account_move`]: the whole move as one resumable job (`move run`), and its report;
 //! - [`account_data`]: the ignore list, push rules and profile copied;
+//! - [`journal`]: what a move did and decided, phase by phase and room by room, to resume it;
+//! - [`connect`]: the accounts a job works with;
 //! - [`by_hand`]: what a move leaves to do by hand, always with what to do;
 //! - [`plan_file`]: the plan of a whole move (`move.toml`).
 //!
@@ -23,9 +25,11 @@
 pub mod account_data;
 pub mod account_move;
 pub mod by_hand;
+pub mod connect;
 pub mod direct;
 pub mod error;
 pub mod events;
+pub mod journal;
 pub mod keys;
 pub mod plan_file;
 pub mod rooms;

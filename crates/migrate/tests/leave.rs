@@ -1,11 +1,12 @@
 //! The one step a user cannot undo: the old account's leave. Against the two federating
 //! test Synapses (scripts/test-all; these tests FAIL, never skip, without them), with the
-//! room changed at the worst moment — in `run_with`'s hook, after every room was moved and
+//! room changed at the worst moment — between the phases, after every room was moved and
 //! checked, right before the rename and the leaves — as a room admin, a moderation bot or
 //! the user can do during a move that takes hours.
 
 use std::time::Duration;
 
+use migrate::journal::Journal;
 use migrate::rooms::moving::{self, MoveOptions, MoveReport, RoomOutcome, Status};
 use migrate::rooms::plan::{self, Pair};
 use migrate::Silent;
@@ -51,13 +52,17 @@ impl Two {
         options.federation_wait = Duration::from_secs(10);
         options
     }
-    /// Moves `rooms`, doing `meanwhile` once every room moved, before any leave.
+    /// Moves `rooms` phase by phase, doing `meanwhile` once every room moved and the DMs
+    /// were merged, before the rename and the leaves.
     fn moved(&self, rooms: &[String], meanwhile: &dyn Fn()) -> MoveReport {
-        moving::run_with(&self.pair(), rooms, &self.options(), &Silent, &mut |_| {
-            meanwhile();
-            Ok(())
-        })
-        .unwrap()
+        let (pair, options) = (self.pair(), self.options());
+        let journal = Journal::open(&options.journal, &self.old.user_id, &self.new.user_id);
+        let journal = std::sync::Mutex::new(journal.unwrap());
+        let mut report = moving::run_in(&pair, rooms, &options, &journal, &Silent).unwrap();
+        moving::merge_dms(&pair, &options, &journal, &Silent, &mut report).unwrap();
+        meanwhile();
+        moving::rename_and_leave(&pair, &options, &journal, &Silent, &mut report).unwrap();
+        report
     }
     /// The old account's membership as its own server sees the room (a member who left
     /// can still read the state as it was when it left).

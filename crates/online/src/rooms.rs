@@ -195,6 +195,38 @@ pub fn leave(client: &Client, room: &str, reason: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// Raises `user`'s power level in `room` to `level`: the power levels read fresh, only
+/// `users[user]` changed, the whole content sent back, then read again to check. False when
+/// the user had the level already (nothing sent).
+pub fn raise_power(client: &Client, room: &str, user: &str, level: i64) -> Result<bool> {
+    let level_of = |content: &Value| content.get("users")?.get(user)?.as_i64();
+    let mut content = state_content(client, room, "m.room.power_levels", "")?
+        .unwrap_or_else(|| Value::Object(Map::new()));
+    if level_of(&content) >= Some(level) {
+        return Ok(false);
+    }
+    let users = content
+        .as_object_mut()
+        .ok_or_else(|| Error::BadResponse {
+            what: format!("read the power levels of {room}"),
+            reason: "not an object".into(),
+        })?
+        .entry("users")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(users) = users {
+        users.insert(user.to_owned(), Value::from(level));
+    }
+    put_state(client, room, "m.room.power_levels", "", &content)?;
+    let after = state_content(client, room, "m.room.power_levels", "")?.unwrap_or_default();
+    if level_of(&after) < Some(level) {
+        return Err(Error::BadResponse {
+            what: format!("check the power levels of {room}"),
+            reason: "the new level is not in the room's power levels after sending it".into(),
+        });
+    }
+    Ok(true)
+}
+
 /// Sends a state event (replacing the whole content of `kind`/`key`); returns its event ID.
 pub fn put_state(
     client: &Client,

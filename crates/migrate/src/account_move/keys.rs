@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::report::{self, KeysDone, KeysPhase, OldBackup, RoomKeys};
 use crate::error::{Error, Result};
 use crate::events::{stage, Event, Events, Stage};
-use crate::rooms::journal::digest;
+use crate::journal::digest;
 use crate::rooms::plan::Pair;
 
 /// Where the room keys come from.

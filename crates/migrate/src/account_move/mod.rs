@@ -29,7 +29,7 @@ use std::time::Instant;
 use crate::account_data::{self, AccountDataReport};
 use crate::error::Result;
 use crate::events::{stage, Events, Stage};
-use crate::rooms::journal::{digest, Entry, Journal, Phase};
+use crate::journal::{digest, Entry, Journal, Phase};
 use crate::rooms::moving::{self, MoveOptions, RoomOutcome};
 use crate::rooms::plan::{self, Pair};
 
@@ -83,45 +83,32 @@ pub fn run<R: Read + Send>(
     )?;
     report.keys = keys;
     if options.cancel.load(std::sync::atomic::Ordering::Relaxed) {
-        report.conclude(true);
-        report.seconds = started.elapsed().as_secs_f64();
-        return Ok(report);
+        return finish(report, true, &journal, started);
     }
-
-    let copy = request.copy;
-    let mut account_data = None;
-    let mut keys_last = None;
-    let between = &mut |outcomes: &[RoomOutcome]| {
-        let inputs = account_data_digest(outcomes, copy);
-        let done = journal
-            .lock()
-            .expect("journal lock")
-            .phase_for(Phase::AccountData, &inputs)
-            .map(str::to_owned);
-        account_data = Some(match done {
-            Some(detail) => Skip::DoneEarlier { detail }.into(),
-            None if !(copy.ignored || copy.push_rules || copy.profile) => Skip::NotAsked.into(),
-            None => {
-                let copied = copy_account_data(pair, outcomes, copy, false, events)?;
-                journal.lock().expect("journal lock").record(Entry::Done {
-                    phase: Phase::AccountData,
-                    detail: report::account_data_line(&copied),
-                    inputs,
-                })?;
-                copied.into()
-            }
-        });
+    let mut rooms = moving::run_in(pair, &request.rooms, options, &journal, events)?;
+    if !rooms.stopped {
+        moving::merge_dms(pair, options, &journal, events, &mut rooms)?;
+        report.account_data =
+            account_data_phase(pair, &rooms.rooms, request.copy, &journal, events)?;
         // The keys the old account received during the move, while it still receives them.
         if let Some(b) = backups.as_mut() {
-            keys_last = keys::last_pass(pair, &in_new_account(outcomes), b, events)?;
+            report.keys_last = keys::last_pass(pair, &in_new_account(&rooms.rooms), b, events)?;
         }
-        Ok(())
-    };
-    let rooms = moving::run_in(pair, &request.rooms, options, &journal, events, between)?;
-    report.account_data = account_data.unwrap_or_else(|| Skip::NotReached.into());
-    report.keys_last = keys_last;
+        moving::rename_and_leave(pair, options, &journal, events, &mut rooms)?;
+    }
     let stopped = rooms.stopped;
     report.rooms = RoomsPhase::Moved(rooms);
+    finish(report, stopped, &journal, started)
+}
+
+/// The end of a run: what is left by hand and the ending worked out, and (unless stopped)
+/// recorded in the journal for `move status`.
+fn finish(
+    mut report: Report,
+    stopped: bool,
+    journal: &Mutex<Journal>,
+    started: Instant,
+) -> Result<Report> {
     report.conclude(stopped);
     if report.ending != report::Ending::Stopped {
         let mut journal = journal.lock().expect("journal lock");
@@ -136,6 +123,36 @@ pub fn run<R: Read + Send>(
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The account-data phase, skipped when the journal says it was done for the rooms in the
+/// new account and what is copied.
+fn account_data_phase(
+    pair: &Pair<'_>,
+    outcomes: &[RoomOutcome],
+    copy: CopyWhat,
+    journal: &Mutex<Journal>,
+    events: &dyn Events,
+) -> Result<AccountDataPhase> {
+    let inputs = account_data_digest(outcomes, copy);
+    let done = journal
+        .lock()
+        .expect("journal lock")
+        .phase_for(Phase::AccountData, &inputs)
+        .map(str::to_owned);
+    Ok(match done {
+        Some(detail) => Skip::DoneEarlier { detail }.into(),
+        None if !(copy.ignored || copy.push_rules || copy.profile) => Skip::NotAsked.into(),
+        None => {
+            let copied = copy_account_data(pair, outcomes, copy, false, events)?;
+            journal.lock().expect("journal lock").record(Entry::Done {
+                phase: Phase::AccountData,
+                detail: report::account_data_line(&copied),
+                inputs,
+            })?;
+            copied.into()
+        }
+    })
 }
 
 /// The keys phase, skipped when the journal says it was done for the same inputs (the

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::rooms::journal::{Journal, JournalError, Phase};
+use crate::journal::{Journal, JournalError, Phase};
 
 /// One room's progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]

@@ -20,9 +20,9 @@ use online::Client;
 use serde_json::Value;
 
 use super::facts::{Power, RoomFacts};
-use super::journal::{Entry, JournalError};
 use super::moving::{Ctx, RoomOutcome, Status};
 use crate::events::{Event, Stage};
+use crate::journal::{Entry, JournalError};
 
 /// Why the old account must stay in a room, read fresh; `None` when it may leave.
 pub(super) fn must_stay(

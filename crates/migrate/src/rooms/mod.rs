@@ -5,14 +5,12 @@
 //! - [`history`]: what the new account will be able to read, checked after the join;
 //! - [`list`]: the old account's rooms, one rooms-file line each;
 //! - [`plan`]: the steps and blockers of each room, and the expected duration;
-//! - [`journal`]: what a move did, to resume it;
 //! - [`moving`]: the move, its stages running side by side;
 //! - `leave`: the steps a user cannot undo, the rename and the leave, each room's leave
 //!   right after a fresh check that it is safe.
 
 pub mod facts;
 pub mod history;
-pub mod journal;
 mod leave;
 pub mod list;
 pub mod moving;

@@ -9,11 +9,11 @@ use std::sync::Mutex;
 
 use m_direct::DirectMap;
 use online::rooms;
-use online::Session;
 use serde::Serialize;
 
 use super::facts::{server_of, Power, RoomFacts};
 use super::history::{self, History};
+pub use crate::connect::Pair;
 use crate::error::Result;
 use crate::events::{stage, Event, Events, Stage};
 
@@ -124,27 +124,6 @@ impl RoomPlan {
         self.decision.blockers.is_empty()
             && self.decision.steps.iter().all(|s| *s == Step::Tags)
             && self.new_membership.as_deref() == Some("join")
-    }
-}
-
-/// Who moves: the two accounts.
-pub struct Pair<'a> {
-    /// The old account.
-    pub old: &'a Session,
-    /// The new account.
-    pub new: &'a Session,
-}
-
-impl Pair<'_> {
-    /// Refuses a pair that is one account twice, as the servers' `whoami` says (not as the
-    /// arguments spell it): a move to itself would find every room moved and leave it.
-    pub fn distinct(&self) -> Result<()> {
-        if self.old.user_id() == self.new.user_id() {
-            return Err(crate::Error::SameAccount {
-                user: self.old.user_id().to_owned(),
-            });
-        }
-        Ok(())
     }
 }
 
