@@ -53,8 +53,7 @@ fn stage_worker(
     total: &dyn Fn() -> u64,
     step: &dyn Fn(usize) -> Result<bool, JournalError>,
 ) -> Result<(), JournalError> {
-    let mut done = 0;
-    for i in rx {
+    for (done, i) in (1..).zip(rx) {
         if ctx.stopped() {
             break;
         }
@@ -63,7 +62,6 @@ fn stage_worker(
                 let _ = next.send(i);
             }
         }
-        done += 1;
         ctx.events.emit(Event::Progress {
             stage,
             done,
