@@ -11,7 +11,7 @@
 
 pub mod facts;
 pub mod history;
-mod leave;
+pub(crate) mod leave;
 pub mod list;
 pub mod moving;
 pub mod plan;

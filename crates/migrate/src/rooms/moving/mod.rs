@@ -27,6 +27,8 @@ mod ctx;
 mod outcome;
 mod stages;
 mod steps;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashSet;
 use std::path::PathBuf;

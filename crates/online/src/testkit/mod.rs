@@ -3,6 +3,8 @@
 //! through the shared-secret admin API. A test that needs the server FAILS when it is
 //! absent: it never skips.
 
+pub mod stub;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hmac::{Hmac, Mac};
