@@ -82,8 +82,14 @@ fn a_method_the_server_lacks_is_refused_with_what_it_offers() {
         .unwrap();
     assert_code(&out, 2);
     let err = stderr(&out);
-    assert!(err.contains("does not take passwords here"), "{err}");
-    assert!(err.contains("--login oauth"), "{err}");
+    assert!(
+        err.contains("does not offer a login by password; it offers: oauth"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: choose one it offers with --login (oauth)"),
+        "{err}"
+    );
     assert!(s.names().iter().all(|n| n != "d.json"), "nothing written");
 }
 

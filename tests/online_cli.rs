@@ -323,7 +323,7 @@ fn device_count(c: &online::Client) -> usize {
     let bytes = c
         .call(
             "list devices",
-            "GET",
+            online::client::Method::Get,
             &["v3", "devices"],
             &[],
             online::client::Body::None,

@@ -197,10 +197,13 @@ pub fn credentials(
     };
     let flows = login::flows(&online::Client::anonymous(homeserver.clone()))?;
     let usage = |e: online::Error| {
-        Failure::new(
-            Exit::Usage,
-            format!("{e} (or give {file_flag} PATH, or set {env})"),
-        )
+        let hint = match &e {
+            online::Error::LoginUnavailable { offered, .. } => format!(
+                "choose one it offers with {login_flag} ({offered}), or give {file_flag} PATH, or set {env}"
+            ),
+            _ => format!("or give {file_flag} PATH, or set {env}"),
+        };
+        Failure::new(Exit::Usage, e.to_string()).with_hint(&hint)
     };
     match flows.choose(method, user.is_some()).map_err(usage)? {
         Method::OAuth => Ok(Credentials::OAuth(Box::new(

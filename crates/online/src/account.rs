@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::client::{is_not_found, parse_value, Body, Client};
+use crate::client::{is_not_found, parse_value, Body, Client, Method};
 use crate::error::Result;
 
 /// The push rule kinds, highest priority first.
@@ -14,7 +14,7 @@ pub fn account_data(client: &Client, user: &str, kind: &str) -> Result<Option<Va
     let what = format!("read the account data {kind}");
     match client.call(
         &what,
-        "GET",
+        Method::Get,
         &["v3", "user", user, "account_data", kind],
         &[],
         Body::None,
@@ -30,7 +30,7 @@ pub fn put_account_data(client: &Client, user: &str, kind: &str, content: &Value
     let body = content.to_string();
     client.call(
         &format!("write the account data {kind}"),
-        "PUT",
+        Method::Put,
         &["v3", "user", user, "account_data", kind],
         &[],
         Body::Json(body.as_bytes()),
@@ -43,7 +43,7 @@ pub fn put_account_data(client: &Client, user: &str, kind: &str, content: &Value
 pub fn push_rules(client: &Client) -> Result<Value> {
     let what = "read the push rules";
     let all = parse_value(
-        &client.call(what, "GET", &["v3", "pushrules", ""], &[], Body::None)?,
+        &client.call(what, Method::Get, &["v3", "pushrules", ""], &[], Body::None)?,
         what,
     )?;
     Ok(all.get("global").cloned().unwrap_or(Value::Null))
@@ -64,7 +64,7 @@ pub fn put_push_rule(client: &Client, kind: &str, id: &str, body: &Value) -> Res
     let text = body.to_string();
     client.call(
         &format!("add the {kind} push rule {id}"),
-        "PUT",
+        Method::Put,
         &["v3", "pushrules", "global", kind, id],
         &[],
         Body::Json(text.as_bytes()),
@@ -77,7 +77,7 @@ pub fn set_push_rule_enabled(client: &Client, kind: &str, id: &str, enabled: boo
     let text = serde_json::json!({ "enabled": enabled }).to_string();
     client.call(
         &format!("enable the {kind} push rule {id}"),
-        "PUT",
+        Method::Put,
         &["v3", "pushrules", "global", kind, id, "enabled"],
         &[],
         Body::Json(text.as_bytes()),
@@ -90,7 +90,7 @@ pub fn set_push_rule_actions(client: &Client, kind: &str, id: &str, actions: &Va
     let text = serde_json::json!({ "actions": actions }).to_string();
     client.call(
         &format!("set the actions of the {kind} push rule {id}"),
-        "PUT",
+        Method::Put,
         &["v3", "pushrules", "global", kind, id, "actions"],
         &[],
         Body::Json(text.as_bytes()),
@@ -103,7 +103,7 @@ pub fn avatar_url(client: &Client, user: &str) -> Result<Option<String>> {
     let what = format!("read the avatar of {user}");
     match client.call(
         &what,
-        "GET",
+        Method::Get,
         &["v3", "profile", user, "avatar_url"],
         &[],
         Body::None,
@@ -123,7 +123,7 @@ pub fn set_avatar_url(client: &Client, user: &str, mxc: &str) -> Result<()> {
     let body = serde_json::json!({ "avatar_url": mxc }).to_string();
     client.call(
         &format!("set the avatar of {user}"),
-        "PUT",
+        Method::Put,
         &["v3", "profile", user, "avatar_url"],
         &[],
         Body::Json(body.as_bytes()),

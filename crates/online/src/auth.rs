@@ -17,8 +17,9 @@ use serde::Deserialize;
 use url::Url;
 use zeroize::Zeroizing;
 
-use crate::client::AccessToken;
 use crate::error::{Error, Result};
+use crate::token::AccessToken;
+use crate::wire::{self, secret_json, Attempt, Body, Method};
 
 /// What a login returned.
 pub struct Tokens {
@@ -212,101 +213,106 @@ struct Renewed {
     expires_in: Option<u64>,
 }
 
-/// Renews the token in `s`. A lost answer is retried: the spent refresh token stays valid
-/// until its successor is first used.
+/// Renews the token in `s`. A lost answer (or a 5xx, or a 429) is retried: the spent
+/// refresh token stays valid until its successor is first used.
 fn refresh(s: &mut State, agent: &ureq::Agent) -> Result<()> {
     let what = "renew the access token";
-    let refresh = s.refresh.as_ref().expect("checked by the caller");
     let mut last = None;
     for attempt in 0..3u32 {
         if attempt > 0 {
             std::thread::sleep(Duration::from_millis(500) * 2u32.pow(attempt));
         }
-        let started = Instant::now();
-        let result = match refresh {
-            Refresh::Matrix { url, token } => {
-                #[derive(serde::Serialize)]
-                struct Body<'a> {
-                    refresh_token: &'a str,
-                }
-                let body = crate::client::secret_json(&Body {
-                    refresh_token: token.as_str(),
-                });
-                agent
-                    .request_url("POST", url)
-                    .set("Content-Type", "application/json")
-                    .send_bytes(&body)
-            }
-            Refresh::OAuth {
-                url,
-                client_id,
-                token,
-            } => agent
-                .request_url("POST", url)
-                .set("Content-Type", "application/x-www-form-urlencoded")
-                .send_bytes(&crate::login::form_body(&[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", token.as_str()),
-                    ("client_id", client_id),
-                ])),
+        let sent = {
+            let refresh = s.refresh.as_ref().expect("checked by the caller");
+            send_refresh(agent, what, refresh)
         };
-        let url = match refresh {
-            Refresh::Matrix { url, .. } | Refresh::OAuth { url, .. } => url,
-        };
-        crate::client::log_exchange(
-            "POST",
-            url,
-            &crate::client::Body::None,
-            &result,
-            started.elapsed(),
-        );
-        match result {
-            Ok(resp) => {
-                let mut text = Zeroizing::new(String::new());
-                std::io::Read::read_to_string(&mut resp.into_reader().take(1 << 16), &mut text)
-                    .map_err(|e| Error::BadResponse {
-                        what: what.into(),
-                        reason: e.to_string(),
-                    })?;
-                let renewed: Renewed =
-                    serde_json::from_str(&text).map_err(|e| Error::BadResponse {
-                        what: what.into(),
-                        reason: e.to_string(),
-                    })?;
-                s.access = AccessToken::new(&renewed.access_token);
-                s.generation += 1;
-                s.refreshes += 1;
-                let life = renewed
-                    .expires_in_ms
-                    .map(Duration::from_millis)
-                    .or(renewed.expires_in.map(Duration::from_secs));
-                s.lifetime = lifetime(life);
-                s.expires_at = expiry(s.lifetime);
-                if let Some(next) = renewed.refresh_token {
-                    *s.refresh.as_mut().expect("present").token_mut() = next;
-                }
-                return Ok(());
+        match sent {
+            Attempt::Done(resp) => return apply(s, read_renewed(resp, what)?),
+            Attempt::Retryable { error, .. } | Attempt::RateLimited { error, .. } => {
+                last = Some(error)
             }
-            Err(ureq::Error::Status(status, resp)) if status < 500 => {
-                let text = resp.into_string().unwrap_or_default();
+            Attempt::Failed(error) | Attempt::Unauthorized(error) => {
                 return Err(Error::SessionEnded {
-                    reason: format!(
-                        "the server refused to renew it (HTTP {status}: {})",
-                        crate::client::printable(
-                            text.chars().take(200).collect::<String>().as_str()
-                        )
-                    ),
-                });
+                    reason: format!("the server refused to renew it ({error})"),
+                })
             }
-            Err(e) => last = Some(e.to_string()),
         }
     }
     Err(Error::SessionEnded {
         reason: format!(
             "renewing it failed three times: {}",
-            crate::client::printable(&last.unwrap_or_default())
+            last.map_or_else(String::new, |e| e.to_string())
         ),
     })
+}
+
+/// One refresh request, through the one wire path.
+fn send_refresh(agent: &ureq::Agent, what: &str, refresh: &Refresh) -> Attempt {
+    match refresh {
+        Refresh::Matrix { url, token } => {
+            #[derive(serde::Serialize)]
+            struct Asked<'a> {
+                refresh_token: &'a str,
+            }
+            let body = secret_json(&Asked {
+                refresh_token: token.as_str(),
+            });
+            wire::send(
+                agent,
+                what,
+                Method::Post,
+                url,
+                &Body::Json(&body),
+                None,
+                None,
+            )
+        }
+        Refresh::OAuth {
+            url,
+            client_id,
+            token,
+        } => {
+            let form = crate::login::oauth::form_body(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token.as_str()),
+                ("client_id", client_id),
+            ]);
+            let body = Body::Bytes {
+                content_type: "application/x-www-form-urlencoded",
+                data: &form,
+            };
+            wire::send(agent, what, Method::Post, url, &body, None, None)
+        }
+    }
+}
+
+/// The renewal's answer (read into a wiped buffer: it holds the new tokens).
+fn read_renewed(resp: ureq::Response, what: &str) -> Result<Renewed> {
+    let mut text = Zeroizing::new(String::new());
+    let bad = |reason: String| Error::BadResponse {
+        what: what.into(),
+        reason,
+    };
+    std::io::Read::read_to_string(&mut resp.into_reader().take(1 << 16), &mut text)
+        .map_err(|e| bad(e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| bad(e.to_string()))
+}
+
+/// Puts a renewal's tokens in force.
+fn apply(s: &mut State, renewed: Renewed) -> Result<()> {
+    s.access = AccessToken::new(&renewed.access_token);
+    s.generation += 1;
+    s.refreshes += 1;
+    let life = renewed
+        .expires_in_ms
+        .map(Duration::from_millis)
+        .or(renewed.expires_in.map(Duration::from_secs));
+    s.lifetime = lifetime(life);
+    s.expires_at = expiry(s.lifetime);
+    if let Some(next) = renewed.refresh_token {
+        *s.refresh.as_mut().expect("present").token_mut() = next;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

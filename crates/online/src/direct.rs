@@ -6,7 +6,7 @@
 use m_direct::merge::merge;
 use m_direct::DirectMap;
 
-use crate::client::{is_not_found, parse_value, Body, Client};
+use crate::client::{is_not_found, parse_value, Body, Client, Method};
 use crate::error::{Error, Result};
 
 /// The account's current `m.direct` (empty when none is set: the server answers 404).
@@ -14,7 +14,7 @@ pub fn download(client: &Client, user_id: &str) -> Result<DirectMap> {
     let what = "read m.direct";
     match client.call(
         what,
-        "GET",
+        Method::Get,
         &["v3", "user", user_id, "account_data", "m.direct"],
         &[],
         Body::None,
@@ -39,7 +39,7 @@ pub fn replace(client: &Client, user_id: &str, map: &DirectMap) -> Result<()> {
     })?;
     let answer = client.call(
         what,
-        "PUT",
+        Method::Put,
         &["v3", "user", user_id, "account_data", "m.direct"],
         &[],
         Body::Json(&body),

@@ -260,7 +260,7 @@ pub enum Error {
     #[error(
         "{cause}\nThe server no longer accepts this access token (it expired, or its session \
          was logged out). A token copied out of a client cannot be renewed by this tool: give \
-         a fresh one, or let the tool log in itself (--login oauth, sso or password) so it \
+         a fresh one, or let the tool log in itself (OAuth 2.0, single sign-on or password) so it \
          keeps its own token fresh however long the run takes"
     )]
     TokenRejected {
@@ -274,6 +274,14 @@ pub enum Error {
     SessionEnded {
         /// Why.
         reason: String,
+    },
+    /// The login asked for is one the homeserver does not offer.
+    #[error("this homeserver does not offer a login by {wanted}; it offers: {offered}")]
+    LoginUnavailable {
+        /// The method asked for.
+        wanted: &'static str,
+        /// The methods it offers.
+        offered: String,
     },
     /// A login could not be completed.
     #[error("could not log in: {reason}")]

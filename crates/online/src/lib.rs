@@ -27,14 +27,18 @@ pub mod backup;
 pub mod client;
 pub mod direct;
 pub mod error;
+pub mod homeserver;
 pub mod login;
 pub mod loopback;
+pub mod retry;
 pub mod rooms;
 pub mod secret_storage;
 pub mod session;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod tls;
+pub mod token;
+pub mod wire;
 
 pub use client::{AccessToken, Client, Homeserver};
 pub use error::{Error, Result};

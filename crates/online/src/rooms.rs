@@ -8,7 +8,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::client::{is_not_found, parse_value, Body, Client};
+use crate::client::{is_not_found, parse_value, Body, Client, Method};
 use crate::error::{Error, Result};
 
 /// One state event of a room, as `GET /rooms/{id}/state` gives it.
@@ -61,7 +61,7 @@ pub fn joined_rooms(client: &Client) -> Result<Vec<String>> {
     }
     let j: Joined = client.call_json(
         "list the rooms you are in",
-        "GET",
+        Method::Get,
         &["v3", "joined_rooms"],
         &[],
         Body::None,
@@ -123,7 +123,7 @@ pub fn state_content(client: &Client, room: &str, kind: &str, key: &str) -> Resu
     let what = format!("read {kind} in {room}");
     match client.call(
         &what,
-        "GET",
+        Method::Get,
         &["v3", "rooms", room, "state", kind, key],
         &[],
         Body::None,
@@ -152,7 +152,7 @@ pub fn invite(client: &Client, room: &str, user: &str) -> Result<()> {
     let body = serde_json::json!({ "user_id": user }).to_string();
     client.call(
         &format!("invite {user} to {room}"),
-        "POST",
+        Method::Post,
         &["v3", "rooms", room, "invite"],
         &[],
         Body::Json(body.as_bytes()),
@@ -170,7 +170,7 @@ pub fn join(client: &Client, room: &str, via: &[String]) -> Result<String> {
     let query: Vec<(&str, &str)> = via.iter().map(|s| ("via", s.as_str())).collect();
     let j: Joined = client.call_json(
         &format!("join {room}"),
-        "POST",
+        Method::Post,
         &["v3", "join", room],
         &query,
         Body::Json(b"{}"),
@@ -187,7 +187,7 @@ pub fn leave(client: &Client, room: &str, reason: Option<&str>) -> Result<()> {
     };
     client.call(
         &format!("leave {room}"),
-        "POST",
+        Method::Post,
         &["v3", "rooms", room, "leave"],
         &[],
         Body::Json(body.as_bytes()),
@@ -242,7 +242,7 @@ pub fn put_state(
     let body = serde_json::to_vec(content).expect("a JSON value serialises");
     let s: Sent = client.call_json(
         &format!("send {kind} to {room}"),
-        "PUT",
+        Method::Put,
         &["v3", "rooms", room, "state", kind, key],
         &[],
         Body::Json(&body),
@@ -260,7 +260,7 @@ pub fn tags(client: &Client, user: &str, room: &str) -> Result<Map<String, Value
     }
     let t: Tags = client.call_json(
         &format!("read your tags of {room}"),
-        "GET",
+        Method::Get,
         &["v3", "user", user, "rooms", room, "tags"],
         &[],
         Body::None,
@@ -274,7 +274,7 @@ pub fn put_tag(client: &Client, user: &str, room: &str, tag: &str, content: &Val
     let body = serde_json::to_vec(content).expect("a JSON value serialises");
     client.call(
         &format!("tag {room} {tag}"),
-        "PUT",
+        Method::Put,
         &["v3", "user", user, "rooms", room, "tags", tag],
         &[],
         Body::Json(&body),
@@ -287,7 +287,7 @@ pub fn displayname(client: &Client, user: &str) -> Result<Option<String>> {
     let what = format!("read the display name of {user}");
     match client.call(
         &what,
-        "GET",
+        Method::Get,
         &["v3", "profile", user, "displayname"],
         &[],
         Body::None,
@@ -306,7 +306,7 @@ pub fn set_displayname(client: &Client, user: &str, name: &str) -> Result<()> {
     let body = serde_json::json!({ "displayname": name }).to_string();
     client.call(
         &format!("set the display name of {user}"),
-        "PUT",
+        Method::Put,
         &["v3", "profile", user, "displayname"],
         &[],
         Body::Json(body.as_bytes()),
@@ -362,7 +362,7 @@ pub fn messages(
     }
     client.call_json(
         &format!("read the timeline of {room}"),
-        "GET",
+        Method::Get,
         &["v3", "rooms", room, "messages"],
         &query,
         Body::None,
@@ -380,7 +380,7 @@ pub fn token_after(client: &Client, room: &str, event_id: &str) -> Result<Option
     let what = format!("find event {event_id} in {room}");
     match client.call_json::<Context>(
         &what,
-        "GET",
+        Method::Get,
         &["v3", "rooms", room, "context", event_id],
         &[("limit", "0")],
         Body::None,
@@ -397,7 +397,7 @@ pub fn token_after(client: &Client, room: &str, event_id: &str) -> Result<Option
 pub fn event(client: &Client, room: &str, event_id: &str) -> Result<Option<TimelineEvent>> {
     match client.call_json(
         &format!("read event {event_id} in {room}"),
-        "GET",
+        Method::Get,
         &["v3", "rooms", room, "event", event_id],
         &[],
         Body::None,

@@ -173,12 +173,16 @@ impl Session {
                 Some(Ending::Logout)
             }
             Credentials::Sso { idp } => {
-                let tokens = login::sso(&client, idp.as_deref(), &show, timeout)?;
+                let pending = login::sso::start(&client, idp.as_deref())?;
+                show(pending.address());
+                let tokens = pending.finish(&client, timeout)?;
                 client.set_tokens(tokens);
                 Some(Ending::Logout)
             }
             Credentials::OAuth(meta) => {
-                let (tokens, registered) = login::oauth(&client, &meta, &show, timeout)?;
+                let pending = login::oauth::start(&client, &meta)?;
+                show(pending.address());
+                let (tokens, registered) = pending.finish(timeout)?;
                 client.set_tokens(tokens);
                 Some(Ending::Revoke(registered))
             }

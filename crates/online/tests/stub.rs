@@ -197,7 +197,8 @@ fn errors_carry_the_servers_errcode_and_an_unreachable_server_is_a_transport_err
         "{e:?}"
     );
     assert!(
-        e.to_string().contains("--login oauth, sso or password"),
+        e.to_string()
+            .contains("let the tool log in itself (OAuth 2.0, single sign-on or password)"),
         "{e}"
     );
     stub.finish();
@@ -256,7 +257,7 @@ fn idempotent_requests_are_retried_after_server_errors_and_posts_are_not() {
     client
         .call(
             "write",
-            "PUT",
+            online::client::Method::Put,
             &["v3", "x"],
             &[],
             online::client::Body::Json(b"{}"),
@@ -286,7 +287,7 @@ fn idempotent_requests_are_retried_after_server_errors_and_posts_are_not() {
     let e = client
         .call(
             "log out",
-            "POST",
+            online::client::Method::Post,
             &["v3", "logout"],
             &[],
             online::client::Body::Json(b"{}"),

@@ -299,7 +299,7 @@ fn planted_backup_entries_are_left_out_and_reported() {
         user.client
             .call(
                 "plant",
-                "PUT",
+                online::client::Method::Put,
                 &["v3", "room_keys", "keys", room, session],
                 &[("version", version.as_str())],
                 online::client::Body::Json(&body),

@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use super::encrypt::KeyBackupData;
 use super::key::BackupKey;
 use super::version::BackupInfo;
-use crate::client::{is_not_found, Body, Client};
+use crate::client::{is_not_found, Body, Client, Method};
 use crate::error::{Error, Result};
 
 #[derive(Deserialize)]
@@ -31,7 +31,7 @@ pub(super) fn room_keys<T: serde::de::DeserializeOwned>(
 ) -> Result<Option<T>> {
     match client.call_json(
         what,
-        "GET",
+        Method::Get,
         &["v3", "room_keys", "keys", room],
         &[("version", info.version.as_str())],
         Body::None,

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::encrypt::{encrypt_batch, Encryptor};
 use super::key::BackupKey;
 use super::version::BackupInfo;
-use crate::client::{Body, Client};
+use crate::client::{Body, Client, Method};
 use crate::error::{Error, Result};
 
 /// What an upload did.
@@ -62,7 +62,7 @@ pub fn upload(
             let (n, body) = msg?;
             match client.call_json::<Stored>(
                 "upload room keys to the backup",
-                "PUT",
+                Method::Put,
                 &["v3", "room_keys", "keys"],
                 &query,
                 Body::Json(&body),

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::key::BackupKey;
 use super::ALGORITHM;
-use crate::client::{is_not_found, Body, Client};
+use crate::client::{is_not_found, Body, Client, Method};
 use crate::error::{Error, Result};
 
 /// A backup version as `GET /room_keys/version` describes it.
@@ -49,7 +49,7 @@ impl BackupInfo {
 pub fn current(client: &Client) -> Result<Option<BackupInfo>> {
     match client.call_json(
         "read the key backup version",
-        "GET",
+        Method::Get,
         &["v3", "room_keys", "version"],
         &[],
         Body::None,
@@ -72,7 +72,7 @@ pub fn create_version(client: &Client, key: &BackupKey) -> Result<String> {
     }
     let c: Created = client.call_json(
         "create a key backup version",
-        "POST",
+        Method::Post,
         &["v3", "room_keys", "version"],
         &[],
         Body::Json(&serde_json::to_vec(&body).expect("JSON serialises")),

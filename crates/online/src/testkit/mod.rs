@@ -161,7 +161,7 @@ impl TestUser {
             .client
             .call_json(
                 "create a room",
-                "POST",
+                crate::client::Method::Post,
                 &["v3", "createRoom"],
                 &[],
                 Body::Json(body.as_bytes()),
@@ -188,7 +188,7 @@ impl TestUser {
             .client
             .call_json(
                 "send a message",
-                "PUT",
+                crate::client::Method::Put,
                 &["v3", "rooms", room, "send", "m.room.message", &txn],
                 &[],
                 Body::Json(body.as_bytes()),
