@@ -260,7 +260,7 @@ pub fn download(cmd: DownloadCommand) -> Outcome {
                         .map_err(Failure::from)
                 })
             })?;
-            print::download_keys(&report, &output.describe());
+            print::backup::download_keys(&report, &output.describe());
             Ok(())
         }
     }

@@ -117,12 +117,13 @@ fn read_plan(path: &Path) -> Outcome<MovePlan> {
 }
 
 fn login_kind(a: &AccountPlan) -> LoginKind {
-    match (a.token_file.is_some(), a.login.as_str()) {
+    use migrate::plan_file::PlanLogin;
+    match (a.token_file.is_some(), a.login) {
         (true, _) => LoginKind::Token,
-        (_, "oauth") => LoginKind::Oauth,
-        (_, "sso") => LoginKind::Sso,
-        (_, "password") => LoginKind::Password,
-        _ => LoginKind::Auto,
+        (_, PlanLogin::OAuth) => LoginKind::Oauth,
+        (_, PlanLogin::Sso) => LoginKind::Sso,
+        (_, PlanLogin::Password) => LoginKind::Password,
+        (_, PlanLogin::Ask) => LoginKind::Auto,
     }
 }
 

@@ -136,7 +136,7 @@ fn build(from: &Path, moving: Moving, accounts: Accounts, json: bool, out: &OutA
     if json {
         document::print(Kind::DirectBuild, &built.report);
     }
-    print::direct_build(&built.report, built.moving_rooms, &output.describe());
+    print::direct::direct_build(&built.report, built.moving_rooms, &output.describe());
     Ok(())
 }
 

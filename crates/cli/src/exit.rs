@@ -222,11 +222,11 @@ pub fn pipeline_with(e: PipelineError, names: &[String], invalid_hint: &str) -> 
             Exit::Invalid,
             format!(
                 "{}\n  hint: importers reject a whole file for one bad entry; {invalid_hint}",
-                print::invalid_entries(&bad, names)
+                print::keys::invalid_entries(&bad, names)
             ),
         ),
         PipelineError::Merge(MergeError::Conflicts(c)) => {
-            Failure::new(Exit::Invalid, print::strict_conflicts(&c, names))
+            Failure::new(Exit::Invalid, print::keys::strict_conflicts(&c, names))
         }
         PipelineError::Output(e) => e.into(),
     }

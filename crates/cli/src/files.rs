@@ -4,7 +4,6 @@
 
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use key_export::pipeline::Source;
@@ -14,6 +13,16 @@ use zeroize::Zeroizing;
 use crate::secrets;
 
 use crate::exit::{Exit, Failure, Outcome};
+use migrate::output::{AtomicFile, OutputError};
+
+impl From<OutputError> for Failure {
+    fn from(e: OutputError) -> Self {
+        match e {
+            OutputError::Exists(p) => exists(&p),
+            e => Failure::new(Exit::Io, e.to_string()),
+        }
+    }
+}
 
 /// An opened input: a file (with its length) or standard input.
 pub struct Input {
@@ -204,8 +213,8 @@ impl Output {
     }
 
     /// Lets `produce` stream the content into a temporary file (mode 0600, same folder),
-    /// syncs it to disk, then renames it into place. If `produce` fails, the temporary
-    /// file is deleted and the target is untouched.
+    /// syncs it to disk, then renames it into place ([`migrate::output::AtomicFile`]). If
+    /// `produce` fails, the temporary file is deleted and the target is untouched.
     pub fn write_with<T>(&self, produce: impl FnOnce(&mut dyn Write) -> Outcome<T>) -> Outcome<T> {
         let Some(target) = &self.target else {
             let mut out = std::io::stdout().lock();
@@ -213,61 +222,8 @@ impl Output {
             out.flush()?;
             return Ok(value);
         };
-        let dir = match target.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
         // Registered for removal on a signal before it exists, so no moment leaves it behind.
-        let mut registered = None;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".matrix-transplant-")
-            .suffix(".part")
-            .make_in(dir, |path| {
-                registered = Some(crate::cleanup::TempFile::register(path));
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(path)
-            })
-            .map_err(|e| {
-                Failure::new(
-                    Exit::Io,
-                    format!("cannot create a file in {}: {e}", dir.display()),
-                )
-            })?;
-        let value = {
-            let mut w = std::io::BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
-            let value = produce(&mut w)?;
-            w.flush().map_err(|e| {
-                Failure::new(Exit::Io, format!("cannot write {}: {e}", target.display()))
-            })?;
-            value
-        };
-        tmp.as_file().sync_all().map_err(|e| {
-            Failure::new(Exit::Io, format!("cannot write {}: {e}", target.display()))
-        })?;
-        let result = if self.force {
-            tmp.persist(target).map(|_| ()).map_err(|e| e.error)
-        } else {
-            tmp.persist_noclobber(target)
-                .map(|_| ())
-                .map_err(|e| e.error)
-        };
-        result.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                exists(target)
-            } else {
-                Failure::new(Exit::Io, format!("cannot write {}: {e}", target.display()))
-            }
-        })?;
-        sync_dir_of(target).map_err(|e| {
-            Failure::new(
-                Exit::Io,
-                format!("cannot sync the folder of {}: {e}", target.display()),
-            )
-        })?;
-        Ok(value)
+        AtomicFile::new(target, self.force).write_with(&crate::cleanup::TempFile::register, produce)
     }
 
     /// A name for messages.
@@ -376,15 +332,6 @@ fn report_leftovers(target: &Path) {
             stale.join(", ")
         );
     }
-}
-
-/// Syncs the folder that holds `file`, so that a rename into it survives a crash.
-fn sync_dir_of(file: &Path) -> std::io::Result<()> {
-    let dir = match file.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -149,7 +149,7 @@ fn inspect(file: &Path, read: &ReadArgs, json: bool, all_rooms: bool) -> Outcome
     if json {
         document::print(Kind::KeysInspect, &report);
     } else {
-        print::inspect_report(file, &report, all_rooms);
+        print::keys::inspect_report(file, &report, all_rooms);
     }
     Ok(())
 }
@@ -278,7 +278,7 @@ fn filter_merge(files: &[PathBuf], pass_files: &[PathBuf], keep: &KeepArgs) -> O
             },
         );
     }
-    print::merge_summary(&done, &names, &output.describe());
+    print::keys::merge_summary(&done, &names, &output.describe());
     print::elapsed(started.elapsed());
     if done.summary.conflicts > 0 && !keep.allow_conflicts {
         return Err(Failure::new(

@@ -371,25 +371,7 @@ pub fn resume_command() -> String {
 
 /// The rooms file: a header of comments, then one line per room.
 pub fn list_text(listed: &RoomList) -> String {
-    let mut s = format!(
-        "# Rooms of {} (matrix-transplant rooms list).\n# Delete the lines of the rooms that stay; \
-         this file then drives keys filter, direct build, rooms plan and rooms move.\n",
-        listed.user_id
-    );
-    for r in &listed.rooms {
-        s.push_str(&r.line());
-        s.push('\n');
-    }
-    if !listed.unreadable.is_empty() {
-        s.push_str(
-            "# Rooms that could not be read (they do not move as long as they are comments):\n",
-        );
-        for u in &listed.unreadable {
-            s.push_str(&u.line());
-            s.push('\n');
-        }
-    }
-    s
+    migrate::rooms::rooms_file::render(listed)
 }
 
 fn print_plan(p: &Plan) {

@@ -13,6 +13,7 @@
 //! - [`journal`]: what a move did and decided, phase by phase and room by room, to resume it;
 //! - [`connect`]: the accounts a job works with;
 //! - [`by_hand`]: what a move leaves to do by hand, always with what to do;
+//! - [`output`]: a file written whole or not at all;
 //! - [`plan_file`]: the plan of a whole move (`move.toml`).
 //!
 //! The jobs that need no account (decrypt, inspect, encrypt, filter and merge a key
@@ -31,6 +32,7 @@ pub mod error;
 pub mod events;
 pub mod journal;
 pub mod keys;
+pub mod output;
 pub mod plan_file;
 pub mod rooms;
 

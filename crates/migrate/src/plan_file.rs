@@ -23,15 +23,40 @@ pub struct AccountPlan {
     pub token_file: Option<PathBuf>,
     /// How to log in without a token: "ask" (what the server offers), "oauth", "sso",
     /// "password".
-    #[serde(default = "ask")]
-    pub login: String,
+    #[serde(default)]
+    pub login: PlanLogin,
     /// The identity provider, when the server has several.
     #[serde(default)]
     pub idp: Option<String>,
 }
 
-fn ask() -> String {
-    "ask".into()
+/// How a plan's account logs in when it names no token file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanLogin {
+    /// What the server offers.
+    #[default]
+    Ask,
+    /// OAuth 2.0 in a browser.
+    OAuth,
+    /// Single sign-on in a browser.
+    Sso,
+    /// A password, asked.
+    Password,
+}
+
+impl AccountPlan {
+    /// How to log in: only the token when the plan names a token file, else as asked.
+    pub fn login_method(&self) -> crate::connect::LoginMethod {
+        use crate::connect::LoginMethod;
+        match (self.token_file.is_some(), self.login) {
+            (true, _) => LoginMethod::TokenOnly,
+            (_, PlanLogin::Ask) => LoginMethod::Auto,
+            (_, PlanLogin::OAuth) => LoginMethod::OAuth,
+            (_, PlanLogin::Sso) => LoginMethod::Sso,
+            (_, PlanLogin::Password) => LoginMethod::Password,
+        }
+    }
 }
 
 /// One key export of the old account (one per device).
@@ -188,17 +213,6 @@ impl MovePlan {
             }),
             message: e.message().trim().to_owned(),
         })?;
-        for account in [&plan.old, &plan.new] {
-            if !matches!(account.login.as_str(), "ask" | "oauth" | "sso" | "password") {
-                return Err(PlanError::Value {
-                    path: path.into(),
-                    message: format!(
-                        "login = {:?} for {}: use \"ask\", \"oauth\", \"sso\" or \"password\" (or give token_file)",
-                        account.login, account.user
-                    ),
-                });
-            }
-        }
         let keys = &plan.keys;
         for (account, key, phrase) in [
             (
@@ -374,7 +388,7 @@ mod tests {
             Some("(moved to @me:example.org)")
         );
         assert!(plan.leave && plan.copy.push_rules && !plan.copy.profile);
-        assert_eq!(plan.old.login, "ask");
+        assert_eq!(plan.old.login, PlanLogin::Ask);
         assert_eq!(plan.old.token_file, None);
         // What init was told is written in, quoted.
         let text = template(
@@ -424,7 +438,10 @@ mod tests {
             Path::new("."),
         )
         .unwrap_err();
-        assert!(e.to_string().contains("use \"ask\", \"oauth\""), "{e}");
+        assert!(
+            e.to_string().contains("p.toml, line 4: unknown variant `sms`, expected one of `ask`, `oauth`, `sso`, `password`"),
+            "{e}"
+        );
         let e = MovePlan::parse(
             "rooms_file = \"r\"\n[old]\nuser = \"@a:x\"\n[new]\nuser = \"@a:x\"\n",
             Path::new("p.toml"),

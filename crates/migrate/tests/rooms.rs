@@ -209,7 +209,11 @@ fn list_plan_and_move_between_two_servers() {
 
     // The list: every room, the DM named, the space first with its room under it.
     let listed = list::list(&old, &Silent).unwrap();
-    let lines: Vec<String> = listed.rooms.iter().map(|r| r.line()).collect();
+    let lines: Vec<String> = listed
+        .rooms
+        .iter()
+        .map(migrate::rooms::rooms_file::line)
+        .collect();
     let text = lines.join("\n");
     assert_eq!(listed.rooms.len(), w.rooms.len(), "{text}");
     let line_of = |key: &str| {

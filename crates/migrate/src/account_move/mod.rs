@@ -5,7 +5,9 @@
 //! same end without doing anything twice.
 //!
 //! - [`report`]: what a run did or (a dry run) would do, and the Markdown for people;
-//! - [`status`]: where a move stands, read from its journal alone.
+//! - [`status`]: where a move stands, read from its journal alone;
+//! - [`init`]: `move init`, the plan and the rooms file written;
+//! - [`from_plan`]: a plan file turned into the request, and the files beside it.
 //!
 //! The phases, in order:
 //! 1. keys: every key export, plus the old account's backup when its recovery key is
@@ -17,6 +19,8 @@
 //!    that moved;
 //! 4. the rename of the old account, then the leaves (the rooms engine's last steps).
 
+pub mod from_plan;
+pub mod init;
 mod keys;
 pub mod report;
 pub mod status;

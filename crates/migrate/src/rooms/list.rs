@@ -1,6 +1,5 @@
-//! The old account's rooms, one line each in the rooms-file format the other commands read
-//! (`!id  # what it is`): the user deletes the lines of rooms that stay, and the same file
-//! drives `keys filter`, `direct build`, `rooms plan` and `rooms move`.
+//! The old account's rooms, read for the rooms file ([`super::rooms_file`]): what each is,
+//! grouped under its spaces, and the rooms that could not be read.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -9,7 +8,7 @@ use online::Session;
 use serde::Serialize;
 
 use super::facts::{Power, RoomFacts};
-use super::history::{utc, History};
+use super::history::History;
 use super::plan::{dm_peer, read_room};
 use crate::error::Result;
 use crate::events::{stage, Event, Events, Stage};
@@ -31,73 +30,6 @@ pub struct ListedRoom {
     pub depth: usize,
 }
 
-impl ListedRoom {
-    /// The rooms-file line: `!id  # name — DM with @bob:x — encrypted — v12 — invite only
-    /// — your power 100 (creator) — history: shared since creation`.
-    pub fn line(&self) -> String {
-        let f = &self.facts;
-        let mut parts: Vec<String> = Vec::new();
-        if f.is_space {
-            parts.push(format!(
-                "[space] {}",
-                f.name.as_deref().unwrap_or("(no name)")
-            ));
-        } else {
-            parts.push(f.name.clone().unwrap_or_else(|| "(no name)".into()));
-        }
-        if let Some(peer) = &self.dm_with {
-            parts.push(format!("DM with {peer}"));
-        }
-        if f.encrypted {
-            parts.push("encrypted".into());
-        }
-        parts.push(format!("v{}", f.version));
-        parts.push(
-            match f.join_rule.as_str() {
-                "public" => "public",
-                "invite" => "invite only",
-                "knock" => "knock",
-                "restricted" => "space members may join",
-                "knock_restricted" => "knock, or space members may join",
-                "private" => "private",
-                _ => "unusual join rule",
-            }
-            .into(),
-        );
-        parts.push(match self.power {
-            Power::Creator => format!("your power {} (creator)", self.level),
-            Power::Level(l) => format!("your power {l}"),
-        });
-        if f.tombstone.is_some() {
-            parts.push("replaced (tombstone)".into());
-        }
-        parts.push(format!("history: {}", short_history(&self.history)));
-        format!(
-            "{}{}  # {}",
-            "  ".repeat(self.depth),
-            f.room_id,
-            super::facts::clean(&parts.join(" — "))
-        )
-    }
-}
-
-/// A few words on the history a new member sees.
-fn short_history(h: &History) -> String {
-    let hidden: Vec<_> = h.hidden().collect();
-    match (hidden.as_slice(), h.periods.len()) {
-        ([], 1) => format!("{} since creation", h.periods[0].visibility),
-        ([], _) => "visible throughout".into(),
-        ([only], _) if only.to_ms.is_none() => {
-            format!(
-                "'{}' since {} (hidden from a new member)",
-                only.visibility,
-                utc(only.from_ms)
-            )
-        }
-        (many, _) => format!("{} period(s) hidden from a new member", many.len()),
-    }
-}
-
 /// The account's rooms.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RoomList {
@@ -117,17 +49,6 @@ pub struct Unreadable {
     pub room_id: matrix_ids::text::Untrusted,
     /// Why it could not be read.
     pub why: String,
-}
-
-impl Unreadable {
-    /// Its rooms-file line: a comment, escaped.
-    pub fn line(&self) -> String {
-        format!(
-            "# {}  # cannot be read: {}",
-            self.room_id,
-            super::facts::clean(&self.why)
-        )
-    }
 }
 
 /// Lists every room the session's account is joined to.

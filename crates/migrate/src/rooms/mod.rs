@@ -3,7 +3,8 @@
 //!
 //! - [`facts`]: what a room's state says (version, creators, power, join rule, ACL);
 //! - [`history`]: what the new account will be able to read, checked after the join;
-//! - [`list`]: the old account's rooms, one rooms-file line each;
+//! - [`list`]: the old account's rooms, read for the rooms file;
+//! - [`rooms_file`]: the rooms file, written and read;
 //! - [`plan`]: the steps and blockers of each room, and the expected duration;
 //! - [`moving`]: the move, its stages running side by side;
 //! - `leave`: the steps a user cannot undo, the rename and the leave, each room's leave
@@ -15,5 +16,6 @@ pub(crate) mod leave;
 pub mod list;
 pub mod moving;
 pub mod plan;
+pub mod rooms_file;
 
 pub use plan::Pair;

@@ -1,4 +1,7 @@
-//! Room keys into and out of an account's server-side key backup.
+//! Room keys: into and out of an account's server-side key backup, and ([`local`]) the
+//! jobs on an export alone.
+
+pub mod local;
 
 use std::io::{Read, Write};
 use std::time::Instant;
