@@ -142,7 +142,35 @@ pub struct KeepArgs {
     pub out: OutArgs,
 }
 
+impl NewExportArgs {
+    /// The new export's passphrase: its file, else the environment, else asked (Enter keeps
+    /// `fallback`, the input's).
+    pub fn passphrase(
+        &self,
+        fallback: Option<&key_export::Passphrase>,
+    ) -> Outcome<key_export::Passphrase> {
+        crate::secrets::new(
+            self.out_passphrase_file.as_deref(),
+            crate::secrets::OUT_PASSPHRASE_ENV,
+            fallback,
+        )
+    }
+}
+
 impl KeepArgs {
+    /// The export to write and the conflicts file, checked before any work.
+    pub fn outputs(&self) -> Outcome<(crate::files::Output, Option<crate::files::Output>)> {
+        use crate::files::Output;
+        let out = &self.out;
+        let output = Output::plan(out.output.as_deref(), out.force, false, "output")?;
+        let conflicts = self
+            .conflicts
+            .as_deref()
+            .map(|p| Output::plan(Some(p), out.force, false, "conflicts"))
+            .transpose()?;
+        Ok((output, conflicts))
+    }
+
     /// The merge options these arguments make.
     pub fn merge_options(&self) -> Outcome<MergeOptions> {
         Ok(MergeOptions {
@@ -197,6 +225,74 @@ pub struct SessionArgs {
     /// The longest the homeserver may make this run wait in all (rate limits, retries).
     #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
     pub max_wait: u64,
+}
+
+impl SessionArgs {
+    /// The account a prompt names: the user given, else "the account".
+    pub fn whose(&self) -> &str {
+        self.user.as_deref().unwrap_or("the account")
+    }
+}
+
+/// Options of both accounts' connections.
+#[derive(Args)]
+pub struct CommonArgs {
+    /// Allow plain http to a homeserver that is not on this machine.
+    #[arg(long)]
+    pub allow_insecure_http: bool,
+    /// A PEM file of certificate authorities to trust besides the usual ones.
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
+    /// The longest the servers may make this run wait in all (rate limits: moving hundreds
+    /// of rooms at stock limits takes hours).
+    #[arg(long, value_name = "SECONDS", default_value_t = 48 * 3600)]
+    pub max_wait: u64,
+}
+
+/// The old account.
+#[derive(Args)]
+pub struct OldArgs {
+    /// The old account's user ID.
+    #[arg(long, value_name = "@old:server", value_parser = user_id)]
+    pub old_user: String,
+    /// Its homeserver URL (else found from --old-user).
+    #[arg(long, value_name = "URL")]
+    pub old_homeserver: Option<String>,
+    /// File holding its access token (else $MATRIX_OLD_ACCESS_TOKEN, else the tool logs in,
+    /// see --old-login).
+    #[arg(long, value_name = "PATH")]
+    pub old_token_file: Option<PathBuf>,
+    /// How the old account logs in when no token is given (as --login).
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = LoginKind::Auto)]
+    pub old_login: LoginKind,
+    /// The old account's identity provider, when its server has several.
+    #[arg(long, value_name = "ID")]
+    pub old_idp: Option<String>,
+}
+
+/// Both accounts.
+#[derive(Args)]
+pub struct TwoAccounts {
+    #[command(flatten)]
+    pub old: OldArgs,
+    /// The new account's user ID.
+    #[arg(long, value_name = "@new:server", value_parser = user_id)]
+    pub new_user: String,
+    /// Its homeserver URL (else found from --new-user).
+    #[arg(long, value_name = "URL")]
+    pub new_homeserver: Option<String>,
+    /// File holding its access token (else $MATRIX_NEW_ACCESS_TOKEN, else the tool logs in,
+    /// see --new-login).
+    #[arg(long, value_name = "PATH")]
+    pub new_token_file: Option<PathBuf>,
+    /// How the new account logs in when no token is given (as --login).
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = LoginKind::Auto)]
+    pub new_login: LoginKind,
+    /// The new account's identity provider, when its server has several.
+    #[arg(long, value_name = "ID")]
+    pub new_idp: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 /// What opens the account's backup: the recovery key Element shows, or a security phrase.

@@ -92,6 +92,40 @@ pub fn print<T: Serialize>(kind: Kind, body: &T) {
     print!("{}", text(kind, body));
 }
 
+/// `keys filter|merge --json`: where the export went, and what it holds.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct MergeSummary<'a> {
+    output: String,
+    #[serde(flatten)]
+    done: &'a key_export::pipeline::Finished,
+}
+
+impl<'a> MergeSummary<'a> {
+    /// The summary of `done`, written to `output`.
+    pub fn new(output: String, done: &'a key_export::pipeline::Finished) -> Self {
+        MergeSummary { output, done }
+    }
+}
+
+/// `direct merge --json`: the users of the merged map, and what the merge replaced.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct DirectMerge<'a> {
+    /// Users in the merged map.
+    pub users: usize,
+    /// What the merge did.
+    #[serde(flatten)]
+    pub report: &'a m_direct::merge::MergeReport,
+}
+
+/// `direct check --json`: the findings, and how many `--fix` mends.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct DirectCheck<'a> {
+    /// What is wrong in the map.
+    pub findings: &'a [m_direct::check::Finding],
+    /// How many of them `--fix` mends.
+    pub fixable: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,13 +134,13 @@ mod tests {
     fn schema(kind: Kind) -> Schema {
         let mut s = match kind {
             Kind::KeysInspect => schema_for!(Document<'static, key_export::inspect::Report>),
-            Kind::KeysMerge => schema_for!(Document<'static, crate::keys::JsonSummary<'static>>),
+            Kind::KeysMerge => schema_for!(Document<'static, MergeSummary<'static>>),
             Kind::DirectBuild => schema_for!(Document<'static, m_direct::build::BuildReport>),
             Kind::DirectMerge => {
-                schema_for!(Document<'static, crate::direct::MergeJson<'static>>)
+                schema_for!(Document<'static, DirectMerge<'static>>)
             }
             Kind::DirectCheck => {
-                schema_for!(Document<'static, crate::direct::CheckJson<'static>>)
+                schema_for!(Document<'static, DirectCheck<'static>>)
             }
             Kind::RoomsList => schema_for!(Document<'static, migrate::rooms::list::RoomList>),
             Kind::RoomsPlan => schema_for!(Document<'static, migrate::rooms::plan::Plan>),

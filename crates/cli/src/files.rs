@@ -51,8 +51,10 @@ pub fn open_input(path: &Path) -> Outcome<Input> {
     })
 }
 
-/// An opened export, with its passphrase: what a job reads.
-pub type ExportSource = Source<Box<dyn Read + Send>>;
+/// What an export is read from: a file, or standard input.
+pub type ExportReader = Box<dyn Read + Send>;
+/// An export with its passphrase.
+pub type ExportSource = Source<ExportReader>;
 
 /// Opened exports with their passphrases, in order.
 pub struct Sources(Vec<ExportSource>);

@@ -3,20 +3,20 @@
 //! files, makes one library call per subcommand and prints its report; the work is done in
 //! the `key-export`, `m-direct`, `online` and `migrate` libraries.
 
-mod account;
-mod account_move;
+mod accounts;
 mod args;
+mod ask;
 mod cleanup;
-mod direct;
+mod commands;
 mod document;
 mod exit;
 mod files;
-mod keys;
 mod manual;
 mod print;
 mod progress;
-mod rooms;
 mod secrets;
+
+use commands::{direct, download, keys, moves, rooms, upload};
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -77,16 +77,16 @@ enum Command {
     Direct(direct::DirectCommand),
     /// Put a DM list or room keys into an account (m.direct, server-side key backup).
     #[command(subcommand)]
-    Upload(account::UploadCommand),
+    Upload(upload::UploadCommand),
     /// Fetch an account's DM list or key backup.
     #[command(subcommand)]
-    Download(account::DownloadCommand),
+    Download(download::DownloadCommand),
     /// Move rooms to the new account: list the old account's, plan the move, move them.
     #[command(subcommand)]
     Rooms(rooms::RoomsCommand),
     /// The whole move from one plan file: init, run (--dry-run first), status.
     #[command(subcommand)]
-    Move(account_move::MoveCommand),
+    Move(moves::MoveCommand),
     /// Print the shell completion script (e.g. `source <(matrix-transplant completions bash)`).
     Completions {
         /// The shell.
@@ -126,10 +126,10 @@ fn main() {
     let result = match cli.command {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Direct(cmd) => direct::run(cmd),
-        Command::Upload(cmd) => account::upload(cmd),
-        Command::Download(cmd) => account::download(cmd),
+        Command::Upload(cmd) => upload::run(cmd),
+        Command::Download(cmd) => download::run(cmd),
         Command::Rooms(cmd) => rooms::run(cmd),
-        Command::Move(cmd) => account_move::run(cmd),
+        Command::Move(cmd) => moves::run(cmd),
         Command::Completions { shell } => manual::completions(shell, Cli::command()),
         Command::Manpage { output, force } => {
             manual::manpages(Cli::command(), output.as_deref(), force)

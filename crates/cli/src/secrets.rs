@@ -5,13 +5,7 @@ use std::path::Path;
 
 use key_export::Passphrase;
 use online::backup::Recovery;
-use online::login::{self, IdentityProvider, Method};
-use online::{AccessToken, Credentials, Homeserver};
-
-use crate::args::LoginKind;
 use zeroize::Zeroizing;
-
-use crate::files::read_text;
 
 use crate::exit::{Exit, Failure, Outcome};
 
@@ -19,8 +13,6 @@ use crate::exit::{Exit, Failure, Outcome};
 pub const PASSPHRASE_ENV: &str = "MATRIX_TRANSPLANT_PASSPHRASE";
 /// Environment variable holding the passphrase for a new export.
 pub const OUT_PASSPHRASE_ENV: &str = "MATRIX_TRANSPLANT_OUT_PASSPHRASE";
-/// Environment variable with an access token.
-pub const TOKEN_ENV: &str = "MATRIX_ACCESS_TOKEN";
 /// Environment variable with a recovery key.
 pub const RECOVERY_KEY_ENV: &str = "MATRIX_TRANSPLANT_RECOVERY_KEY";
 /// Environment variable with a security phrase.
@@ -53,6 +45,11 @@ pub fn have_tty() -> bool {
         .write(true)
         .open("/dev/tty")
         .is_ok()
+}
+
+/// An answer typed at the terminal, not echoed (a password, a choice).
+pub fn prompt_text(text: &str) -> Outcome<Passphrase> {
+    prompt(text)
 }
 
 fn prompt(text: &str) -> Outcome<Passphrase> {
@@ -144,159 +141,6 @@ fn no_source(flag: &str, env: &str) -> Failure {
              (passphrases are never taken on the command line)"
         ),
     )
-}
-
-/// How one account logs in, and the flags that say so (for messages).
-pub struct Login<'a> {
-    /// `--login`.
-    pub kind: LoginKind,
-    /// `--idp`.
-    pub idp: Option<&'a str>,
-    /// The token file flag, the user flag, the login flag.
-    pub flags: (&'a str, &'a str, &'a str),
-    /// The token's environment variable.
-    pub token_env: &'a str,
-}
-
-/// How to get in: the token from `token_file`, else the environment (unless another way
-/// is asked), else a login the server offers: OAuth 2.0 or SSO in a browser, or a
-/// password for `user` asked on the terminal.
-pub fn credentials(
-    token_file: Option<&Path>,
-    user: Option<&str>,
-    login: &Login<'_>,
-    homeserver: &Homeserver,
-) -> Outcome<Credentials> {
-    let (file_flag, user_flag, login_flag) = login.flags;
-    let env = login.token_env;
-    if token_file.is_some() && !matches!(login.kind, LoginKind::Auto | LoginKind::Token) {
-        return Err(Failure::new(
-            Exit::Usage,
-            format!("{file_flag} gives a token, {login_flag} asks to log in: choose one"),
-        ));
-    }
-    if let Some(path) = token_file {
-        return Ok(Credentials::Token(AccessToken::new(&read_text(path)?)));
-    }
-    if matches!(login.kind, LoginKind::Auto | LoginKind::Token) {
-        if let Ok(token) = std::env::var(env) {
-            return Ok(Credentials::Token(AccessToken::new(&Zeroizing::new(token))));
-        }
-    }
-    let method = match login.kind {
-        LoginKind::Token => {
-            return Err(Failure::new(
-                Exit::Usage,
-                format!("{login_flag} token: give {file_flag} PATH or set {env}"),
-            ))
-        }
-        LoginKind::Auto => Method::Auto,
-        LoginKind::Oauth => Method::OAuth,
-        LoginKind::Sso => Method::Sso,
-        LoginKind::Password => Method::Password,
-    };
-    let flows = login::flows(&online::Client::anonymous(homeserver.clone()))?;
-    let usage = |e: online::Error| {
-        let hint = match &e {
-            online::Error::LoginUnavailable { offered, .. } => format!(
-                "choose one it offers with {login_flag} ({offered}), or give {file_flag} PATH, or set {env}"
-            ),
-            _ => format!("or give {file_flag} PATH, or set {env}"),
-        };
-        Failure::new(Exit::Usage, e.to_string()).with_hint(&hint)
-    };
-    match flows.choose(method, user.is_some()).map_err(usage)? {
-        Method::OAuth => Ok(Credentials::OAuth(Box::new(
-            flows.oauth.clone().expect("chosen because present"),
-        ))),
-        Method::Sso => {
-            let providers = flows.sso.clone().unwrap_or_default();
-            let idp = match login.idp {
-                Some(id) if providers.is_empty() || providers.iter().any(|p| p.id == id) => {
-                    Some(id.to_owned())
-                }
-                Some(id) => {
-                    return Err(Failure::new(
-                        Exit::Usage,
-                        format!(
-                            "this homeserver has no identity provider {id:?}; it has: {}",
-                            providers_text(&providers)
-                        ),
-                    ))
-                }
-                None if providers.len() <= 1 => providers.first().map(|p| p.id.clone()),
-                None => Some(pick_provider(&providers, login.flags.2)?),
-            };
-            Ok(Credentials::Sso { idp })
-        }
-        Method::Password | Method::Auto => {
-            let Some(user) = user else {
-                return Err(Failure::new(
-                    Exit::Usage,
-                    format!("no access token: give {file_flag}, set {env}, or give {user_flag} to log in with a password"),
-                ));
-            };
-            let password = password(&format!("Password for {user}: "))?;
-            Ok(Credentials::Password {
-                user_id: user.to_owned(),
-                password: Zeroizing::new(password.expose().to_owned()),
-            })
-        }
-    }
-}
-
-fn providers_text(providers: &[IdentityProvider]) -> String {
-    providers
-        .iter()
-        .map(|p| {
-            format!(
-                "{} ({})",
-                crate::print::safe(&p.id),
-                crate::print::safe(&p.name)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Asks which identity provider to use (on a terminal; else says how to name one).
-fn pick_provider(providers: &[IdentityProvider], login_flag: &str) -> Outcome<String> {
-    let idp_flag = login_flag.replace("login", "idp");
-    if !have_tty() {
-        return Err(Failure::new(
-            Exit::Usage,
-            format!(
-                "this homeserver has several identity providers: name one with {idp_flag} ID ({})",
-                providers_text(providers)
-            ),
-        ));
-    }
-    eprintln!("This homeserver offers several ways to sign on:");
-    for (i, p) in providers.iter().enumerate() {
-        eprintln!(
-            "  {}. {} ({})",
-            i + 1,
-            crate::print::safe(&p.name),
-            crate::print::safe(&p.id)
-        );
-    }
-    let answer = prompt(&format!("Which one (1-{})? ", providers.len()))?;
-    answer
-        .expose()
-        .trim()
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| providers.get(n.checked_sub(1)?))
-        .map(|p| p.id.clone())
-        .ok_or_else(|| {
-            Failure::new(
-                Exit::Usage,
-                format!(
-                    "not one of 1-{}: name one with {idp_flag} ID",
-                    providers.len()
-                ),
-            )
-        })
 }
 
 /// What opens an account's backup: the recovery key or the security phrase in a file (the

@@ -99,6 +99,20 @@ pub enum ConnectError {
     /// Only a token may be used, and none was given.
     #[error("no access token was given, and a login was not asked for")]
     NoToken,
+    /// The identity provider named is not one the server has.
+    #[error("this homeserver has no identity provider {id}; it has: {offered}")]
+    UnknownProvider {
+        /// The ID named (escaped).
+        id: String,
+        /// The ones it has: `id (name), …`, escaped.
+        offered: String,
+    },
+    /// The server has several identity providers and none was named (nor could be asked).
+    #[error("this homeserver has several identity providers: name one ({offered})")]
+    NoProviderChosen {
+        /// The ones it has: `id (name), …`, escaped.
+        offered: String,
+    },
     /// The person did not confirm the account a browser logged in to.
     #[error("the browser logged in as {user}, {why}")]
     NotConfirmed {
@@ -222,13 +236,10 @@ fn provider(
         Some(id) if providers.is_empty() || providers.iter().any(|p| p.id == id) => {
             Ok(Some(id.to_owned()))
         }
-        Some(id) => Err(ConnectError::Online(online::Error::Login {
-            reason: format!(
-                "this homeserver has no identity provider {:?}; it has: {}",
-                matrix_ids::text::printable(id),
-                providers_text(providers)
-            ),
-        })),
+        Some(id) => Err(ConnectError::UnknownProvider {
+            id: format!("{:?}", matrix_ids::text::printable(id)),
+            offered: providers_text(providers),
+        }),
         None if providers.len() <= 1 => Ok(providers.first().map(|p| p.id.clone())),
         None => ask.provider(providers).map(Some),
     }
@@ -269,37 +280,14 @@ pub fn close(session: Session) -> std::result::Result<(), online::Error> {
     session.close()
 }
 
-/// Opens both accounts (each `whoami` must match its user ID before anything is written),
-/// runs `job`, closes both (logging out what this tool logged in); the errors of closing are
-/// handed to `closed`.
-pub fn with_pair<T, E: From<ConnectError>>(
-    old: &AccountSpec,
-    new: &AccountSpec,
-    ask: &Arc<dyn Ask>,
-    job: impl FnOnce(&Pair<'_>) -> std::result::Result<T, E>,
-    closed: impl Fn(online::Error),
-) -> std::result::Result<T, E> {
-    let old = open(old, ask)?;
-    let new = open(new, ask)?;
-    let result = job(&Pair {
-        old: &old,
-        new: &new,
-    });
-    ask.closing();
-    for s in [old, new] {
-        if let Err(e) = close(s) {
-            closed(e);
-        }
-    }
-    result
-}
-
-/// [`with_pair`] for one account.
+/// Opens the account, runs `job`, closes the session (logging out what this tool logged
+/// in, on failure too); the errors of closing are handed to `closed` (the job's result
+/// stands).
 pub fn with_session<T, E: From<ConnectError>>(
     spec: &AccountSpec,
     ask: &Arc<dyn Ask>,
     job: impl FnOnce(&Session) -> std::result::Result<T, E>,
-    closed: impl Fn(online::Error),
+    closed: &dyn Fn(online::Error),
 ) -> std::result::Result<T, E> {
     let session = open(spec, ask)?;
     let result = job(&session);

@@ -38,3 +38,26 @@ pub fn download_keys(report: &migrate::keys::DownloadKeysReport, output: &str) {
          device export's copy of a session over it"
     );
 }
+
+/// The report of `upload keys`.
+pub fn uploaded(report: &migrate::keys::UploadKeysReport) {
+    let u = &report.upload;
+    let secs = report.upload_seconds;
+    crate::note!(
+        "uploaded {} sessions to backup version {} in {secs:.1} s ({:.0} sessions/s); the backup held {} sessions before and {} after ({} new)",
+        u.sent,
+        super::safe(&u.version),
+        u.sent as f64 / secs.max(1e-9),
+        u.count_before,
+        u.count_after,
+        u.count_after.saturating_sub(u.count_before)
+    );
+    let s = &report.merge;
+    if s.conflicts > 0 || s.invalid > 0 {
+        crate::note!(
+            "({} conflicting copies kept as first seen, {} invalid entries left out)",
+            s.conflicts,
+            s.invalid
+        );
+    }
+}

@@ -191,3 +191,17 @@ fn merge_details(done: &Finished, names: &[String]) {
         }
     }
 }
+
+/// Conflicting copies were written (the preferred copy of each) without
+/// `--allow-conflicts`: exit 5 after writing.
+pub fn conflicts_failure(conflicts: usize, in_file: bool, output: &str) -> crate::exit::Failure {
+    crate::exit::Failure::new(
+        crate::exit::Exit::Invalid,
+        format!(
+            "{conflicts} copies of sessions conflict (listed above{}): {output} was written keeping, of \
+             each, a device export's copy over a backup's, else the first seen; check them, \
+             or pass --allow-conflicts to accept this",
+            if in_file { " and in the --conflicts file" } else { "" },
+        ),
+    )
+}

@@ -5,6 +5,8 @@
 pub mod backup;
 pub mod direct;
 pub mod keys;
+pub mod moves;
+pub mod rooms;
 
 use std::time::Duration;
 

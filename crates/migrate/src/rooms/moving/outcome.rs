@@ -28,6 +28,20 @@ pub enum Status {
     NotDone,
 }
 
+impl Status {
+    /// Its name, as in the JSON report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Moved => "moved",
+            Status::AlreadyMoved => "already_moved",
+            Status::Partial => "partial",
+            Status::Blocked => "blocked",
+            Status::Failed => "failed",
+            Status::NotDone => "not_done",
+        }
+    }
+}
+
 /// One room's outcome.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RoomOutcome {
