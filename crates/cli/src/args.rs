@@ -143,6 +143,17 @@ pub struct KeepArgs {
 }
 
 impl NewExportArgs {
+    /// The new export's passphrase and rounds (see [`NewExportArgs::passphrase`]).
+    pub fn destination(
+        &self,
+        fallback: Option<&key_export::Passphrase>,
+    ) -> Outcome<key_export::pipeline::Destination> {
+        Ok(key_export::pipeline::Destination {
+            passphrase: self.passphrase(fallback)?,
+            rounds: self.rounds,
+        })
+    }
+
     /// The new export's passphrase: its file, else the environment, else asked (Enter keeps
     /// `fallback`, the input's).
     pub fn passphrase(
@@ -158,6 +169,18 @@ impl NewExportArgs {
 }
 
 impl KeepArgs {
+    /// How a filter or merge ends: exit 5 after writing when copies conflict, unless
+    /// `--allow-conflicts`.
+    pub fn ending(&self, conflicts: usize, output: &str) -> Outcome {
+        if conflicts == 0 || self.allow_conflicts {
+            return Ok(());
+        }
+        let in_file = self.conflicts.is_some();
+        Err(crate::print::keys::conflicts_failure(
+            conflicts, in_file, output,
+        ))
+    }
+
     /// The export to write and the conflicts file, checked before any work.
     pub fn outputs(&self) -> Outcome<(crate::files::Output, Option<crate::files::Output>)> {
         use crate::files::Output;

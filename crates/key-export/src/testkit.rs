@@ -128,6 +128,10 @@ pub fn export_file(sessions: &[ExportedSession], passphrase: &str, rounds: u32) 
     key.seal(&to_json(sessions))
 }
 
+/// The malformed-file test kit: one file per case, each with a sidecar of what a reader
+/// must say about it (the fuzz targets' seed corpus too).
+pub const KIT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/testkit");
+
 /// The checks of the cargo-fuzz targets, as functions, so that the committed seed corpora
 /// (the malformed-file test kit) are replayed by ordinary tests as well as fuzzed.
 pub mod fuzz {

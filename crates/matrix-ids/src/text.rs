@@ -101,18 +101,28 @@ impl<'de> serde::Deserialize<'de> for Untrusted {
     }
 }
 
+/// Implements `schemars::JsonSchema` for a type that is serialised as a plain string (its
+/// schema is a string's, inline): for types whose `Serialize` writes their words.
 #[cfg(feature = "schemars")]
-impl schemars::JsonSchema for Untrusted {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "string".into()
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        String::json_schema(generator)
-    }
+#[macro_export]
+macro_rules! string_schema {
+    ($t:ty) => {
+        impl ::schemars::JsonSchema for $t {
+            fn schema_name() -> ::std::borrow::Cow<'static, str> {
+                "string".into()
+            }
+            fn inline_schema() -> bool {
+                true
+            }
+            fn json_schema(generator: &mut ::schemars::SchemaGenerator) -> ::schemars::Schema {
+                <String as ::schemars::JsonSchema>::json_schema(generator)
+            }
+        }
+    };
 }
+
+#[cfg(feature = "schemars")]
+string_schema!(Untrusted);
 
 #[cfg(test)]
 mod tests {

@@ -27,7 +27,7 @@ use crate::rooms::plan::Pair;
 
 /// What to copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Copy {
+pub struct AccountDataToCopy {
     /// `m.ignored_user_list`.
     pub ignored: bool,
     /// Push rules.
@@ -114,83 +114,94 @@ fn room_of(kind: &str, rule: &Value) -> Option<String> {
 pub fn plan_rules(old: &Value, new: &Value, moving: &HashSet<String>) -> RulesPlan {
     let mut plan = RulesPlan::default();
     for kind in RULE_KINDS {
-        let find = |id: &str| account::find_rule(new, kind, id);
         // User rules are added at the top of their kind: added last to first, they end in
         // the old order.
         let mut added = Vec::new();
         for rule in rules_of(old, kind) {
-            let id = id_of(rule);
-            let skip = |plan: &mut RulesPlan, why: &str| {
-                plan.skipped.push(RuleSkipped {
-                    kind: kind.into(),
-                    rule_id: id.into(),
-                    why: why.into(),
-                })
-            };
-            let enabled = rule.get("enabled").and_then(Value::as_bool).unwrap_or(true);
-            if rule.get("default").and_then(Value::as_bool) == Some(true) {
-                let Some(mine) = find(id) else {
-                    skip(
-                        &mut plan,
-                        "a server default the new account's server does not have",
-                    );
-                    continue;
-                };
-                let mine_enabled = mine.get("enabled").and_then(Value::as_bool).unwrap_or(true);
-                let change_enabled = (enabled != mine_enabled).then_some(enabled);
-                let change_actions = (rule.get("actions") != mine.get("actions"))
-                    .then(|| rule.get("actions").cloned())
-                    .flatten();
-                if change_enabled.is_some() || change_actions.is_some() {
-                    plan.changes.push(RuleChange::Default {
-                        kind: kind.into(),
-                        rule_id: id.into(),
-                        enabled: change_enabled,
-                        actions: change_actions,
-                    });
-                }
-                continue;
-            }
-            if let Some(room) = room_of(kind, rule) {
-                if !moving.contains(&room) {
-                    skip(&mut plan, "about a room that does not move");
-                    continue;
-                }
-            }
-            if find(id).is_some() {
-                skip(&mut plan, "the new account has a rule of that ID already");
-                continue;
-            }
-            let mut body = Map::new();
-            body.insert(
-                "actions".into(),
-                rule.get("actions").cloned().unwrap_or_else(|| json!([])),
-            );
-            match kind {
-                "override" | "underride" => {
-                    body.insert(
-                        "conditions".into(),
-                        rule.get("conditions").cloned().unwrap_or_else(|| json!([])),
-                    );
-                }
-                "content" => {
-                    body.insert(
-                        "pattern".into(),
-                        rule.get("pattern").cloned().unwrap_or_else(|| json!("")),
-                    );
-                }
-                _ => {}
-            }
-            added.push(RuleChange::Add {
+            let skipped = |why: &str| RuleSkipped {
                 kind: kind.into(),
-                rule_id: id.into(),
-                body: Value::Object(body),
-                enabled,
-            });
+                rule_id: id_of(rule).into(),
+                why: why.into(),
+            };
+            match decide_rule(kind, rule, new, moving) {
+                Decided::Skip(why) => plan.skipped.push(skipped(why)),
+                Decided::Change(change @ RuleChange::Add { .. }) => added.push(change),
+                Decided::Change(change) => plan.changes.push(change),
+                Decided::Nothing => {}
+            }
         }
         plan.changes.extend(added.into_iter().rev());
     }
     plan
+}
+
+/// What one of the old account's rules becomes.
+enum Decided {
+    Skip(&'static str),
+    Change(RuleChange),
+    Nothing,
+}
+
+fn decide_rule(kind: &str, rule: &Value, new: &Value, moving: &HashSet<String>) -> Decided {
+    let id = id_of(rule);
+    let mine = account::find_rule(new, kind, id);
+    if rule.get("default").and_then(Value::as_bool) == Some(true) {
+        return match mine {
+            Some(mine) => default_change(kind, rule, mine),
+            None => Decided::Skip("a server default the new account's server does not have"),
+        };
+    }
+    if room_of(kind, rule).is_some_and(|room| !moving.contains(&room)) {
+        return Decided::Skip("about a room that does not move");
+    }
+    if mine.is_some() {
+        return Decided::Skip("the new account has a rule of that ID already");
+    }
+    Decided::Change(RuleChange::Add {
+        kind: kind.into(),
+        rule_id: id.into(),
+        body: rule_body(kind, rule),
+        enabled: enabled(rule),
+    })
+}
+
+fn enabled(rule: &Value) -> bool {
+    rule.get("enabled").and_then(Value::as_bool).unwrap_or(true)
+}
+
+/// A server default the old account changed: the same change on the new one's.
+fn default_change(kind: &str, rule: &Value, mine: &Value) -> Decided {
+    let change_enabled = (enabled(rule) != enabled(mine)).then_some(enabled(rule));
+    let change_actions = (rule.get("actions") != mine.get("actions"))
+        .then(|| rule.get("actions").cloned())
+        .flatten();
+    if change_enabled.is_none() && change_actions.is_none() {
+        return Decided::Nothing;
+    }
+    Decided::Change(RuleChange::Default {
+        kind: kind.into(),
+        rule_id: id_of(rule).into(),
+        enabled: change_enabled,
+        actions: change_actions,
+    })
+}
+
+/// The body a user rule of `kind` is created with: its actions, and its conditions or
+/// pattern.
+fn rule_body(kind: &str, rule: &Value) -> Value {
+    let mut body = Map::new();
+    let field = |name: &str, empty: Value| rule.get(name).cloned().unwrap_or(empty);
+    body.insert("actions".into(), field("actions", json!([])));
+    match kind {
+        "override" | "underride" => {
+            body.insert("conditions".into(), field("conditions", json!([])));
+        }
+        "content" => {
+            body.insert("pattern".into(), field("pattern", json!("")));
+        }
+        _ => {}
+    }
+    Value::Object(body)
 }
 
 /// What was copied.
@@ -216,101 +227,139 @@ const MAX_AVATAR: usize = 10 << 20;
 pub fn copy(
     pair: &Pair<'_>,
     moving: &HashSet<String>,
-    copy: Copy,
+    copy: AccountDataToCopy,
     dry_run: bool,
 ) -> Result<AccountDataReport> {
-    let (old, new) = (pair.old.client(), pair.new.client());
-    let (old_user, new_user) = (pair.old.user_id(), pair.new.user_id());
     let mut report = AccountDataReport {
         dry_run,
         ..AccountDataReport::default()
     };
     if copy.ignored {
-        const KIND: &str = "m.ignored_user_list";
-        let users = |v: Option<Value>| -> Map<String, Value> {
-            v.and_then(|v| v.get("ignored_users").and_then(Value::as_object).cloned())
-                .unwrap_or_default()
-        };
-        let theirs = users(account::account_data(old, old_user, KIND)?);
-        let mut mine = users(account::account_data(new, new_user, KIND)?);
-        for (user, content) in theirs {
-            if user != new_user && !mine.contains_key(&user) {
-                report.ignored_added.push(user.clone());
-                mine.insert(user, content);
-            }
-        }
-        if !report.ignored_added.is_empty() && !dry_run {
-            account::put_account_data(new, new_user, KIND, &json!({ "ignored_users": mine }))?;
-        }
+        report.ignored_added = ignored(pair, dry_run)?;
     }
     if copy.push_rules {
-        let plan = plan_rules(
-            &account::push_rules(old)?,
-            &account::push_rules(new)?,
-            moving,
-        );
-        if !dry_run {
-            for change in &plan.changes {
-                match change {
-                    RuleChange::Add {
-                        kind,
-                        rule_id,
-                        body,
-                        enabled,
-                    } => {
-                        account::put_push_rule(new, kind, rule_id, body)?;
-                        if !enabled {
-                            account::set_push_rule_enabled(new, kind, rule_id, false)?;
-                        }
-                    }
-                    RuleChange::Default {
-                        kind,
-                        rule_id,
-                        enabled,
-                        actions,
-                    } => {
-                        if let Some(actions) = actions {
-                            account::set_push_rule_actions(new, kind, rule_id, actions)?;
-                        }
-                        if let Some(enabled) = enabled {
-                            account::set_push_rule_enabled(new, kind, rule_id, *enabled)?;
-                        }
-                    }
-                }
-            }
-        }
-        report.rules = plan;
+        report.rules = push_rules(pair, moving, dry_run)?;
     }
     if copy.profile {
-        let localpart = new_user
-            .trim_start_matches('@')
-            .split(':')
-            .next()
-            .unwrap_or("");
-        let mine = rooms::displayname(new, new_user)?;
-        if let Some(name) = rooms::displayname(old, old_user)? {
-            let unset = mine.as_deref().is_none_or(|m| m == localpart);
-            if unset && mine.as_deref() != Some(name.as_str()) {
-                if !dry_run {
-                    rooms::set_displayname(new, new_user, &name)?;
-                }
-                report.displayname = Some(name);
+        report.displayname = displayname(pair, dry_run)?;
+        report.avatar = avatar(pair, dry_run)?;
+    }
+    Ok(report)
+}
+
+/// The users the old account ignores, added to the new account's ignore list.
+fn ignored(pair: &Pair<'_>, dry_run: bool) -> Result<Vec<String>> {
+    const KIND: &str = "m.ignored_user_list";
+    let (new, new_user) = (pair.new.client(), pair.new.user_id());
+    let users = |v: Option<Value>| -> Map<String, Value> {
+        v.and_then(|v| v.get("ignored_users").and_then(Value::as_object).cloned())
+            .unwrap_or_default()
+    };
+    let theirs = users(account::account_data(
+        pair.old.client(),
+        pair.old.user_id(),
+        KIND,
+    )?);
+    let mut mine = users(account::account_data(new, new_user, KIND)?);
+    let mut added = Vec::new();
+    for (user, content) in theirs {
+        if user != new_user && !mine.contains_key(&user) {
+            added.push(user.clone());
+            mine.insert(user, content);
+        }
+    }
+    if !added.is_empty() && !dry_run {
+        account::put_account_data(new, new_user, KIND, &json!({ "ignored_users": mine }))?;
+    }
+    Ok(added)
+}
+
+/// The push rules planned, and (unless `dry_run`) made on the new account.
+fn push_rules(pair: &Pair<'_>, moving: &HashSet<String>, dry_run: bool) -> Result<RulesPlan> {
+    let new = pair.new.client();
+    let plan = plan_rules(
+        &account::push_rules(pair.old.client())?,
+        &account::push_rules(new)?,
+        moving,
+    );
+    if !dry_run {
+        for change in &plan.changes {
+            apply_rule(new, change)?;
+        }
+    }
+    Ok(plan)
+}
+
+fn apply_rule(new: &online::Client, change: &RuleChange) -> Result<()> {
+    match change {
+        RuleChange::Add {
+            kind,
+            rule_id,
+            body,
+            enabled,
+        } => {
+            account::put_push_rule(new, kind, rule_id, body)?;
+            if !enabled {
+                account::set_push_rule_enabled(new, kind, rule_id, false)?;
             }
         }
-        if account::avatar_url(new, new_user)?.is_none() {
-            if let Some(mxc) = account::avatar_url(old, old_user)? {
-                if dry_run {
-                    report.avatar = Some(mxc);
-                } else {
-                    let (bytes, content_type) = old.download_media(&mxc, MAX_AVATAR)?;
-                    let uploaded = new.upload_media(&content_type, "avatar", &bytes)?;
-                    account::set_avatar_url(new, new_user, &uploaded)?;
-                    report.avatar = Some(uploaded);
-                }
+        RuleChange::Default {
+            kind,
+            rule_id,
+            enabled,
+            actions,
+        } => {
+            if let Some(actions) = actions {
+                account::set_push_rule_actions(new, kind, rule_id, actions)?;
+            }
+            if let Some(enabled) = enabled {
+                account::set_push_rule_enabled(new, kind, rule_id, *enabled)?;
             }
         }
     }
-    Ok(report)
+    Ok(())
+}
+
+/// The old account's display name, given to the new one when it has none of its own (or
+/// only its localpart).
+fn displayname(pair: &Pair<'_>, dry_run: bool) -> Result<Option<String>> {
+    let (new, new_user) = (pair.new.client(), pair.new.user_id());
+    let localpart = new_user
+        .trim_start_matches('@')
+        .split(':')
+        .next()
+        .unwrap_or("");
+    let mine = rooms::displayname(new, new_user)?;
+    let Some(name) = rooms::displayname(pair.old.client(), pair.old.user_id())? else {
+        return Ok(None);
+    };
+    let unset = mine.as_deref().is_none_or(|m| m == localpart);
+    if !unset || mine.as_deref() == Some(name.as_str()) {
+        return Ok(None);
+    }
+    if !dry_run {
+        rooms::set_displayname(new, new_user, &name)?;
+    }
+    Ok(Some(name))
+}
+
+/// The old account's avatar, copied (downloaded and uploaded again) when the new account
+/// has none; its new `mxc://` URI (a dry run: the old one).
+fn avatar(pair: &Pair<'_>, dry_run: bool) -> Result<Option<String>> {
+    let (old, new, new_user) = (pair.old.client(), pair.new.client(), pair.new.user_id());
+    if account::avatar_url(new, new_user)?.is_some() {
+        return Ok(None);
+    }
+    let Some(mxc) = account::avatar_url(old, pair.old.user_id())? else {
+        return Ok(None);
+    };
+    if dry_run {
+        return Ok(Some(mxc));
+    }
+    let (bytes, content_type) = old.download_media(&mxc, MAX_AVATAR)?;
+    let uploaded = new.upload_media(&content_type, "avatar", &bytes)?;
+    account::set_avatar_url(new, new_user, &uploaded)?;
+    Ok(Some(uploaded))
 }
 
 #[cfg(test)]

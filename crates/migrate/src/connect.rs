@@ -55,6 +55,19 @@ pub enum LoginMethod {
     TokenOnly,
 }
 
+impl LoginMethod {
+    /// The login it asks of the server; `None` when it asks for none.
+    fn method(self) -> Option<login::Method> {
+        Some(match self {
+            LoginMethod::TokenOnly => return None,
+            LoginMethod::Auto => login::Method::Auto,
+            LoginMethod::OAuth => login::Method::OAuth,
+            LoginMethod::Sso => login::Method::Sso,
+            LoginMethod::Password => login::Method::Password,
+        })
+    }
+}
+
 /// How to get into one account.
 pub struct AccountSpec {
     /// Its user ID: checked against `whoami`, and used to find the homeserver.
@@ -196,13 +209,7 @@ fn credentials(
     if let Some(token) = &spec.token {
         return Ok(Credentials::Token(token.clone()));
     }
-    let wanted = match spec.login {
-        LoginMethod::TokenOnly => return Err(ConnectError::NoToken),
-        LoginMethod::Auto => login::Method::Auto,
-        LoginMethod::OAuth => login::Method::OAuth,
-        LoginMethod::Sso => login::Method::Sso,
-        LoginMethod::Password => login::Method::Password,
-    };
+    let wanted = spec.login.method().ok_or(ConnectError::NoToken)?;
     let flows = login::flows(&online::Client::anonymous(homeserver.clone()))?;
     match flows.choose(wanted, spec.user.is_some())? {
         login::Method::OAuth => Ok(Credentials::OAuth(Box::new(

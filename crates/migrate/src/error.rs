@@ -17,7 +17,7 @@ pub enum Error {
     #[error("{account}: {source}")]
     Account {
         /// Which account.
-        account: crate::account_move::Account,
+        account: crate::keys::sources::Account,
         /// What went wrong.
         source: online::Error,
     },

@@ -87,6 +87,17 @@ pub enum Entry {
     },
 }
 
+impl Entry {
+    /// A phase done: what it did, and a digest of what it was done for.
+    pub fn done(phase: Phase, detail: String, inputs: String) -> Self {
+        Entry::Done {
+            phase,
+            detail,
+            inputs,
+        }
+    }
+}
+
 /// The phases of a whole move that the per-room steps above do not record.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
@@ -198,6 +209,60 @@ pub enum JournalError {
     },
 }
 
+/// Opens the journal file, never through a link, locked when `lock` (a second run of the
+/// same move is refused).
+fn open_file(path: &Path, options: &OpenOptions, lock: bool) -> Result<File, JournalError> {
+    let io = |source| JournalError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = options.open(path).map_err(|e| {
+        if cfg!(unix) && e.raw_os_error() == Some(libc::ELOOP) {
+            JournalError::NotAJournal {
+                path: path.to_owned(),
+                reason: "it is a link".into(),
+            }
+        } else {
+            io(e)
+        }
+    })?;
+    if lock {
+        file.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => JournalError::Locked {
+                path: path.to_owned(),
+            },
+            std::fs::TryLockError::Error(e) => io(e),
+        })?;
+    }
+    Ok(file)
+}
+
+/// Read and appended to, created mode 0600, never through a link (`O_NOFOLLOW`: a link put
+/// in its place after the check is not followed either).
+fn append_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.read(true).append(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    options
+}
+
+/// Where the complete lines of `text` end; a file with text but no complete line is no
+/// journal (it is left as it is).
+fn complete_lines(path: &Path, text: &str) -> Result<usize, JournalError> {
+    let complete = text.rfind('\n').map_or(0, |i| i + 1);
+    if complete == 0 && !text.trim().is_empty() {
+        return Err(JournalError::NotAJournal {
+            path: path.to_owned(),
+            reason: "it holds text but no complete journal line".into(),
+        });
+    }
+    Ok(complete)
+}
+
 impl Journal {
     /// Opens (creating it, mode 0600), locks and replays the journal of the move `old` ->
     /// `new` at `path`. A last line cut short by a crash is dropped; any other bad line is
@@ -205,23 +270,16 @@ impl Journal {
     /// complete journal line (never truncated: it may be a token file named by mistake), a
     /// journal another run holds, a journal of another pair of accounts.
     pub fn open(path: &Path, old: &str, new: &str) -> Result<Self, JournalError> {
-        if let Ok(meta) = path.symlink_metadata() {
-            if !meta.file_type().is_file() {
-                return Err(JournalError::NotAJournal {
-                    path: path.to_owned(),
-                    reason: "it is a link, a folder or a special file".into(),
-                });
-            }
-        }
-        let mut options = OpenOptions::new();
-        options.read(true).append(true).create(true);
-        #[cfg(unix)]
+        if path
+            .symlink_metadata()
+            .is_ok_and(|m| !m.file_type().is_file())
         {
-            use std::os::unix::fs::OpenOptionsExt;
-            // O_NOFOLLOW: a link put in its place since the check is not followed either.
-            options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+            return Err(JournalError::NotAJournal {
+                path: path.to_owned(),
+                reason: "it is a link, a folder or a special file".into(),
+            });
         }
-        let (mut journal, cut) = Journal::replay(path, &options, true)?;
+        let (mut journal, cut) = Journal::replay(path, &append_options(), true)?;
         // A crash can cut the last line short: drop it (its step is re-read from the
         // server), and end the file with a newline so the next entry starts a line.
         if let Some(complete) = cut {
@@ -285,24 +343,7 @@ impl Journal {
             path: path.to_owned(),
             source,
         };
-        let file = options.open(path).map_err(|e| {
-            if cfg!(unix) && e.raw_os_error() == Some(libc::ELOOP) {
-                JournalError::NotAJournal {
-                    path: path.to_owned(),
-                    reason: "it is a link".into(),
-                }
-            } else {
-                io(e)
-            }
-        })?;
-        if lock {
-            file.try_lock().map_err(|e| match e {
-                std::fs::TryLockError::WouldBlock => JournalError::Locked {
-                    path: path.to_owned(),
-                },
-                std::fs::TryLockError::Error(e) => io(e),
-            })?;
-        }
+        let file = open_file(path, options, lock)?;
         let mut journal = Journal {
             path: path.to_owned(),
             pair: None,
@@ -316,13 +357,7 @@ impl Journal {
         };
         let mut text = String::new();
         BufReader::new(file).read_to_string(&mut text).map_err(io)?;
-        let complete = text.rfind('\n').map_or(0, |i| i + 1);
-        if complete == 0 && !text.trim().is_empty() {
-            return Err(JournalError::NotAJournal {
-                path: path.to_owned(),
-                reason: "it holds text but no complete journal line".into(),
-            });
-        }
+        let complete = complete_lines(path, &text)?;
         let cut = (complete < text.len()).then_some(complete as u64);
         for (i, line) in text[..complete].lines().enumerate() {
             if line.trim().is_empty() {

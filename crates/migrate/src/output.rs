@@ -83,6 +83,14 @@ impl AtomicFile {
             w.flush().map_err(|source| self.io(source))?;
             value
         };
+        self.place(tmp)?;
+        drop(held);
+        Ok(value)
+    }
+
+    /// Puts the written temporary file in place (never over a file unless `replace`), both
+    /// synced to disk.
+    fn place(&self, tmp: tempfile::NamedTempFile) -> Result<(), OutputError> {
         tmp.as_file().sync_all().map_err(|source| self.io(source))?;
         let placed = if self.replace {
             tmp.persist(&self.target).map(|_| ())
@@ -93,9 +101,7 @@ impl AtomicFile {
             std::io::ErrorKind::AlreadyExists => OutputError::Exists(self.target.clone()),
             _ => self.io(e.error),
         })?;
-        sync_folder(dir).map_err(|source| self.io(source))?;
-        drop(held);
-        Ok(value)
+        sync_folder(folder_of(&self.target)).map_err(|source| self.io(source))
     }
 
     fn io(&self, source: std::io::Error) -> OutputError {

@@ -213,7 +213,20 @@ impl MovePlan {
             }),
             message: e.message().trim().to_owned(),
         })?;
-        let keys = &plan.keys;
+        plan.check().map_err(|message| PlanError::Value {
+            path: path.into(),
+            message,
+        })?;
+        plan.resolve_paths(base);
+        Ok(plan)
+    }
+
+    /// What must hold together: one way to open each backup, a new backup for any source,
+    /// two accounts.
+    fn check(&self) -> Result<(), String> {
+        let keys = &self.keys;
+        let both =
+            |key: &Option<PathBuf>, phrase: &Option<PathBuf>| key.is_some() && phrase.is_some();
         for (account, key, phrase) in [
             (
                 "old",
@@ -226,61 +239,60 @@ impl MovePlan {
                 &keys.new_security_phrase_file,
             ),
         ] {
-            if key.is_some() && phrase.is_some() {
-                return Err(PlanError::Value {
-                    path: path.into(),
-                    message: format!(
-                        "[keys] names both {account}_recovery_key_file and \
-                         {account}_security_phrase_file: give one (either opens the backup)"
-                    ),
-                });
+            if both(key, phrase) {
+                return Err(format!(
+                    "[keys] names both {account}_recovery_key_file and \
+                     {account}_security_phrase_file: give one (either opens the backup)"
+                ));
             }
         }
-        if (!keys.exports.is_empty() || keys.old_recovery().is_some())
-            && keys.new_recovery().is_none()
-        {
-            return Err(PlanError::Value {
-                path: path.into(),
-                message: "[keys] names sources but no new_recovery_key_file (or \
-                          new_security_phrase_file): the keys go into the new account's key \
-                          backup, which only its recovery key opens (set up recovery in Element \
-                          on the new account first: Settings → Encryption)"
-                    .into(),
-            });
+        let sources = !keys.exports.is_empty() || keys.old_recovery().is_some();
+        if sources && keys.new_recovery().is_none() {
+            return Err("[keys] names sources but no new_recovery_key_file (or \
+                        new_security_phrase_file): the keys go into the new account's key \
+                        backup, which only its recovery key opens (set up recovery in Element \
+                        on the new account first: Settings → Encryption)"
+                .into());
         }
-        if plan.old.user == plan.new.user {
-            return Err(PlanError::Value {
-                path: path.into(),
-                message: format!("old and new are the same account ({})", plan.old.user),
-            });
+        if self.old.user == self.new.user {
+            return Err(format!(
+                "old and new are the same account ({})",
+                self.old.user
+            ));
         }
-        let at = |p: &mut PathBuf| {
+        Ok(())
+    }
+
+    /// Relative paths taken from `base`, the plan's folder.
+    fn resolve_paths(&mut self, base: &Path) {
+        let keys = &mut self.keys;
+        let paths = [&mut self.rooms_file]
+            .into_iter()
+            .chain(
+                [&mut self.old.token_file, &mut self.new.token_file]
+                    .into_iter()
+                    .flatten(),
+            )
+            .chain(
+                keys.exports
+                    .iter_mut()
+                    .flat_map(|e| [&mut e.file, &mut e.passphrase_file]),
+            )
+            .chain(
+                [
+                    &mut keys.old_recovery_key_file,
+                    &mut keys.old_security_phrase_file,
+                    &mut keys.new_recovery_key_file,
+                    &mut keys.new_security_phrase_file,
+                ]
+                .into_iter()
+                .flatten(),
+            );
+        for p in paths {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
-        };
-        at(&mut plan.rooms_file);
-        for account in [&mut plan.old, &mut plan.new] {
-            if let Some(p) = &mut account.token_file {
-                at(p);
-            }
         }
-        for e in &mut plan.keys.exports {
-            at(&mut e.file);
-            at(&mut e.passphrase_file);
-        }
-        for p in [
-            &mut plan.keys.old_recovery_key_file,
-            &mut plan.keys.old_security_phrase_file,
-            &mut plan.keys.new_recovery_key_file,
-            &mut plan.keys.new_security_phrase_file,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            at(p);
-        }
-        Ok(plan)
     }
 }
 

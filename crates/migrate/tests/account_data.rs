@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use migrate::account_data::{self, Copy};
+use migrate::account_data::{self, AccountDataToCopy};
 use migrate::rooms::plan::Pair;
 use online::account;
 use online::rooms;
@@ -55,7 +55,7 @@ fn ignore_list_push_rules_and_profile_are_merged_into_the_new_account_once() {
         new: &new,
     };
     let moving_rooms: HashSet<String> = [moving.clone()].into();
-    let all = Copy {
+    let all = AccountDataToCopy {
         ignored: true,
         push_rules: true,
         profile: true,

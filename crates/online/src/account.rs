@@ -3,8 +3,9 @@
 
 use serde_json::Value;
 
-use crate::client::{is_not_found, parse_value, Body, Client, Method};
+use crate::client::{parse_value, Body, Client, Method};
 use crate::error::Result;
+use crate::wire::found;
 
 /// The push rule kinds, highest priority first.
 pub const RULE_KINDS: [&str; 5] = ["override", "content", "room", "sender", "underride"];
@@ -12,17 +13,15 @@ pub const RULE_KINDS: [&str; 5] = ["override", "content", "room", "sender", "und
 /// Global account data of `kind` (`None` when the account has none).
 pub fn account_data(client: &Client, user: &str, kind: &str) -> Result<Option<Value>> {
     let what = format!("read the account data {kind}");
-    match client.call(
+    found(client.call(
         &what,
         Method::Get,
         &["v3", "user", user, "account_data", kind],
         &[],
         Body::None,
-    ) {
-        Ok(bytes) => Ok(Some(parse_value(&bytes, &what)?)),
-        Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(e),
-    }
+    ))?
+    .map(|bytes| parse_value(&bytes, &what))
+    .transpose()
 }
 
 /// Writes global account data of `kind` (replacing it: read and merge first).
@@ -101,21 +100,21 @@ pub fn set_push_rule_actions(client: &Client, kind: &str, id: &str, actions: &Va
 /// The user's avatar (`mxc://` URI), when it has one.
 pub fn avatar_url(client: &Client, user: &str) -> Result<Option<String>> {
     let what = format!("read the avatar of {user}");
-    match client.call(
+    let Some(bytes) = found(client.call(
         &what,
         Method::Get,
         &["v3", "profile", user, "avatar_url"],
         &[],
         Body::None,
-    ) {
-        Ok(bytes) => Ok(parse_value(&bytes, &what)?
-            .get("avatar_url")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)),
-        Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(e),
-    }
+    ))?
+    else {
+        return Ok(None);
+    };
+    Ok(parse_value(&bytes, &what)?
+        .get("avatar_url")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned))
 }
 
 /// Sets the user's avatar to `mxc`.

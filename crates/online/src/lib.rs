@@ -30,6 +30,7 @@ pub mod error;
 pub mod homeserver;
 pub mod login;
 pub mod loopback;
+pub mod membership;
 pub mod retry;
 pub mod rooms;
 pub mod secret_storage;

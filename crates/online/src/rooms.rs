@@ -5,11 +5,13 @@
 //! Every call is one request (waits and retries are the [`Client`]'s); deciding what to do
 //! with the answers is the caller's.
 
+pub use crate::membership::Membership;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::client::{is_not_found, parse_value, Body, Client, Method};
+use crate::client::{parse_value, Body, Client, Method};
 use crate::error::{Error, Result};
+use crate::wire::found;
 
 /// One state event of a room, as `GET /rooms/{id}/state` gives it.
 #[derive(Debug, Clone, Deserialize)]
@@ -121,27 +123,25 @@ impl<'de> serde::de::Visitor<'de> for CompactState {
 /// One state event's content, or `None` when the room has none of it.
 pub fn state_content(client: &Client, room: &str, kind: &str, key: &str) -> Result<Option<Value>> {
     let what = format!("read {kind} in {room}");
-    match client.call(
+    found(client.call(
         &what,
         Method::Get,
         &["v3", "rooms", room, "state", kind, key],
         &[],
         Body::None,
-    ) {
-        Ok(bytes) => Ok(Some(parse_value(&bytes, &what)?)),
-        Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(e),
-    }
+    ))?
+    .map(|bytes| parse_value(&bytes, &what))
+    .transpose()
 }
 
 /// A user's membership of a room (`join`, `invite`, `leave`, `ban`, `knock`), read fresh;
 /// `None` when the user never had one.
-pub fn membership(client: &Client, room: &str, user: &str) -> Result<Option<String>> {
+pub fn membership(client: &Client, room: &str, user: &str) -> Result<Option<Membership>> {
     Ok(
         state_content(client, room, "m.room.member", user)?.and_then(|c| {
             c.get("membership")
                 .and_then(Value::as_str)
-                .map(str::to_owned)
+                .map(Membership::parse)
         }),
     )
 }
@@ -285,20 +285,20 @@ pub fn put_tag(client: &Client, user: &str, room: &str, tag: &str, content: &Val
 /// The user's display name, when it has one.
 pub fn displayname(client: &Client, user: &str) -> Result<Option<String>> {
     let what = format!("read the display name of {user}");
-    match client.call(
+    let Some(bytes) = found(client.call(
         &what,
         Method::Get,
         &["v3", "profile", user, "displayname"],
         &[],
         Body::None,
-    ) {
-        Ok(bytes) => Ok(parse_value(&bytes, &what)?
-            .get("displayname")
-            .and_then(Value::as_str)
-            .map(str::to_owned)),
-        Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(e),
-    }
+    ))?
+    else {
+        return Ok(None);
+    };
+    Ok(parse_value(&bytes, &what)?
+        .get("displayname")
+        .and_then(Value::as_str)
+        .map(str::to_owned))
 }
 
 /// Sets the user's display name (the server sends a member event to each room it is in).
@@ -378,35 +378,28 @@ pub fn token_after(client: &Client, room: &str, event_id: &str) -> Result<Option
         end: Option<String>,
     }
     let what = format!("find event {event_id} in {room}");
-    match client.call_json::<Context>(
+    Ok(found(client.call_json::<Context>(
         &what,
         Method::Get,
         &["v3", "rooms", room, "context", event_id],
         &[("limit", "0")],
         Body::None,
         true,
-    ) {
-        Ok(c) => Ok(c.end),
-        Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(e),
-    }
+    ))?
+    .and_then(|c| c.end))
 }
 
 /// Whether the account may see one event: `Some` with the event, `None` when the server
 /// says it is not found (hidden from this account, or never existed).
 pub fn event(client: &Client, room: &str, event_id: &str) -> Result<Option<TimelineEvent>> {
-    match client.call_json(
+    found(client.call_json(
         &format!("read event {event_id} in {room}"),
         Method::Get,
         &["v3", "rooms", room, "event", event_id],
         &[],
         Body::None,
         true,
-    ) {
-        Ok(e) => Ok(Some(e)),
-        Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(e),
-    }
+    ))
 }
 
 /// True when `e` is the server refusing for lack of permission (HTTP 403).

@@ -306,6 +306,16 @@ pub fn is_not_found(e: &Error) -> bool {
     matches!(e, Error::Api { status: 404, .. })
 }
 
+/// The answer, or `None` when the server says "not found" (an endpoint whose 404 means
+/// "nothing there yet").
+pub fn found<T>(result: Result<T>) -> Result<Option<T>> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Parses a JSON value from an answer.
 pub fn parse_value(bytes: &[u8], what: &str) -> Result<Value> {
     serde_json::from_slice(bytes).map_err(|e| Error::BadResponse {

@@ -6,7 +6,7 @@
 //!
 //! Secret storage here is written with matrix-sdk-crypto's own `SecretStorageKey` (the code
 //! Element X runs, and compiled to wasm, Element Web); the real-client test
-//! (`tests/real_client.rs`) checks the same against accounts Element's engine set up.
+//! (`crates/cli/tests/cli/real_client.rs`) checks the same against accounts Element's engine set up.
 
 use matrix_sdk_crypto::secret_storage::SecretStorageKey;
 use matrix_sdk_crypto::store::types::BackupDecryptionKey;

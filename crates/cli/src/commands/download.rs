@@ -3,7 +3,6 @@
 //! `migrate` call, closes the session, writes and prints the report.
 
 use clap::{Args, Subcommand};
-use key_export::pipeline::Destination;
 use migrate::keys::{self, DownloadKeys};
 
 use crate::accounts::{with_session, Side};
@@ -72,10 +71,7 @@ fn download_keys(a: KeysArgs) -> Outcome {
     let request = DownloadKeys {
         selection: a.select.selection()?,
         recovery: a.recovery.resolve(a.session.whose())?,
-        destination: Destination {
-            passphrase: a.new_export.passphrase(None)?,
-            rounds: a.new_export.rounds,
-        },
+        destination: a.new_export.destination(None)?,
     };
     let report = with_session(&side, |s| {
         output.write_with(|sink| {

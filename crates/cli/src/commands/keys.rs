@@ -12,7 +12,7 @@ use migrate::keys::local;
 
 use crate::args::{self, KeepArgs, OutArgs, ReadArgs};
 use crate::document::{self, Kind};
-use crate::exit::{self, Exit, Failure, Outcome};
+use crate::exit::{self, Outcome};
 use crate::files::{names, read_secret, Output, Sources};
 use crate::{print, progress, secrets};
 
@@ -180,45 +180,27 @@ fn filter_merge(files: Vec<PathBuf>, pass_files: Vec<PathBuf>, keep: &KeepArgs) 
     let (output, conflicts_out) = keep.outputs()?;
     let options = keep.merge_options()?;
     let sources = Sources::open(&files, &pass_files)?;
-    let destination = Destination {
-        passphrase: keep
-            .new_export
-            .passphrase(Some(&sources.first_passphrase()))?,
-        rounds: keep.new_export.rounds,
-    };
-    let (names, started, read) = (names(&files), Instant::now(), keep.limits.read_options());
+    let destination = keep
+        .new_export
+        .destination(Some(&sources.first_passphrase()))?;
+    let (names, started) = (names(&files), Instant::now());
     let done = output.write_with(|sink| {
+        let (events, read) = (progress::bars(), keep.limits.read_options());
         local::filter_merge(
             sources.into_vec(),
             destination,
             sink,
             &read,
             &options,
-            &*progress::bars(),
+            &*events,
         )
         .map(|r| r.0)
         .map_err(|e| exit::pipeline(e, &names))
     })?;
     if let Some(c) = conflicts_out {
-        c.write(
-            &serde_json::to_vec_pretty(&done.conflicts)
-                .map_err(|e| Failure::new(Exit::Io, e.to_string()))?,
-        )?;
+        c.write(&serde_json::to_vec_pretty(&done.conflicts).expect("conflicts serialise"))?;
     }
-    if keep.json {
-        document::print(
-            Kind::KeysMerge,
-            &document::MergeSummary::new(output.describe(), &done),
-        );
-    }
-    print::keys::merge_summary(&done, &names, &output.describe());
+    print::keys::merged(&done, &names, &output.describe(), keep.json);
     print::elapsed(started.elapsed());
-    match done.summary.conflicts {
-        n if n > 0 && !keep.allow_conflicts => Err(print::keys::conflicts_failure(
-            n,
-            keep.conflicts.is_some(),
-            &output.describe(),
-        )),
-        _ => Ok(()),
-    }
+    keep.ending(done.summary.conflicts, &output.describe())
 }

@@ -52,7 +52,7 @@ pub fn uploaded(report: &migrate::keys::UploadKeysReport) {
         u.count_after,
         u.count_after.saturating_sub(u.count_before)
     );
-    let s = &report.merge;
+    let s = &report.merged.summary;
     if s.conflicts > 0 || s.invalid > 0 {
         crate::note!(
             "({} conflicting copies kept as first seen, {} invalid entries left out)",

@@ -192,6 +192,16 @@ fn merge_details(done: &Finished, names: &[String]) {
     }
 }
 
+/// The report of `keys filter` and `keys merge`: the JSON summary on standard output when
+/// asked, and the human one.
+pub fn merged(done: &Finished, names: &[String], output: &str, json: bool) {
+    if json {
+        let summary = crate::document::MergeSummary::new(output.to_owned(), done);
+        crate::document::print(crate::document::Kind::KeysMerge, &summary);
+    }
+    merge_summary(done, names, output);
+}
+
 /// Conflicting copies were written (the preferred copy of each) without
 /// `--allow-conflicts`: exit 5 after writing.
 pub fn conflicts_failure(conflicts: usize, in_file: bool, output: &str) -> crate::exit::Failure {

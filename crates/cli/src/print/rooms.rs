@@ -82,7 +82,7 @@ pub fn moved(r: &MoveReport) {
             if o.done.is_empty() {
                 String::new()
             } else {
-                format!(": {}", o.done.join(", "))
+                format!(": {}", migrate::rooms::moving::words(&o.done))
             }
         );
         for why in &o.reasons {

@@ -78,10 +78,6 @@ pub fn request<O: Open>(
             .map(|(file, phrase)| open.recovery(file, phrase, whose))
             .transpose()
     };
-    let mut options = MoveOptions::new(files.journal.clone());
-    options.leave = plan.leave;
-    options.rename_old = plan.rename_old.clone();
-    options.cancel = cancel;
     Ok(Request {
         rooms,
         keys: KeySources {
@@ -95,7 +91,16 @@ pub fn request<O: Open>(
             push_rules: plan.copy.push_rules,
             profile: plan.copy.profile,
         },
-        options,
+        options: options(plan, files, cancel),
         dry_run,
     })
+}
+
+/// The rooms engine's options the plan gives: its journal, the leaves, the rename.
+fn options(plan: &MovePlan, files: &PlanFiles, cancel: Arc<AtomicBool>) -> MoveOptions {
+    let mut options = MoveOptions::new(files.journal.clone());
+    options.leave = plan.leave;
+    options.rename_old = plan.rename_old.clone();
+    options.cancel = cancel;
+    options
 }

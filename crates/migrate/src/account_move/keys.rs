@@ -1,7 +1,7 @@
 //! The keys phase of a whole move: both backups opened with what the user has (the recovery
-//! key Element shows, or a security phrase), every source read and merged (one best copy
-//! per session, vodozemac deciding), only the moving rooms kept, only what improves the new
-//! backup sent.
+//! key Element shows, or a security phrase), every source read through the one seam for key
+//! sources ([`crate::keys::sources`]) and merged (one best copy per session, vodozemac
+//! deciding), only the moving rooms kept, only what improves the new backup sent.
 //!
 //! A real run stops at the first problem, before anything is written. A dry run reads
 //! every source anyway and lists every problem ([`Problems`]), so one dry run shows all
@@ -11,16 +11,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
 use key_export::merge::MergeOptions;
-use key_export::pipeline::{self, PipelineError, Source};
+use key_export::pipeline::{PipelineError, Source};
 use key_export::select::RoomSelection;
+use key_export::session::SessionRef;
 use key_export::ReadOptions;
 use online::backup::{self, Opened, Recovery, StoredSession};
-use serde::Serialize;
 
-use super::report::{self, KeysDone, KeysPhase, OldBackup, RoomKeys};
+use super::report::{KeysDone, KeysPhase, OldBackup, RoomKeys};
 use crate::error::{Error, Result};
 use crate::events::{stage, Event, Events, Stage};
 use crate::journal::digest;
+use crate::keys::sources::{self, BackupRead, BackupSource, KeySource};
+pub use crate::keys::sources::{checked, Account, Problem, Problems};
 use crate::rooms::plan::Pair;
 
 /// Where the room keys come from.
@@ -52,67 +54,12 @@ impl<R> KeySources<R> {
     }
 }
 
-/// Which account something concerns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Account {
-    /// The account moved from.
-    Old,
-    /// The account moved to.
-    New,
-}
-
-impl std::fmt::Display for Account {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Account::Old => "the old account",
-            Account::New => "the new account",
-        })
-    }
-}
-
-/// Something that stops the move, found by a dry run (a real run stops at it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-pub struct Problem {
-    /// What it concerns: a backup, a key export.
-    pub what: String,
-    /// What is wrong and what to do.
-    pub why: String,
-}
-
-/// Where a phase's problems go: `None` (a real run) stops at the first, `Some` (a dry
-/// run) lists each and goes on with what it can still read.
-pub(super) type Problems<'a> = Option<&'a mut Vec<Problem>>;
-
-/// `result`'s value; its error stops a real run, and in a dry run is listed under `what`.
-fn checked<T>(
-    problems: &mut Problems<'_>,
-    what: impl FnOnce() -> String,
-    result: Result<T>,
-) -> Result<Option<T>> {
-    match (result, problems) {
-        (Ok(v), _) => Ok(Some(v)),
-        (Err(e), Some(list)) => {
-            list.push(Problem {
-                what: what(),
-                why: e.to_string(),
-            });
-            Ok(None)
-        }
-        (Err(e), None) => Err(e),
-    }
-}
-
 /// Both accounts' backups, opened.
 pub(crate) struct Backups {
     /// The new account's (the keys go there); `None` only in a dry run that could not open it.
     pub new: Option<Opened>,
     /// The old account's, when the plan gives its recovery key or phrase.
     pub old: Option<Opened>,
-}
-
-fn backup_name(account: Account, user: &str) -> String {
-    format!("{account}'s key backup ({user})")
 }
 
 /// Opens the backups: the new one first (a wrong key stops a real run before anything is
@@ -137,7 +84,7 @@ pub(super) fn open_backups<R>(
             }
         })
         .map_err(|e| Error::Account { account, source: e });
-        checked(problems, || backup_name(account, user), opened)
+        checked(problems, || account.backup_name(user), opened)
     };
     let new = match &sources.new_recovery {
         Some(r) => open(Account::New, r, problems)?,
@@ -183,111 +130,144 @@ pub(super) fn run<R: Read + Send>(
     events: &dyn Events,
 ) -> Result<KeysPhase> {
     let dry_run = problems.is_some();
-    let (old_backup, backup_entries) = match &backups.old {
-        Some(opened) => read_old_backup(pair, rooms, opened, &mut problems, events)?,
-        None => (None, Vec::new()),
-    };
-    events.emit(Event::Started {
-        stage: Stage::ReadExports,
-        total: None,
-    });
+    let sources = sources_of(pair, rooms, exports, backups);
+    let got = sources::read(sources, read, &mut problems, events)?;
     let options = MergeOptions {
         selection: RoomSelection::new(rooms.to_vec(), false),
         drop_invalid: true,
         strict: false,
     };
-    let (mut decrypted, failed) = pipeline::decrypt_each(exports, read);
-    for e in failed {
-        let name = e.input_name().unwrap_or("a key export").to_owned();
-        checked::<()>(
-            &mut problems,
-            || format!("the key export {name}"),
-            Err(e.into()),
-        )?;
-    }
-    if old_backup.is_some() {
-        decrypted.add_entries(report::OLD_BACKUP, &backup_entries);
-    }
-    drop(backup_entries);
-    let parsed = decrypted.parse(&options)?;
+    let parsed = got.decrypted.parse(&options)?;
     let merged = parsed.merge(&options).map_err(PipelineError::from)?;
     events.emit(Event::Finished {
         stage: Stage::ReadExports,
     });
-    let with_keys: Vec<String> = merged
-        .sessions
-        .iter()
-        .map(|s| s.room_id.as_ref())
-        .collect::<BTreeSet<&str>>()
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    let new = pair.new.client();
-    let stored = match &backups.new {
-        Some(opened) => backup::stored(new, &opened.info, &with_keys)?,
-        None => Default::default(),
-    };
-    let mut per_room: BTreeMap<String, RoomKeys> = BTreeMap::new();
-    let mut to_send = Vec::new();
-    for s in &merged.sessions {
-        let ours = StoredSession {
-            first_message_index: s.first_known_index,
-            forwarded_count: backup::forwarded_count(s),
-            is_verified: false,
-        };
-        let key = (s.room_id.to_string(), s.session_id.to_string());
-        let room = per_room.entry(key.0.clone()).or_default();
-        room.sessions += 1;
-        if backup::improves(stored.get(&key), &ours) {
-            room.to_send += 1;
-            to_send.push(*s);
-        }
-    }
-    let total = to_send.len() as u64;
+    let sends = Sends::of(pair.new.client(), backups.new.as_ref(), &merged.sessions)?;
     let upload = match &backups.new {
-        Some(opened) if !dry_run && !to_send.is_empty() => {
-            Some(stage(events, Stage::Upload, Some(total), || {
-                backup::upload(
-                    new,
-                    &opened.info,
-                    &opened.key,
-                    &to_send,
-                    backup::DEFAULT_BATCH,
-                    &|done| {
-                        events.emit(Event::Progress {
-                            stage: Stage::Upload,
-                            done: done as u64,
-                            total,
-                        })
-                    },
-                )
-            })?)
-        }
+        Some(opened) if !dry_run => sends.upload(pair.new.client(), opened, events)?,
         _ => None,
     };
     let (backup_version, count) = backups.new.as_ref().map_or((String::new(), 0), |o| {
         (o.info.version.clone(), o.info.count)
     });
     Ok(KeysPhase::Done(KeysDone {
-        sources: decrypted
+        sources: got
+            .decrypted
             .names()
             .iter()
             .cloned()
             .zip(merged.summary.read.iter().copied())
             .collect(),
-        old_backup,
+        old_backup: got.backups.into_iter().next().map(old_backup),
         sessions: merged.sessions.len(),
-        to_send: to_send.len(),
+        to_send: sends.sessions.len(),
         sent: upload.as_ref().map_or(0, |u| u.sent),
         backup_version,
         backup_count_after: upload.map_or(count, |u| u.count_after),
-        rooms: per_room,
+        rooms: sends.per_room,
         rooms_without_keys: merged.summary.rooms_without_keys.clone(),
         duplicates_merged: merged.summary.duplicates_merged,
         conflicts: merged.conflicts.len(),
         dropped_invalid: merged.invalid.len(),
         dry_run,
     }))
+}
+
+/// The move's key sources: the exports, and the old account's backup when it is open.
+fn sources_of<'a, R>(
+    pair: &'a Pair<'_>,
+    rooms: &'a [String],
+    exports: Vec<Source<R>>,
+    backups: &'a Backups,
+) -> Vec<KeySource<'a, R>> {
+    let mut sources: Vec<KeySource<'a, R>> = exports.into_iter().map(KeySource::Export).collect();
+    if let Some(opened) = &backups.old {
+        sources.push(KeySource::Backup(BackupSource {
+            client: pair.old.client(),
+            account: Account::Old,
+            user: pair.old.user_id(),
+            opened,
+            rooms,
+        }));
+    }
+    sources
+}
+
+fn old_backup(b: BackupRead) -> OldBackup {
+    OldBackup {
+        version: b.version,
+        opened_via: b.opened_via,
+        sessions: b.sessions,
+        skipped: b.skipped,
+    }
+}
+
+/// The merged sessions that improve the new backup, counted per room.
+struct Sends<'s, 'a> {
+    per_room: BTreeMap<String, RoomKeys>,
+    sessions: Vec<&'s SessionRef<'a>>,
+}
+
+impl<'s, 'a> Sends<'s, 'a> {
+    /// Compares each merged session with what the new backup stores (nothing stored when
+    /// there is no backup: everything counts as to send).
+    fn of(
+        new: &online::Client,
+        backup: Option<&Opened>,
+        merged: &'s [&'s SessionRef<'a>],
+    ) -> Result<Self> {
+        let with_keys: BTreeSet<&str> = merged.iter().map(|s| s.room_id.as_ref()).collect();
+        let with_keys: Vec<String> = with_keys.into_iter().map(str::to_owned).collect();
+        let stored = match backup {
+            Some(opened) => backup::stored(new, &opened.info, &with_keys)?,
+            None => Default::default(),
+        };
+        let mut sends = Sends {
+            per_room: BTreeMap::new(),
+            sessions: Vec::new(),
+        };
+        for s in merged {
+            let key = (s.room_id.to_string(), s.session_id.to_string());
+            let room = sends.per_room.entry(key.0.clone()).or_default();
+            room.sessions += 1;
+            if backup::improves(stored.get(&key), &ours(s)) {
+                room.to_send += 1;
+                sends.sessions.push(*s);
+            }
+        }
+        Ok(sends)
+    }
+
+    /// Sends them into the new backup (`None`: nothing to send).
+    fn upload(
+        &self,
+        new: &online::Client,
+        opened: &Opened,
+        events: &dyn Events,
+    ) -> Result<Option<online::backup::UploadReport>> {
+        if self.sessions.is_empty() {
+            return Ok(None);
+        }
+        let batch = backup::DEFAULT_BATCH;
+        let report = crate::keys::send(
+            new,
+            &opened.info,
+            &opened.key,
+            &self.sessions,
+            batch,
+            events,
+        )?;
+        Ok(Some(report))
+    }
+}
+
+/// How a merged session would be stored in a backup.
+fn ours(s: &SessionRef<'_>) -> StoredSession {
+    StoredSession {
+        first_message_index: s.first_known_index,
+        forwarded_count: backup::forwarded_count(s),
+        is_verified: false,
+    }
 }
 
 /// The last keys pass, right before the rename and the leaves: what the old account's
@@ -323,45 +303,4 @@ pub(super) fn last_pass(
         KeysPhase::Done(done) => Ok(Some(done)),
         _ => Ok(None),
     }
-}
-
-/// The moving rooms' sessions in the old account's backup.
-fn read_old_backup(
-    pair: &Pair<'_>,
-    rooms: &[String],
-    opened: &Opened,
-    problems: &mut Problems<'_>,
-    events: &dyn Events,
-) -> Result<(Option<OldBackup>, Vec<zeroize::Zeroizing<String>>)> {
-    let old = pair.old.client();
-    let mut entries = Vec::new();
-    let done = stage(events, Stage::Download, Some(opened.info.count), || {
-        backup::download_each(
-            old,
-            &opened.info,
-            &opened.key,
-            backup::Rooms::Listed(rooms),
-            &mut |got| {
-                entries.extend(got);
-                Ok(())
-            },
-        )
-    })
-    .map_err(|e| Error::Account {
-        account: Account::Old,
-        source: e,
-    });
-    let user = pair.old.user_id();
-    let Some(done) = checked(problems, || backup_name(Account::Old, user), done)? else {
-        return Ok((None, Vec::new()));
-    };
-    Ok((
-        Some(OldBackup {
-            version: opened.info.version.clone(),
-            opened_via: opened.via,
-            sessions: done.sessions,
-            skipped: done.skipped,
-        }),
-        entries,
-    ))
 }

@@ -22,6 +22,7 @@
 pub mod from_plan;
 pub mod init;
 mod keys;
+mod markdown;
 pub mod report;
 pub mod status;
 
@@ -43,7 +44,7 @@ pub use report::{
 };
 
 /// Which account data to copy.
-pub use crate::account_data::Copy as CopyWhat;
+pub use crate::account_data::AccountDataToCopy as CopyWhat;
 
 /// A whole move.
 pub struct Request<R> {
@@ -91,18 +92,45 @@ pub fn run<R: Read + Send>(
     }
     let mut rooms = moving::run_in(pair, &request.rooms, options, &journal, events)?;
     if !rooms.stopped {
-        moving::merge_dms(pair, options, &journal, events, &mut rooms)?;
-        report.account_data =
-            account_data_phase(pair, &rooms.rooms, request.copy, &journal, events)?;
-        // The keys the old account received during the move, while it still receives them.
-        if let Some(b) = backups.as_mut() {
-            report.keys_last = keys::last_pass(pair, &in_new_account(&rooms.rooms), b, events)?;
-        }
-        moving::rename_and_leave(pair, options, &journal, events, &mut rooms)?;
+        let later = Later {
+            pair,
+            options,
+            journal: &journal,
+            events,
+        };
+        later.run(&mut report, &mut rooms, request.copy, backups.as_mut())?;
     }
     let stopped = rooms.stopped;
     report.rooms = RoomsPhase::Moved(rooms);
     finish(report, stopped, &journal, started)
+}
+
+/// The phases after the rooms: the DMs, the account data, the last keys pass, then what
+/// cannot be undone (the rename and the leaves).
+struct Later<'a, 'p> {
+    pair: &'a Pair<'p>,
+    options: &'a MoveOptions,
+    journal: &'a Mutex<Journal>,
+    events: &'a dyn Events,
+}
+
+impl Later<'_, '_> {
+    fn run(
+        &self,
+        report: &mut Report,
+        rooms: &mut crate::rooms::moving::MoveReport,
+        copy: CopyWhat,
+        backups: Option<&mut keys::Backups>,
+    ) -> Result<()> {
+        let (pair, journal, events) = (self.pair, self.journal, self.events);
+        moving::merge_dms(pair, self.options, journal, events, rooms)?;
+        report.account_data = account_data_phase(pair, &rooms.rooms, copy, journal, events)?;
+        // The keys the old account received during the move, while it still receives them.
+        if let Some(b) = backups {
+            report.keys_last = keys::last_pass(pair, &in_new_account(&rooms.rooms), b, events)?;
+        }
+        moving::rename_and_leave(pair, self.options, journal, events, rooms)
+    }
 }
 
 /// The end of a run: what is left by hand and the ending worked out, and (unless stopped)
@@ -119,11 +147,11 @@ fn finish(
         journal.record(Entry::ByHand {
             items: report.by_hand.clone(),
         })?;
-        journal.record(Entry::Done {
-            phase: Phase::Finished,
-            detail: report.summary_line(),
-            inputs: String::new(),
-        })?;
+        journal.record(Entry::done(
+            Phase::Finished,
+            report.summary_line(),
+            String::new(),
+        ))?;
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
@@ -139,21 +167,22 @@ fn account_data_phase(
     events: &dyn Events,
 ) -> Result<AccountDataPhase> {
     let inputs = account_data_digest(outcomes, copy);
-    let done = journal
-        .lock()
-        .expect("journal lock")
-        .phase_for(Phase::AccountData, &inputs)
-        .map(str::to_owned);
+    let done = done_earlier(
+        Some(&journal.lock().expect("journal lock")),
+        Phase::AccountData,
+        &inputs,
+    );
     Ok(match done {
         Some(detail) => Skip::DoneEarlier { detail }.into(),
         None if !(copy.ignored || copy.push_rules || copy.profile) => Skip::NotAsked.into(),
         None => {
             let copied = copy_account_data(pair, outcomes, copy, false, events)?;
-            journal.lock().expect("journal lock").record(Entry::Done {
-                phase: Phase::AccountData,
-                detail: report::account_data_line(&copied),
+            let done = Entry::done(
+                Phase::AccountData,
+                report::account_data_line(&copied),
                 inputs,
-            })?;
+            );
+            journal.lock().expect("journal lock").record(done)?;
             copied.into()
         }
     })
@@ -175,14 +204,8 @@ fn keys_phase<R: Read + Send>(
     }
     let backups = keys::open_backups(pair, &sources, &mut problems, events)?;
     let inputs = keys::inputs(rooms, &sources.exports, &backups);
-    if let Some(detail) = journal
-        .as_deref()
-        .and_then(|j| j.phase_for(Phase::Keys, &inputs))
-    {
-        let done = KeysPhase::DoneEarlier {
-            detail: detail.to_owned(),
-        };
-        return Ok((done, Some(backups)));
+    if let Some(done) = done_earlier(journal.as_deref(), Phase::Keys, &inputs) {
+        return Ok((KeysPhase::DoneEarlier { detail: done }, Some(backups)));
     }
     let dry_run = problems.is_some();
     let phase = keys::run(
@@ -195,13 +218,16 @@ fn keys_phase<R: Read + Send>(
         events,
     )?;
     if let (KeysPhase::Done(done), false, Some(journal)) = (&phase, dry_run, journal) {
-        journal.record(Entry::Done {
-            phase: Phase::Keys,
-            detail: done.summary_line(),
-            inputs,
-        })?;
+        journal.record(Entry::done(Phase::Keys, done.summary_line(), inputs))?;
     }
     Ok((phase, Some(backups)))
+}
+
+/// What the journal says `phase` did, when it was done for the same `inputs`.
+fn done_earlier(journal: Option<&Journal>, phase: Phase, inputs: &str) -> Option<String> {
+    journal
+        .and_then(|j| j.phase_for(phase, inputs))
+        .map(str::to_owned)
 }
 
 /// The rooms the new account is in (moved now, earlier, or without the power).
@@ -243,31 +269,41 @@ fn plan_only<R: Read + Send>(
         .filter(|r| r.decision.blockers.is_empty())
         .map(|r| r.facts.room_id.clone())
         .collect();
+    report.direct_planned = dms_planned(pair, &movable)?;
+    report.account_data = account_data_planned(pair, &movable, request.copy, journal.as_ref())?;
+    report.rooms = RoomsPhase::Planned(planned);
+    report.conclude(false);
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// The (peer, room) pairs the new account's m.direct would get for the `movable` rooms.
+fn dms_planned(pair: &Pair<'_>, movable: &HashSet<String>) -> Result<Vec<(String, String)>> {
     let (old, new) = (pair.old.user_id(), pair.new.user_id());
     let old_direct = online::direct::download(pair.old.client(), old)?;
     let accounts = m_direct::build::Accounts {
         old: old.into(),
         new: new.into(),
     };
-    let (map, _) = m_direct::build::build(&old_direct, &movable, &accounts);
-    report.direct_planned = online::direct::plan(pair.new.client(), new, &map)?.added;
-    let mut movable_sorted: Vec<&str> = movable.iter().map(String::as_str).collect();
-    movable_sorted.sort_unstable();
-    let inputs = digest_account_data(&movable_sorted, request.copy);
-    let earlier = journal
-        .as_ref()
-        .and_then(|j| j.phase_for(Phase::AccountData, &inputs));
-    report.account_data = match earlier {
-        Some(detail) => Skip::DoneEarlier {
-            detail: detail.to_owned(),
-        }
-        .into(),
-        None => account_data::copy(pair, &movable, request.copy, true)?.into(),
-    };
-    report.rooms = RoomsPhase::Planned(planned);
-    report.conclude(false);
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    let (map, _) = m_direct::build::build(&old_direct, movable, &accounts);
+    Ok(online::direct::plan(pair.new.client(), new, &map)?.added)
+}
+
+/// The account data a run would copy, unless the journal says it was done for the same
+/// rooms and settings.
+fn account_data_planned(
+    pair: &Pair<'_>,
+    movable: &HashSet<String>,
+    copy: CopyWhat,
+    journal: Option<&Journal>,
+) -> Result<AccountDataPhase> {
+    let mut sorted: Vec<&str> = movable.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    let inputs = digest_account_data(&sorted, copy);
+    Ok(match done_earlier(journal, Phase::AccountData, &inputs) {
+        Some(detail) => Skip::DoneEarlier { detail }.into(),
+        None => account_data::copy(pair, movable, copy, true)?.into(),
+    })
 }
 
 /// What the account-data phase covers: the rooms in the new account, what is copied.

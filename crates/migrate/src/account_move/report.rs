@@ -2,17 +2,13 @@
 //! adds its `format`), and rendered as Markdown for people.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use serde::Serialize;
 
 use super::keys::Problem;
 use crate::account_data::AccountDataReport;
 use crate::rooms::moving::{MoveReport, Status};
-use crate::rooms::plan::{human_duration, Pair, Plan};
-
-/// The name the old account's backup goes by among the key sources.
-pub const OLD_BACKUP: &str = "the old account's key backup";
+use crate::rooms::plan::{Pair, Plan};
 
 /// A phase not run, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -225,56 +221,13 @@ impl Report {
     /// Works out what is left to do by hand, whether anything changed, and the ending
     /// (`stopped`: the run was stopped before its end).
     pub(crate) fn conclude(&mut self, stopped: bool) {
-        let mut by_hand = Vec::new();
-        let mut changed = false;
-        let mut unfinished = false;
-        if let KeysPhase::Done(k) = &self.keys {
-            changed |= k.sent > 0;
-        }
-        if let Some(k) = &self.keys_last {
-            changed |= k.sent > 0;
-        }
-        if let AccountDataPhase::Copied(a) = &self.account_data {
-            changed |= !a.dry_run
-                && (!a.ignored_added.is_empty()
-                    || !a.rules.changes.is_empty()
-                    || a.displayname.is_some()
-                    || a.avatar.is_some());
-        }
-        match &self.rooms {
-            RoomsPhase::NotReached => unfinished = true,
-            RoomsPhase::Planned(plan) => {
-                for r in &plan.rooms {
-                    for (why, what) in r.decision.by_hand(&self.new) {
-                        by_hand.push(ByHand {
-                            room: Some(r.facts.room_id.clone()),
-                            name: r.display_name(),
-                            why,
-                            what,
-                        });
-                    }
-                }
-            }
-            RoomsPhase::Moved(m) => {
-                changed |= !m.direct_added.is_empty() || m.rename_sent;
-                for o in &m.rooms {
-                    changed |= !o.done.is_empty();
-                    let why = o.reasons.join("; ");
-                    match o.status {
-                        Status::Blocked | Status::Partial => by_hand.push(ByHand {
-                            room: Some(o.room_id.clone()),
-                            name: o.name.clone(),
-                            why,
-                            what: o.advice.join("; "),
-                        }),
-                        Status::Failed | Status::NotDone => unfinished = true,
-                        Status::Moved | Status::AlreadyMoved => {}
-                    }
-                }
-            }
-        }
+        let (by_hand, unfinished) = match &self.rooms {
+            RoomsPhase::NotReached => (Vec::new(), true),
+            RoomsPhase::Planned(plan) => (planned_by_hand(plan, &self.new), false),
+            RoomsPhase::Moved(m) => moved_by_hand(m),
+        };
         self.by_hand = by_hand;
-        self.changed = changed;
+        self.changed = self.changed_anything();
         self.ending = if stopped {
             Ending::Stopped
         } else if unfinished || !self.by_hand.is_empty() || !self.problems.is_empty() {
@@ -282,6 +235,41 @@ impl Report {
         } else {
             Ending::Complete
         };
+    }
+
+    /// Whether this run changed anything on a server.
+    fn changed_anything(&self) -> bool {
+        let keys = self
+            .keys_last
+            .iter()
+            .chain(self.keys_done())
+            .any(|k| k.sent > 0);
+        let data = match &self.account_data {
+            AccountDataPhase::Copied(a) => {
+                !a.dry_run
+                    && (!a.ignored_added.is_empty()
+                        || !a.rules.changes.is_empty()
+                        || a.displayname.is_some()
+                        || a.avatar.is_some())
+            }
+            AccountDataPhase::Skipped(_) => false,
+        };
+        let rooms = match &self.rooms {
+            RoomsPhase::Moved(m) => {
+                !m.direct_added.is_empty()
+                    || m.rename_sent
+                    || m.rooms.iter().any(|o| !o.done.is_empty())
+            }
+            _ => false,
+        };
+        keys || data || rooms
+    }
+
+    fn keys_done(&self) -> Option<&KeysDone> {
+        match &self.keys {
+            KeysPhase::Done(k) => Some(k),
+            _ => None,
+        }
     }
 
     /// One line for the journal and `move status`.
@@ -302,164 +290,46 @@ impl Report {
         format!("{rooms}; {} things left to do by hand", self.by_hand.len())
     }
 
-    /// The report for people.
+    /// The report for people (Markdown).
     pub fn markdown(&self) -> String {
-        let mut md = String::new();
-        let w = &mut md;
-        let title = if self.dry_run {
-            "Plan of the move"
-        } else {
-            "Move"
-        };
-        let _ = writeln!(w, "# {title}: {} → {}\n", self.old, self.new);
-        let verdict = match (self.dry_run, self.ending) {
-            (true, _) => "A dry run: everything was read, nothing was written anywhere.",
-            (false, Ending::Complete) => "The move is complete.",
-            (false, Ending::LeftToDo) => {
-                "The move ran to its end; some things are left (see below)."
-            }
-            (false, Ending::Stopped) => {
-                "The move was stopped before the end: run the same command again to resume."
-            }
-        };
-        let unchanged = if !self.dry_run && !self.changed {
-            " This run changed nothing: everything it could do was done before."
-        } else {
-            ""
-        };
-        let _ = writeln!(w, "{verdict}{unchanged}\n");
-        if !self.problems.is_empty() {
-            let _ = writeln!(
-                w,
-                "## Problems to fix first\n\nThe move would stop at the first of these, before \
-                 writing anything:\n"
-            );
-            for p in &self.problems {
-                let _ = writeln!(w, "- **{}**: {}", p.what, p.why);
-            }
-            w.push('\n');
-        }
-
-        let _ = writeln!(w, "## Room keys\n");
-        match &self.keys {
-            KeysPhase::Skipped { why } => {
-                let _ = writeln!(w, "Not moved: {why}.\n");
-            }
-            KeysPhase::DoneEarlier { detail } => {
-                let _ = writeln!(w, "Done in an earlier run: {detail}.\n");
-            }
-            KeysPhase::Done(k) => keys_markdown(w, k),
-        }
-        if !self.dry_run {
-            match &self.keys_last {
-                Some(k) => {
-                    let _ = writeln!(
-                        w,
-                        "Right before the leaves, the old account's backup was read again for \
-                         the keys it received during the move: {} sent to the new backup.\n",
-                        count(k.sent, "more session was", "more sessions were")
-                    );
-                }
-                None if matches!(
-                    self.keys,
-                    KeysPhase::Done(_) | KeysPhase::DoneEarlier { .. }
-                ) =>
-                {
-                    let _ = writeln!(
-                        w,
-                        "Key exports hold what their device had when they were made. The keys of \
-                         messages sent in a moving room before the new account joined it came \
-                         only to the old account's devices: without the old account's recovery \
-                         key in the plan they are not in the new backup (export again from a \
-                         device of the old account, and run the move again).\n"
-                    );
-                }
-                None => {}
-            }
-        }
-
-        let _ = writeln!(w, "## Rooms\n");
-        match &self.rooms {
-            RoomsPhase::NotReached => {
-                let _ = writeln!(w, "Not reached.\n");
-            }
-            RoomsPhase::Planned(p) => plan_markdown(w, p),
-            RoomsPhase::Moved(m) => moved_markdown(w, m),
-        }
-
-        let _ = writeln!(w, "## DMs\n");
-        match &self.rooms {
-            RoomsPhase::Planned(_) => {
-                let _ = writeln!(
-                    w,
-                    "{} DM(s) to add to the new account's m.direct.\n",
-                    self.direct_planned.len()
-                );
-            }
-            RoomsPhase::Moved(m) => {
-                let _ = writeln!(
-                    w,
-                    "{} DM(s) added to the new account's m.direct in this run.\n",
-                    m.direct_added.len()
-                );
-            }
-            RoomsPhase::NotReached => {
-                let _ = writeln!(w, "Not reached.\n");
-            }
-        }
-
-        let _ = writeln!(w, "## Account data\n");
-        match &self.account_data {
-            AccountDataPhase::Skipped(Skip::DoneEarlier { detail }) => {
-                let _ = writeln!(w, "Done in an earlier run: {detail}.\n");
-            }
-            AccountDataPhase::Skipped(Skip::NotAsked) => {
-                let _ = writeln!(w, "Not asked for in the plan.\n");
-            }
-            AccountDataPhase::Skipped(Skip::NotReached) => {
-                let _ = writeln!(w, "Not reached.\n");
-            }
-            AccountDataPhase::Copied(a) => {
-                let _ = writeln!(w, "{}.\n", account_data_line(a));
-                for s in &a.rules.skipped {
-                    let _ = writeln!(
-                        w,
-                        "- push rule {} `{}` not copied: {}",
-                        s.kind, s.rule_id, s.why
-                    );
-                }
-                if !a.rules.skipped.is_empty() {
-                    w.push('\n');
-                }
-            }
-        }
-
-        if let RoomsPhase::Moved(m) = &self.rooms {
-            if let Some(name) = &m.renamed {
-                let _ = writeln!(w, "The old account is now called \"{name}\".\n");
-            }
-        }
-
-        let _ = writeln!(w, "## Left to do by hand\n");
-        if self.by_hand.is_empty() {
-            let _ = writeln!(w, "Nothing.\n");
-        }
-        for b in &self.by_hand {
-            let _ = writeln!(w, "- {}", b.line());
-        }
-        if !self.by_hand.is_empty() {
-            w.push('\n');
-        }
-        let _ = writeln!(
-            w,
-            "## On your devices\n\nSign in to {} in Element (Web, desktop or X). Then verify \
-             the new session from another one, or enter the new account's recovery key when \
-             it asks: only then does the client read the room keys from the backup and show \
-             the old messages. Until then they show as \"Unable to decrypt\".",
-            self.new
-        );
-        md
+        super::markdown::report(self)
     }
+}
+
+/// What a plan leaves by hand: each room's blockers and the power it cannot give.
+fn planned_by_hand(plan: &Plan, new: &str) -> Vec<ByHand> {
+    let mut by_hand = Vec::new();
+    for r in &plan.rooms {
+        for (why, what) in r.decision.by_hand(new) {
+            by_hand.push(ByHand {
+                room: Some(r.facts.room_id.clone()),
+                name: r.display_name(),
+                why,
+                what,
+            });
+        }
+    }
+    by_hand
+}
+
+/// What a move left by hand (the blocked and partly moved rooms), and whether a step
+/// failed or was not reached (a rerun retries it).
+fn moved_by_hand(m: &MoveReport) -> (Vec<ByHand>, bool) {
+    let mut by_hand = Vec::new();
+    let mut unfinished = false;
+    for o in &m.rooms {
+        match o.status {
+            Status::Blocked | Status::Partial => by_hand.push(ByHand {
+                room: Some(o.room_id.clone()),
+                name: o.name.clone(),
+                why: o.reasons.join("; "),
+                what: o.advice.join("; "),
+            }),
+            Status::Failed | Status::NotDone => unfinished = true,
+            Status::Moved | Status::AlreadyMoved => {}
+        }
+    }
+    (by_hand, unfinished)
 }
 
 /// One line on the account data copied.
@@ -480,165 +350,4 @@ pub fn account_data_line(a: &AccountDataReport) -> String {
             ""
         }
     )
-}
-
-fn keys_markdown(w: &mut String, k: &KeysDone) {
-    let rooms = count(k.rooms.len(), "moving room", "moving rooms");
-    if k.backup_version.is_empty() {
-        let _ = writeln!(
-            w,
-            "{} of {rooms} after the merge; the new account's backup could not be opened (see \
-             the problems above), so all of them are counted as to send.\n",
-            count(k.sessions, "session", "sessions"),
-        );
-    } else {
-        let _ = writeln!(
-            w,
-            "{} of {rooms} after the merge; {} {} the new account's backup (version {}), {} \
-             there already at least as good.\n",
-            count(k.sessions, "session", "sessions"),
-            if k.dry_run { k.to_send } else { k.sent },
-            if k.dry_run {
-                "would go into"
-            } else {
-                "went into"
-            },
-            k.backup_version,
-            count(k.sessions - k.to_send, "was", "were"),
-        );
-    }
-    let _ = writeln!(w, "| source | entries read |\n|---|---|");
-    for (name, read) in &k.sources {
-        let _ = writeln!(w, "| {name} | {read} |");
-    }
-    w.push('\n');
-    if let Some(b) = &k.old_backup {
-        let _ = writeln!(
-            w,
-            "The old account's backup (version {}) was opened with its recovery key: {}.\n",
-            b.version,
-            match b.opened_via {
-                online::backup::Via::SecretStorage =>
-                    "through its secret storage, as Element sets it up",
-                online::backup::Via::BackupKey => "the key is the backup's own (the older layout)",
-                online::backup::Via::BackupPhrase =>
-                    "the phrase gives the backup's own key (the older layout)",
-            }
-        );
-        if !b.skipped.is_empty() {
-            let _ = writeln!(
-                w,
-                "{} entries of the old backup (version {}) were left out (they do not decrypt \
-                 or do not belong where the server stores them).\n",
-                b.skipped.len(),
-                b.version
-            );
-        }
-    }
-    if k.conflicts + k.dropped_invalid > 0 {
-        let _ = writeln!(
-            w,
-            "{} conflicting copies (the first kept) and {} invalid entries left out: \
-             `matrix-transplant keys filter` on the exports names them.\n",
-            k.conflicts, k.dropped_invalid
-        );
-    }
-    let _ = writeln!(
-        w,
-        "| room | sessions | {} |\n|---|---|---|",
-        if k.dry_run { "to send" } else { "sent" }
-    );
-    for (room, r) in &k.rooms {
-        let _ = writeln!(w, "| {room} | {} | {} |", r.sessions, r.to_send);
-    }
-    w.push('\n');
-    if !k.rooms_without_keys.is_empty() {
-        let _ = writeln!(
-            w,
-            "No source has keys for {} moving room(s): {}.\n",
-            k.rooms_without_keys.len(),
-            k.rooms_without_keys.join(", ")
-        );
-    }
-}
-
-/// Text from a server, fit for one table cell: no line breaks, no pipes, no control
-/// characters.
-fn cell(s: &str) -> String {
-    online::client::printable(&s.replace('|', "\\|").replace('\n', " "))
-}
-
-fn plan_markdown(w: &mut String, p: &Plan) {
-    let _ = writeln!(
-        w,
-        "| room | name | steps or blocker | history |\n|---|---|---|---|"
-    );
-    for r in &p.rooms {
-        let what = if let Some(b) = r.decision.blockers.first() {
-            format!("BLOCKED: {}", b.reason)
-        } else if r.done() {
-            "none (already moved)".into()
-        } else {
-            r.decision
-                .steps
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let _ = writeln!(
-            w,
-            "| {} | {} | {} | {} |",
-            r.facts.room_id,
-            cell(r.facts.name.as_deref().unwrap_or("")),
-            cell(&what),
-            cell(r.history_verdict.as_str())
-        );
-    }
-    let e = &p.estimate;
-    let _ = writeln!(
-        w,
-        "\n{} invites, {} joins ({} into rooms the new server is not in yet), {} events from \
-         the old account. Expected duration at stock Synapse rate limits: {}.\n",
-        e.invites,
-        e.joins,
-        e.remote_joins,
-        e.old_events,
-        human_duration(e.seconds)
-    );
-    if e.seconds > 3600 {
-        let _ = writeln!(w, "{}\n", crate::rooms::plan::speed_up_advice(&p.old));
-    }
-}
-
-fn moved_markdown(w: &mut String, m: &MoveReport) {
-    let _ = writeln!(
-        w,
-        "| room | name | status | done in this run | history |\n|---|---|---|---|---|"
-    );
-    for o in &m.rooms {
-        let status = serde_json::to_value(o.status)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let _ = writeln!(
-            w,
-            "| {} | {} | {} | {} | {} |",
-            o.room_id,
-            cell(o.name.as_deref().unwrap_or("")),
-            status,
-            cell(&o.done.join(", ")),
-            cell(o.history.as_str())
-        );
-    }
-    w.push('\n');
-    for o in &m.rooms {
-        if let Some(why) = &o.stayed {
-            let _ = writeln!(w, "- the old account stays in {}: {why}", o.room_id);
-        }
-        for n in &o.notes {
-            let _ = writeln!(w, "- {}: {n}", o.room_id);
-        }
-    }
-    let _ = writeln!(w, "\n{} rate-limit waits; {:.0} s.\n", m.waits, m.seconds);
 }

@@ -39,6 +39,31 @@ pub struct MoveStatus {
     pub by_hand: Vec<crate::by_hand::ByHand>,
 }
 
+/// How far the journal says a room got.
+fn step_of(j: &Journal, room: &str) -> &'static str {
+    let r = j.room(room);
+    let by_hand = j.by_hand().iter().any(|b| b.room.as_deref() == Some(room));
+    if r.left {
+        "left"
+    } else if by_hand && r.joined {
+        "partial"
+    } else if by_hand {
+        "blocked"
+    } else if r.tags && r.power {
+        "moved"
+    } else if r.power {
+        "power"
+    } else if r.joined {
+        "joined"
+    } else if r.invited {
+        "invited"
+    } else if r.planned.is_some() {
+        "planned"
+    } else {
+        "not started"
+    }
+}
+
 /// Reads the journal at `journal` of the move `old` -> `new` for the moving `rooms`.
 pub fn status(
     journal: &Path,
@@ -49,30 +74,7 @@ pub fn status(
     if let Some(j) = &j {
         j.check_pair(old, new)?;
     }
-    let room_step = |room: &str| -> &'static str {
-        let Some(j) = &j else { return "not started" };
-        let r = j.room(room);
-        let by_hand = j.by_hand().iter().any(|b| b.room.as_deref() == Some(room));
-        if r.left {
-            "left"
-        } else if by_hand && r.joined {
-            "partial"
-        } else if by_hand {
-            "blocked"
-        } else if r.tags && r.power {
-            "moved"
-        } else if r.power {
-            "power"
-        } else if r.joined {
-            "joined"
-        } else if r.invited {
-            "invited"
-        } else if r.planned.is_some() {
-            "planned"
-        } else {
-            "not started"
-        }
-    };
+    let room_step = |room: &str| j.as_ref().map_or("not started", |j| step_of(j, room));
     Ok(MoveStatus {
         started: j.is_some(),
         keys: j

@@ -2,15 +2,17 @@
 //! jobs on an export alone.
 
 pub mod local;
+pub mod sources;
 
 use std::io::{Read, Write};
 use std::time::Instant;
 
 use key_export::container::SealWriter;
 use key_export::entries::ArrayWriter;
-use key_export::merge::{Conflict, MergeOptions, SourcedInvalid, Summary};
-use key_export::pipeline::{self, Destination, PipelineError, Source};
+use key_export::merge::MergeOptions;
+use key_export::pipeline::{Destination, Finished, PipelineError, Source};
 use key_export::select::RoomSelection;
+use key_export::session::SessionRef;
 use key_export::{ReadOptions, SealingKey};
 use online::backup::{self, Opened, Recovery, UploadReport, Via};
 use online::Session;
@@ -18,6 +20,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::events::{stage, Event, Events, Stage};
+use sources::KeySource;
 
 /// What to put into the backup.
 pub struct UploadKeys<R> {
@@ -37,12 +40,10 @@ pub struct UploadKeys<R> {
 /// What an upload did.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct UploadKeysReport {
-    /// Counts of the read and merge.
-    pub merge: Summary,
-    /// Conflicting copies (the first was kept).
-    pub conflicts: Vec<Conflict>,
-    /// Invalid entries left out.
-    pub dropped_invalid: Vec<SourcedInvalid>,
+    /// The read and merge: counts, conflicting copies (the first was kept), invalid
+    /// entries left out.
+    #[serde(flatten)]
+    pub merged: Finished,
     /// How the backup's key was found.
     pub opened_via: Via,
     /// The upload itself.
@@ -64,11 +65,8 @@ pub fn upload<R: Read + Send>(
     let Opened { info, key, via } = stage(events, Stage::CheckBackup, None, || {
         backup::open_for_upload(client, session.user_id(), &request.recovery)
     })?;
-    events.emit(Event::Started {
-        stage: Stage::ReadExports,
-        total: None,
-    });
-    let decrypted = pipeline::decrypt_all(request.sources, &request.read)?;
+    let exports = request.sources.into_iter().map(KeySource::Export).collect();
+    let decrypted = sources::read(exports, &request.read, &mut None, events)?.decrypted;
     let parsed = decrypted.parse(&request.options)?;
     let merged = parsed
         .merge(&request.options)
@@ -76,32 +74,41 @@ pub fn upload<R: Read + Send>(
     events.emit(Event::Finished {
         stage: Stage::ReadExports,
     });
-    let total = merged.sessions.len() as u64;
     let started = Instant::now();
-    let upload = stage(events, Stage::Upload, Some(total), || {
-        backup::upload(
-            client,
-            &info,
-            &key,
-            &merged.sessions,
-            request.batch.max(1),
-            &|done| {
-                events.emit(Event::Progress {
-                    stage: Stage::Upload,
-                    done: done as u64,
-                    total,
-                })
-            },
-        )
-    })?;
+    let upload = send(client, &info, &key, &merged.sessions, request.batch, events)?;
     Ok(UploadKeysReport {
         upload_seconds: started.elapsed().as_secs_f64(),
-        merge: merged.summary,
-        conflicts: merged.conflicts,
-        dropped_invalid: merged.invalid,
+        merged: Finished {
+            summary: merged.summary,
+            conflicts: merged.conflicts,
+            dropped_invalid: merged.invalid,
+        },
         opened_via: via,
         upload,
     })
+}
+
+/// Sends `sessions` into the backup `info` (sealed to `key`), `batch` per request, as the
+/// `Upload` stage, counted.
+pub fn send(
+    client: &online::Client,
+    info: &backup::BackupInfo,
+    key: &backup::BackupKey,
+    sessions: &[&SessionRef<'_>],
+    batch: usize,
+    events: &dyn Events,
+) -> Result<UploadReport> {
+    let total = sessions.len() as u64;
+    let progress = |done: usize| {
+        events.emit(Event::Progress {
+            stage: Stage::Upload,
+            done: done as u64,
+            total,
+        })
+    };
+    Ok(stage(events, Stage::Upload, Some(total), || {
+        backup::upload(client, info, key, sessions, batch.max(1), &progress)
+    })?)
 }
 
 /// What to take out of the backup.
@@ -159,11 +166,7 @@ pub fn download<W: Write>(
     let mut written = 0u64;
     let done = stage(events, Stage::Download, Some(total), || {
         backup::download_each(client, &info, &key, rooms, &mut |entries| {
-            let writer = out.writer()?;
-            for e in &entries {
-                writer.push(e).map_err(key_export::Error::from)?;
-            }
-            written += entries.len() as u64;
+            written += out.push_all(&entries)?;
             events.emit(Event::Progress {
                 stage: Stage::Download,
                 done: written,
@@ -209,6 +212,15 @@ impl<W: Write> Sealed<W> {
                 std::io::Error::other("the export was already closed"),
             ))),
         }
+    }
+
+    /// Writes `entries` into the export; how many.
+    fn push_all(&mut self, entries: &[zeroize::Zeroizing<String>]) -> online::Result<u64> {
+        let writer = self.writer()?;
+        for e in entries {
+            writer.push(e).map_err(key_export::Error::from)?;
+        }
+        Ok(entries.len() as u64)
     }
 
     /// Closes the array and the seal; returns the sink.

@@ -2,6 +2,7 @@
 //! what (power levels), how one gets in (join rule), whether the new account's server may
 //! take part at all (`m.federate`, the server ACL), whether the room was replaced.
 
+use online::membership::Membership;
 use std::collections::BTreeMap;
 
 use online::rooms::StateEvent;
@@ -81,64 +82,48 @@ pub struct RoomFacts {
     pub power_levels: Value,
     /// Members and their membership.
     #[serde(skip)]
-    pub members: BTreeMap<String, String>,
+    pub members: BTreeMap<String, Membership>,
 }
 
-impl RoomFacts {
-    /// Reads the facts from a room's state.
-    pub fn from_state(room_id: &str, state: &[StateEvent]) -> Self {
-        let find =
-            |kind: &str, key: &str| state.iter().find(|e| e.kind == kind && e.state_key == key);
-        let text = |v: Option<&Value>, field: &str| {
-            v.and_then(|c| c.get(field))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
-        let create = find("m.room.create", "");
-        let create_content = create.map(|e| &e.content);
-        let version = text(create_content, "room_version").unwrap_or_else(|| "1".into());
-        let creator_power = CREATOR_POWER_VERSIONS.contains(&version.as_str());
-        let create_sender = create.map(|e| e.sender.clone()).unwrap_or_default();
-        let mut creators = Vec::new();
-        if creator_power {
-            creators.push(create_sender.clone());
-            if let Some(Value::Array(more)) =
-                create_content.and_then(|c| c.get("additional_creators"))
-            {
-                creators.extend(more.iter().filter_map(Value::as_str).map(str::to_owned));
-            }
-        }
-        let join_rules = find("m.room.join_rules", "").map(|e| &e.content);
-        let allow_rooms = join_rules
-            .and_then(|c| c.get("allow"))
-            .and_then(Value::as_array)
-            .map(|allow| {
-                allow
-                    .iter()
-                    .filter(|a| a.get("type").and_then(Value::as_str) == Some("m.room_membership"))
-                    .filter_map(|a| a.get("room_id").and_then(Value::as_str))
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let name = text(find("m.room.name", "").map(|e| &e.content), "name")
+/// A room's state, read by kind.
+struct State<'a>(&'a [StateEvent]);
+
+impl<'a> State<'a> {
+    /// The state event of `kind` with an empty state key.
+    fn find(&self, kind: &str) -> Option<&'a StateEvent> {
+        self.0
+            .iter()
+            .find(|e| e.kind == kind && e.state_key.is_empty())
+    }
+
+    /// Its content.
+    fn content(&self, kind: &str) -> Option<&'a Value> {
+        self.find(kind).map(|e| &e.content)
+    }
+
+    /// The room's name, else its canonical alias, cleaned for showing.
+    fn name(&self) -> Option<String> {
+        text(self.content("m.room.name"), "name")
             .filter(|n| !n.trim().is_empty())
-            .or_else(|| {
-                text(
-                    find("m.room.canonical_alias", "").map(|e| &e.content),
-                    "alias",
-                )
-            })
-            .map(|n| clean(&n));
-        let members = state
+            .or_else(|| text(self.content("m.room.canonical_alias"), "alias"))
+            .map(|n| clean(&n))
+    }
+
+    /// Members and their membership.
+    fn members(&self) -> BTreeMap<String, Membership> {
+        self.0
             .iter()
             .filter(|e| e.kind == "m.room.member")
             .filter_map(|e| {
                 let m = e.content.get("membership")?.as_str()?;
-                Some((e.state_key.clone(), m.to_owned()))
+                Some((e.state_key.clone(), Membership::parse(m)))
             })
-            .collect();
-        let children = state
+            .collect()
+    }
+
+    /// A space's rooms: its `m.space.child` events with a `via`.
+    fn children(&self) -> Vec<String> {
+        self.0
             .iter()
             .filter(|e| e.kind == "m.space.child")
             .filter(|e| {
@@ -148,38 +133,88 @@ impl RoomFacts {
                     .is_some_and(|v| !v.is_empty())
             })
             .map(|e| e.state_key.clone())
-            .collect();
+            .collect()
+    }
+}
+
+/// A text field of some content.
+fn text(content: Option<&Value>, field: &str) -> Option<String> {
+    content
+        .and_then(|c| c.get(field))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// The creators of a room whose version gives them power (the create event's sender and
+/// its `additional_creators`); none in older versions.
+fn creators(create: Option<&Value>, sender: &str, creator_power: bool) -> Vec<String> {
+    if !creator_power {
+        return Vec::new();
+    }
+    let mut creators = vec![sender.to_owned()];
+    if let Some(Value::Array(more)) = create.and_then(|c| c.get("additional_creators")) {
+        creators.extend(more.iter().filter_map(Value::as_str).map(str::to_owned));
+    }
+    creators
+}
+
+/// The rooms whose members may join a restricted room.
+fn allow_rooms(join_rules: Option<&Value>) -> Vec<String> {
+    let Some(allow) = join_rules
+        .and_then(|c| c.get("allow"))
+        .and_then(Value::as_array)
+    else {
+        return Vec::new();
+    };
+    allow
+        .iter()
+        .filter(|a| a.get("type").and_then(Value::as_str) == Some("m.room_membership"))
+        .filter_map(|a| a.get("room_id").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect()
+}
+
+impl RoomFacts {
+    /// Reads the facts from a room's state.
+    pub fn from_state(room_id: &str, state: &[StateEvent]) -> Self {
+        let st = State(state);
+        let create = st.content("m.room.create");
+        let version = text(create, "room_version").unwrap_or_else(|| "1".into());
+        let creator_power = CREATOR_POWER_VERSIONS.contains(&version.as_str());
+        let create_sender = st
+            .find("m.room.create")
+            .map(|e| e.sender.clone())
+            .unwrap_or_default();
+        let join_rules = st.content("m.room.join_rules");
         RoomFacts {
             room_id: room_id.to_owned(),
-            name,
+            name: st.name(),
             creator_power,
-            creators,
+            creators: creators(create, &create_sender, creator_power),
             origin_server: server_of(&create_sender).to_owned(),
-            is_space: text(create_content, "type").as_deref() == Some("m.space"),
-            children,
+            is_space: text(create, "type").as_deref() == Some("m.space"),
+            children: st.children(),
             join_rule: text(join_rules, "join_rule").unwrap_or_else(|| "invite".into()),
-            allow_rooms,
-            encrypted: find("m.room.encryption", "").is_some(),
+            allow_rooms: allow_rooms(join_rules),
+            encrypted: st.find("m.room.encryption").is_some(),
             history_visibility: text(
-                find("m.room.history_visibility", "").map(|e| &e.content),
+                st.content("m.room.history_visibility"),
                 "history_visibility",
             )
             .map(|v| clean(&v))
             .unwrap_or_else(|| "shared".into()),
-            federate: create_content
+            federate: create
                 .and_then(|c| c.get("m.federate"))
                 .and_then(Value::as_bool)
                 .unwrap_or(true),
-            tombstone: text(
-                find("m.room.tombstone", "").map(|e| &e.content),
-                "replacement_room",
-            ),
-            server_acl: find("m.room.server_acl", "").map(|e| e.content.clone()),
-            power_levels: find("m.room.power_levels", "")
-                .map(|e| e.content.clone())
+            tombstone: text(st.content("m.room.tombstone"), "replacement_room"),
+            server_acl: st.content("m.room.server_acl").cloned(),
+            power_levels: st
+                .content("m.room.power_levels")
+                .cloned()
                 .unwrap_or_else(|| Value::Object(Default::default())),
             version,
-            members,
+            members: st.members(),
         }
     }
 
@@ -253,15 +288,15 @@ impl RoomFacts {
     }
 
     /// The membership of `user` in the state read.
-    pub fn membership_of(&self, user: &str) -> Option<&str> {
-        self.members.get(user).map(String::as_str)
+    pub fn membership_of(&self, user: &str) -> Option<&Membership> {
+        self.members.get(user)
     }
 
     /// The users joined now.
     pub fn joined(&self) -> impl Iterator<Item = &str> {
         self.members
             .iter()
-            .filter(|(_, m)| m.as_str() == "join")
+            .filter(|(_, m)| **m == Membership::Join)
             .map(|(u, _)| u.as_str())
     }
 

@@ -11,6 +11,7 @@
 use online::rooms::{self, Direction};
 use online::Client;
 use serde::Serialize;
+use std::collections::HashSet;
 
 use crate::error::Result;
 
@@ -110,22 +111,7 @@ pub fn read(client: &Client, room: &str, created_ms: u64) -> Result<History> {
             &["m.room.history_visibility"],
             100,
         )?;
-        for e in &page.chunk {
-            if e.kind == "m.room.history_visibility" && e.state_key.as_deref() == Some("") {
-                let v = e
-                    .content
-                    .get("history_visibility")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("shared");
-                // The setting as the room's state says it: any room admin writes it, so it is
-                // kept without control or format characters.
-                changes.push((
-                    e.origin_server_ts,
-                    e.event_id.clone(),
-                    super::facts::clean(v),
-                ));
-            }
-        }
+        changes.extend(page.chunk.iter().filter_map(change));
         match page.end {
             Some(end) if !page.chunk.is_empty() && Some(&end) != from.as_ref() => from = Some(end),
             _ => break,
@@ -133,6 +119,24 @@ pub fn read(client: &Client, room: &str, created_ms: u64) -> Result<History> {
     }
     changes.reverse();
     Ok(periods_from(created_ms, changes))
+}
+
+/// A history-visibility change: its time, its event and the setting as the room's state
+/// says it (any room admin writes it, so it is kept without control or format characters).
+fn change(e: &rooms::TimelineEvent) -> Option<(u64, String, String)> {
+    if e.kind != "m.room.history_visibility" || e.state_key.as_deref() != Some("") {
+        return None;
+    }
+    let v = e
+        .content
+        .get("history_visibility")
+        .and_then(|v| v.as_str())
+        .unwrap_or("shared");
+    Some((
+        e.origin_server_ts,
+        e.event_id.clone(),
+        super::facts::clean(v),
+    ))
 }
 
 /// The periods from the changes (oldest first): an implicit `shared` from creation until
@@ -187,7 +191,35 @@ pub struct Probe {
 /// the room (which makes its server fetch the history from the others) and must see
 /// exactly the messages of the visible periods. Periods without messages are not probed.
 pub fn verify(old: &Client, new: &Client, room: &str, history: &History) -> Result<Vec<Probe>> {
-    const MESSAGES: &[&str] = &["m.room.message", "m.room.encrypted"];
+    let firsts = first_messages(old, room, history)?;
+    let Some(oldest) = firsts.iter().map(|(_, e)| e.origin_server_ts).min() else {
+        return Ok(Vec::new());
+    };
+    let seen = seen_back_to(new, room, oldest)?;
+    let mut probes = Vec::new();
+    for (p, first) in firsts {
+        let visible =
+            seen.contains(&first.event_id) || rooms::event(new, room, &first.event_id)?.is_some();
+        probes.push(Probe {
+            visibility: p.visibility.clone(),
+            from_ms: p.from_ms,
+            event_id: first.event_id.into(),
+            expected_visible: p.visible_later(),
+            visible,
+        });
+    }
+    Ok(probes)
+}
+
+const MESSAGES: &[&str] = &["m.room.message", "m.room.encrypted"];
+
+/// The first message of each period, as the old account finds it (periods without one
+/// are left out).
+fn first_messages<'h>(
+    old: &Client,
+    room: &str,
+    history: &'h History,
+) -> Result<Vec<(&'h Period, rooms::TimelineEvent)>> {
     let mut firsts = Vec::new();
     for p in &history.periods {
         let from = match &p.event_id {
@@ -206,11 +238,13 @@ pub fn verify(old: &Client, new: &Client, room: &str, history: &History) -> Resu
         }
         firsts.push((p, first));
     }
-    let Some(oldest) = firsts.iter().map(|(_, e)| e.origin_server_ts).min() else {
-        return Ok(Vec::new());
-    };
-    // What the new account can page back to (its server backfills as it goes).
-    let mut seen = std::collections::HashSet::new();
+    Ok(firsts)
+}
+
+/// The messages the new account can page back to, down to `oldest` (its server backfills
+/// as it goes; at most 200 pages).
+fn seen_back_to(new: &Client, room: &str, oldest: u64) -> Result<HashSet<String>> {
+    let mut seen = HashSet::new();
     let mut from: Option<String> = None;
     for _ in 0..200 {
         let page = rooms::messages(
@@ -231,19 +265,7 @@ pub fn verify(old: &Client, new: &Client, room: &str, history: &History) -> Resu
             _ => break,
         }
     }
-    let mut probes = Vec::new();
-    for (p, first) in firsts {
-        let visible =
-            seen.contains(&first.event_id) || rooms::event(new, room, &first.event_id)?.is_some();
-        probes.push(Probe {
-            visibility: p.visibility.clone(),
-            from_ms: p.from_ms,
-            event_id: first.event_id.into(),
-            expected_visible: p.visible_later(),
-            visible,
-        });
-    }
-    Ok(probes)
+    Ok(seen)
 }
 
 /// A time as `YYYY-MM-DD HH:MM UTC`.

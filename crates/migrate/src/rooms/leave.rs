@@ -15,12 +15,13 @@
 
 use std::time::{Duration, Instant};
 
+use online::membership::{or_none, Membership};
 use online::rooms;
 use online::Client;
 use serde_json::Value;
 
 use super::facts::{Power, RoomFacts};
-use super::moving::{Ctx, RoomOutcome, Status};
+use super::moving::{Ctx, Done, RoomOutcome, Status};
 use crate::events::{Event, Stage};
 use crate::journal::{Entry, JournalError};
 
@@ -32,46 +33,58 @@ pub(super) fn must_stay(
     facts: &RoomFacts,
 ) -> online::Result<Option<String>> {
     let room = facts.room_id.as_str();
-    if let Some(next) = rooms::state_content(old, room, "m.room.tombstone", "")?.and_then(|c| {
-        c.get("replacement_room")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    }) {
-        return Ok(Some(format!(
-            "the room was replaced by {next} since it was read: the old account stays; move {next} instead"
-        )));
+    if let Some(why) = replaced(old, room)? {
+        return Ok(Some(why));
     }
     let seen_by_old = joined_as_old_sees_it(ctx, old, room)?;
-    if seen_by_old.as_deref() != Some("join") {
+    if seen_by_old != Some(Membership::Join) {
         return Ok(Some(format!(
             "the new account is not joined as the old account's server sees the room (its \
              membership there: {}): the old account stays",
-            seen_by_old.as_deref().unwrap_or("none")
+            or_none(seen_by_old.as_ref())
         )));
     }
     let mine = rooms::membership(new, room, ctx.new_user)?;
-    if mine.as_deref() != Some("join") {
+    if mine != Some(Membership::Join) {
         return Ok(Some(format!(
             "the new account is not joined as its own server sees the room (membership: {}): \
              the old account stays",
-            mine.as_deref().unwrap_or("none")
+            or_none(mine.as_ref())
         )));
     }
+    outranked(ctx, old, facts)
+}
+
+/// The room's replacement, when it was replaced since it was read.
+fn replaced(old: &Client, room: &str) -> online::Result<Option<String>> {
+    let next = rooms::state_content(old, room, "m.room.tombstone", "")?.and_then(|c| {
+        c.get("replacement_room")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    Ok(next.map(|next| {
+        format!(
+            "the room was replaced by {next} since it was read: the old account stays; move {next} instead"
+        )
+    }))
+}
+
+/// Whether the power levels now give the new account less than the old account's power.
+fn outranked(ctx: &Ctx<'_>, old: &Client, facts: &RoomFacts) -> online::Result<Option<String>> {
     let mut now = facts.clone();
-    now.power_levels = rooms::state_content(old, room, "m.room.power_levels", "")?
+    now.power_levels = rooms::state_content(old, &facts.room_id, "m.room.power_levels", "")?
         .unwrap_or_else(|| Value::Object(Default::default()));
     let (old_power, new_power) = (now.power_of(ctx.old_user), now.power_of(ctx.new_user));
     let needed = match old_power {
         Power::Creator => now.highest_level(),
         Power::Level(l) => l,
     };
-    if !new_power.at_least(needed) {
-        return Ok(Some(format!(
+    Ok((!new_power.at_least(needed)).then(|| {
+        format!(
             "the old account has power {old_power} here now and the new account {new_power}: \
              the old account stays so the room keeps its admin"
-        )));
-    }
-    Ok(None)
+        )
+    }))
 }
 
 /// The new account's membership as the old account's server sees the room, given a little
@@ -80,11 +93,11 @@ fn joined_as_old_sees_it(
     ctx: &Ctx<'_>,
     old: &Client,
     room: &str,
-) -> online::Result<Option<String>> {
+) -> online::Result<Option<Membership>> {
     let end = Instant::now() + ctx.options.federation_wait;
     loop {
         let m = rooms::membership(old, room, ctx.new_user)?;
-        let settled = matches!(m.as_deref(), Some("join" | "leave" | "ban"));
+        let settled = m.as_ref().is_some_and(Membership::settled);
         if settled || Instant::now() >= end || ctx.stopped() {
             return Ok(m);
         }
@@ -110,26 +123,15 @@ pub(super) fn rename_all(
     });
     let mut first = None;
     for (n, &i) in rooms.iter().enumerate() {
-        if ctx.stopped() {
+        if ctx.stopped() || !rename_one(ctx, old, &mut outcomes[i], suffix, &mut first) {
             break;
         }
-        let o = &mut outcomes[i];
-        match rename_in(ctx, old, &o.room_id, suffix) {
-            Ok((name, sent)) => {
-                if sent {
-                    o.done.push("renamed".into());
-                }
-                first.get_or_insert(name);
-            }
-            Err(online::Error::Cancelled { .. }) => break,
-            Err(e) => o
-                .notes
-                .push(format!("the old account was not renamed here: {e}")),
-        }
+        let total = rooms.len() as u64;
+        let done = n as u64 + 1;
         ctx.events.emit(Event::Progress {
             stage: Stage::Rename,
-            done: n as u64 + 1,
-            total: rooms.len() as u64,
+            done,
+            total,
         });
     }
     if let Some(name) = &first {
@@ -139,6 +141,30 @@ pub(super) fn rename_all(
         stage: Stage::Rename,
     });
     Ok(first)
+}
+
+/// Renames the old account in one room (the first name given kept in `first`); false
+/// when the run was stopped meanwhile.
+fn rename_one(
+    ctx: &Ctx<'_>,
+    old: &Client,
+    o: &mut RoomOutcome,
+    suffix: &str,
+    first: &mut Option<String>,
+) -> bool {
+    match rename_in(ctx, old, &o.room_id, suffix) {
+        Ok((name, sent)) => {
+            if sent {
+                o.done.push(Done::Renamed);
+            }
+            first.get_or_insert(name);
+        }
+        Err(online::Error::Cancelled { .. }) => return false,
+        Err(e) => o
+            .notes
+            .push(format!("the old account was not renamed here: {e}")),
+    }
+    true
 }
 
 /// The old account's name in `room` with `suffix`, set unless it has it already; returns
@@ -220,20 +246,12 @@ fn leave_one(
     o: &mut RoomOutcome,
     reason: &str,
 ) -> Result<bool, JournalError> {
-    match o.status {
-        Status::Moved | Status::AlreadyMoved => {}
-        Status::Partial => {
-            o.stayed = Some("the new account does not have the old account's power here: the old account stays so the room keeps an admin".into());
+    let facts = match may_leave(o) {
+        Ok(facts) => facts,
+        Err(why) => {
+            o.stayed = Some(why.into());
             return Ok(true);
         }
-        _ => {
-            o.stayed = Some("the room did not move".into());
-            return Ok(true);
-        }
-    }
-    let Some(facts) = o.facts().cloned() else {
-        o.stayed = Some("the room was not read in this run: the old account stays".into());
-        return Ok(true);
     };
     match must_stay(ctx, old, new, &facts) {
         Ok(None) => {}
@@ -248,13 +266,35 @@ fn leave_one(
             return Ok(true);
         }
     }
+    leave(ctx, old, o, reason)
+}
+
+/// The room's facts when its move says the old account may leave; else why it stays.
+fn may_leave(o: &RoomOutcome) -> Result<RoomFacts, &'static str> {
+    match o.status {
+        Status::Moved | Status::AlreadyMoved => {}
+        Status::Partial => return Err("the new account does not have the old account's power here: the old account stays so the room keeps an admin"),
+        _ => return Err("the room did not move"),
+    }
+    o.facts()
+        .cloned()
+        .ok_or("the room was not read in this run: the old account stays")
+}
+
+/// The leave itself, recorded; false when the run was stopped meanwhile.
+fn leave(
+    ctx: &Ctx<'_>,
+    old: &Client,
+    o: &mut RoomOutcome,
+    reason: &str,
+) -> Result<bool, JournalError> {
     match rooms::leave(old, &o.room_id, Some(reason)) {
         Ok(()) => {
             ctx.record(Entry::Left {
                 room: o.room_id.clone(),
             })?;
             o.left = true;
-            o.done.push("left".into());
+            o.done.push(Done::Left);
             ctx.item(Stage::Leave, &o.room_id, "left");
         }
         Err(online::Error::Cancelled { .. }) => return Ok(false),

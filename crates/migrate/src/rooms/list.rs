@@ -66,42 +66,15 @@ pub fn list(old: &Session, events: &dyn Events) -> Result<RoomList> {
                 done: i as u64 + 1,
                 total,
             });
-            if !matrix_ids::is_room_id(room) {
-                unreadable.push(Unreadable {
+            match listed(old, &direct, room)? {
+                Ok(listed) => {
+                    read.insert(room.clone(), listed);
+                }
+                Err(why) => unreadable.push(Unreadable {
                     room_id: room.as_str().into(),
-                    why: "the server gave something that is not a room ID".into(),
-                });
-                continue;
+                    why,
+                }),
             }
-            let (facts, history) = match read_room(client, room) {
-                Ok(read) => read,
-                Err(crate::Error::Online(e @ online::Error::Cancelled { .. })) => {
-                    return Err(e.into())
-                }
-                Err(e) => {
-                    unreadable.push(Unreadable {
-                        room_id: room.as_str().into(),
-                        why: e.to_string(),
-                    });
-                    continue;
-                }
-            };
-            let power = facts.power_of(old.user_id());
-            let level = match power {
-                Power::Creator => facts.highest_level(),
-                Power::Level(l) => l,
-            };
-            read.insert(
-                room.clone(),
-                ListedRoom {
-                    dm_with: dm_peer(&direct, room, old.user_id()),
-                    facts,
-                    power,
-                    level,
-                    history,
-                    depth: 0,
-                },
-            );
         }
         Ok::<_, crate::Error>(())
     })?;
@@ -110,6 +83,53 @@ pub fn list(old: &Session, events: &dyn Events) -> Result<RoomList> {
         rooms: grouped(read),
         unreadable,
     })
+}
+
+/// One room read for the list, or why it cannot be (a stop ends the whole list).
+fn listed(
+    old: &Session,
+    direct: &m_direct::DirectMap,
+    room: &str,
+) -> Result<std::result::Result<ListedRoom, String>> {
+    if !matrix_ids::is_room_id(room) {
+        return Ok(Err("the server gave something that is not a room ID".into()));
+    }
+    let (facts, history) = match read_room(old.client(), room) {
+        Ok(read) => read,
+        Err(crate::Error::Online(e @ online::Error::Cancelled { .. })) => return Err(e.into()),
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let power = facts.power_of(old.user_id());
+    let level = match power {
+        Power::Creator => facts.highest_level(),
+        Power::Level(l) => l,
+    };
+    Ok(Ok(ListedRoom {
+        dm_with: dm_peer(direct, room, old.user_id()),
+        facts,
+        power,
+        level,
+        history,
+        depth: 0,
+    }))
+}
+
+/// Moves room `id` from `read` to `out` at `depth`, then its children below it.
+fn visit(
+    id: &str,
+    depth: usize,
+    read: &mut BTreeMap<String, ListedRoom>,
+    children_of: &BTreeMap<String, Vec<String>>,
+    out: &mut Vec<ListedRoom>,
+) {
+    let Some(mut room) = read.remove(id) else {
+        return;
+    };
+    room.depth = depth;
+    out.push(room);
+    for child in children_of.get(id).into_iter().flatten() {
+        visit(child, depth + 1, read, children_of, out);
+    }
 }
 
 /// Spaces (those not inside another listed space) each followed by their rooms, depth
@@ -127,22 +147,6 @@ fn grouped(mut read: BTreeMap<String, ListedRoom>) -> Vec<ListedRoom> {
         .cloned()
         .collect();
     let mut out = Vec::new();
-    fn visit(
-        id: &str,
-        depth: usize,
-        read: &mut BTreeMap<String, ListedRoom>,
-        children_of: &BTreeMap<String, Vec<String>>,
-        out: &mut Vec<ListedRoom>,
-    ) {
-        let Some(mut room) = read.remove(id) else {
-            return;
-        };
-        room.depth = depth;
-        out.push(room);
-        for child in children_of.get(id).into_iter().flatten() {
-            visit(child, depth + 1, read, children_of, out);
-        }
-    }
     for top in tops {
         visit(&top, 0, &mut read, &children_of, &mut out);
     }

@@ -3,6 +3,7 @@
 //! account will and will not be able to do, the history it will never see, and how long
 //! the server's rate limits make the whole move take.
 
+use online::membership::{or_none, Membership};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -101,7 +102,7 @@ pub struct RoomPlan {
     /// The facts read.
     pub facts: RoomFacts,
     /// The new account's membership now (`None`: never in it).
-    pub new_membership: Option<String>,
+    pub new_membership: Option<Membership>,
     /// What the room needs, decided from the facts.
     #[serde(flatten)]
     pub decision: Decision,
@@ -123,7 +124,7 @@ impl RoomPlan {
     pub fn done(&self) -> bool {
         self.decision.blockers.is_empty()
             && self.decision.steps.iter().all(|s| *s == Step::Tags)
-            && self.new_membership.as_deref() == Some("join")
+            && self.new_membership == Some(Membership::Join)
     }
 }
 
@@ -181,117 +182,30 @@ pub fn display_name(name: Option<&str>, dm_with: Option<&str>) -> Option<String>
 
 /// Decides a room's steps and blockers from its facts.
 pub fn decide(facts: &RoomFacts, old: &str, new: &str, new_joined: &HashSet<String>) -> Decision {
-    let mut blockers = Vec::new();
-    let mut notes = Vec::new();
-    let mut steps = Vec::new();
     let old_power = facts.power_of(old);
-    let new_membership = facts.membership_of(new);
-    let new_server = server_of(new);
-    let block = |blockers: &mut Vec<Blocker>, kind, reason: String, advice: String| {
-        blockers.push(Blocker {
-            kind,
-            reason,
-            advice,
-        })
-    };
-    if facts.membership_of(old) != Some("join") {
-        block(
-            &mut blockers,
-            BlockerKind::OldNotJoined,
-            format!(
-                "the old account is not in this room (membership: {})",
-                facts.membership_of(old).unwrap_or("none")
-            ),
-            "remove it from the rooms file".into(),
-        );
+    let mut blockers = blockers(facts, old, new);
+    let mut steps = Vec::new();
+    match invite(facts, old_power, new, new_joined) {
+        Ok(step) => steps.extend(step),
+        Err(b) => blockers.push(b),
     }
-    if let Some(next) = &facts.tombstone {
-        block(
-            &mut blockers,
-            BlockerKind::Tombstoned,
-            format!("the room was replaced by {next}"),
-            format!("move {next} instead: put it in the rooms file in place of this one"),
-        );
-    }
-    if new_membership == Some("ban") {
-        block(
-            &mut blockers,
-            BlockerKind::NewBanned,
-            format!("{new} is banned from this room"),
-            "ask one of the room's admins to unban the new account, then run again".into(),
-        );
-    }
-    if !facts.federate && new_server != facts.origin_server {
-        block(
-            &mut blockers,
-            BlockerKind::NoFederation,
-            format!(
-                "the room does not federate (m.federate: false): only accounts on {} can join",
-                facts.origin_server
-            ),
-            "it cannot be moved to an account on another server; ask its admins for a new room"
-                .into(),
-        );
-    }
-    if !facts.acl_allows(new_server) {
-        block(
-            &mut blockers,
-            BlockerKind::AclDenies,
-            format!("the room's server ACL denies {new_server}"),
-            format!("ask the room's admins to allow {new_server} in m.room.server_acl"),
-        );
-    }
-    let already_in = matches!(new_membership, Some("join") | Some("invite"));
-    let open = facts.join_rule == "public"
-        || (matches!(facts.join_rule.as_str(), "restricted" | "knock_restricted")
-            && facts.allow_rooms.iter().any(|r| new_joined.contains(r)));
-    if !already_in && !open {
-        let needed = facts.needed_to_invite();
-        if old_power.at_least(needed) {
-            steps.push(Step::Invite);
-        } else {
-            block(
-                &mut blockers,
-                BlockerKind::CannotInvite,
-                format!("the old account cannot invite: needs power {needed}, has {old_power}"),
-                format!(
-                    "ask one of the room's admins to invite {new} (or to give the old account power {needed}), then run again"
-                ),
-            );
-        }
-    }
-    if new_membership != Some("join") {
+    if facts.membership_of(new) != Some(&Membership::Join) {
         steps.push(Step::Join {
             via: facts.via(server_of(old)),
         });
     }
     let target = facts.target_level(old_power);
+    let mut notes = Vec::new();
     let mut power_not_copied = None;
-    if let Some(level) = target {
-        let has = facts.power_of(new);
-        if !has.at_least(level) {
-            let needed = facts.needed_for_state("m.room.power_levels");
-            if old_power.at_least(needed) {
-                steps.push(Step::Power { level });
-            } else {
-                let why = format!("power not copied: needs {needed}, has {old_power}");
-                notes.push(format!(
-                    "{why}; the new account joins, the old account stays in the room (ask an admin to give {new} power {level})"
-                ));
-                power_not_copied = Some(why);
-            }
+    match target.map(|level| power(facts, old_power, new, level)) {
+        Some(Ok(step)) => steps.extend(step),
+        Some(Err((why, note))) => {
+            notes.push(note);
+            power_not_copied = Some(why);
         }
+        None => {}
     }
-    if old_power == Power::Creator {
-        notes.push(format!(
-            "the old account is a creator of this version {} room, and creator status cannot be \
-             passed on: the new account gets power {} (the highest in the room), so it can do \
-             everything that level allows, but it cannot demote or kick users at that level, and \
-             only upgrading the room with it in additional_creators would make it a creator",
-            facts.version,
-            target.unwrap_or(100)
-        ));
-    }
+    notes.extend(creator_note(facts, old_power, target));
     steps.push(Step::Tags);
     if !blockers.is_empty() {
         steps.clear();
@@ -304,6 +218,153 @@ pub fn decide(facts: &RoomFacts, old: &str, new: &str, new_joined: &HashSet<Stri
         power_not_copied,
         notes,
     }
+}
+
+fn blocker(kind: BlockerKind, reason: String, advice: String) -> Blocker {
+    Blocker {
+        kind,
+        reason,
+        advice,
+    }
+}
+
+/// What stops the room from moving at all, whoever invites.
+fn blockers(facts: &RoomFacts, old: &str, new: &str) -> Vec<Blocker> {
+    [
+        old_not_joined(facts, old),
+        replaced(facts),
+        banned(facts, new),
+        unfederated(facts, new),
+        acl_denies(facts, new),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+fn old_not_joined(facts: &RoomFacts, old: &str) -> Option<Blocker> {
+    let membership = facts.membership_of(old);
+    (membership != Some(&Membership::Join)).then(|| {
+        blocker(
+            BlockerKind::OldNotJoined,
+            format!(
+                "the old account is not in this room (membership: {})",
+                or_none(membership)
+            ),
+            "remove it from the rooms file".into(),
+        )
+    })
+}
+
+fn replaced(facts: &RoomFacts) -> Option<Blocker> {
+    facts.tombstone.as_ref().map(|next| {
+        blocker(
+            BlockerKind::Tombstoned,
+            format!("the room was replaced by {next}"),
+            format!("move {next} instead: put it in the rooms file in place of this one"),
+        )
+    })
+}
+
+fn banned(facts: &RoomFacts, new: &str) -> Option<Blocker> {
+    (facts.membership_of(new) == Some(&Membership::Ban)).then(|| {
+        blocker(
+            BlockerKind::NewBanned,
+            format!("{new} is banned from this room"),
+            "ask one of the room's admins to unban the new account, then run again".into(),
+        )
+    })
+}
+
+fn unfederated(facts: &RoomFacts, new: &str) -> Option<Blocker> {
+    (!facts.federate && server_of(new) != facts.origin_server).then(|| {
+        blocker(
+            BlockerKind::NoFederation,
+            format!(
+                "the room does not federate (m.federate: false): only accounts on {} can join",
+                facts.origin_server
+            ),
+            "it cannot be moved to an account on another server; ask its admins for a new room"
+                .into(),
+        )
+    })
+}
+
+fn acl_denies(facts: &RoomFacts, new: &str) -> Option<Blocker> {
+    let server = server_of(new);
+    (!facts.acl_allows(server)).then(|| {
+        blocker(
+            BlockerKind::AclDenies,
+            format!("the room's server ACL denies {server}"),
+            format!("ask the room's admins to allow {server} in m.room.server_acl"),
+        )
+    })
+}
+
+/// The invite the new account needs (none when it is in, invited, or may join by the
+/// join rules), or the blocker when the old account cannot send it.
+fn invite(
+    facts: &RoomFacts,
+    old_power: Power,
+    new: &str,
+    new_joined: &HashSet<String>,
+) -> std::result::Result<Option<Step>, Blocker> {
+    let already_in = facts
+        .membership_of(new)
+        .is_some_and(Membership::in_or_invited);
+    let open = facts.join_rule == "public"
+        || (matches!(facts.join_rule.as_str(), "restricted" | "knock_restricted")
+            && facts.allow_rooms.iter().any(|r| new_joined.contains(r)));
+    if already_in || open {
+        return Ok(None);
+    }
+    let needed = facts.needed_to_invite();
+    if old_power.at_least(needed) {
+        return Ok(Some(Step::Invite));
+    }
+    Err(blocker(
+        BlockerKind::CannotInvite,
+        format!("the old account cannot invite: needs power {needed}, has {old_power}"),
+        format!(
+            "ask one of the room's admins to invite {new} (or to give the old account power {needed}), then run again"
+        ),
+    ))
+}
+
+/// The power step towards `level` (none when the new account has it), or why the old
+/// account cannot give it and the note that says so.
+fn power(
+    facts: &RoomFacts,
+    old_power: Power,
+    new: &str,
+    level: i64,
+) -> std::result::Result<Option<Step>, (String, String)> {
+    if facts.power_of(new).at_least(level) {
+        return Ok(None);
+    }
+    let needed = facts.needed_for_state("m.room.power_levels");
+    if old_power.at_least(needed) {
+        return Ok(Some(Step::Power { level }));
+    }
+    let why = format!("power not copied: needs {needed}, has {old_power}");
+    let note = format!(
+        "{why}; the new account joins, the old account stays in the room (ask an admin to give {new} power {level})"
+    );
+    Err((why, note))
+}
+
+/// What a creator of a v12 room should know: creator status does not pass on.
+fn creator_note(facts: &RoomFacts, old_power: Power, target: Option<i64>) -> Option<String> {
+    (old_power == Power::Creator).then(|| {
+        format!(
+            "the old account is a creator of this version {} room, and creator status cannot be \
+             passed on: the new account gets power {} (the highest in the room), so it can do \
+             everything that level allows, but it cannot demote or kick users at that level, and \
+             only upgrading the room with it in additional_creators would make it a creator",
+            facts.version,
+            target.unwrap_or(100)
+        )
+    })
 }
 
 /// Reads a room as an account in it: its facts, and its history settings over time.
@@ -341,7 +402,7 @@ impl Planner<'_> {
     pub fn plan_room(&self, client: &online::Client, room: &str) -> Result<RoomPlan> {
         let (facts, history) = read_room(client, room)?;
         Ok(RoomPlan {
-            new_membership: facts.membership_of(self.new_user).map(str::to_owned),
+            new_membership: facts.membership_of(self.new_user).cloned(),
             decision: decide(&facts, self.old_user, self.new_user, self.new_joined),
             dm_with: dm_peer(self.old_direct, room, self.old_user),
             history_verdict: history.verdict().into(),
@@ -414,32 +475,20 @@ pub fn estimate(plans: &[RoomPlan], old: &str, new: &str, leave: bool) -> Estima
         .iter()
         .filter(|p| p.decision.blockers.is_empty())
         .collect();
-    let invites = moving
-        .iter()
-        .filter(|p| p.decision.steps.contains(&Step::Invite))
-        .count();
-    let joining: Vec<&&RoomPlan> = moving
-        .iter()
-        .filter(|p| {
-            p.decision
-                .steps
-                .iter()
-                .any(|s| matches!(s, Step::Join { .. }))
-        })
-        .collect();
+    let with = |step: fn(&Step) -> bool| -> Vec<&RoomPlan> {
+        moving
+            .iter()
+            .copied()
+            .filter(|p| p.decision.steps.iter().any(step))
+            .collect()
+    };
+    let invites = with(|s| matches!(s, Step::Invite)).len();
+    let joining = with(|s| matches!(s, Step::Join { .. }));
+    let powers = with(|s| matches!(s, Step::Power { .. })).len();
     let new_server = server_of(new);
     let remote_joins = joining
         .iter()
         .filter(|p| !p.facts.joined().any(|u| server_of(u) == new_server))
-        .count();
-    let powers = moving
-        .iter()
-        .filter(|p| {
-            p.decision
-                .steps
-                .iter()
-                .any(|s| matches!(s, Step::Power { .. }))
-        })
         .count();
     let local_invites = if server_of(old) == new_server {
         invites
@@ -448,13 +497,7 @@ pub fn estimate(plans: &[RoomPlan], old: &str, new: &str, leave: bool) -> Estima
     };
     let leaves = if leave { moving.len() } else { 0 };
     let old_events = powers + local_invites + leaves;
-    let mut limiters = vec![
-        ("rc_invites.per_user (invites into the new account: 5, then one per 333 s)".to_owned(), bucket(invites, 0.003, 5)),
-        ("rc_joins.remote (the new account's joins of rooms its server is not in: 10, then one per 100 s)".to_owned(), bucket(remote_joins, 0.01, 10)),
-        ("rc_joins.local (every join: 10, then one per 10 s)".to_owned(), bucket(joining.len(), 0.1, 10)),
-        ("rc_message (the old account's power-level, invite and leave events: 10, then one per 5 s)".to_owned(), bucket(old_events, 0.2, 10)),
-    ];
-    limiters.sort_by_key(|l| std::cmp::Reverse(l.1));
+    let limiters = limiters(invites, remote_joins, joining.len(), old_events);
     Estimate {
         invites,
         joins: joining.len(),
@@ -463,6 +506,23 @@ pub fn estimate(plans: &[RoomPlan], old: &str, new: &str, leave: bool) -> Estima
         seconds: limiters[0].1,
         limiters,
     }
+}
+
+/// Seconds each of Synapse's stock limiters needs, the binding one first.
+fn limiters(
+    invites: usize,
+    remote_joins: usize,
+    joins: usize,
+    old_events: usize,
+) -> Vec<(String, u64)> {
+    let mut limiters = vec![
+        ("rc_invites.per_user (invites into the new account: 5, then one per 333 s)".to_owned(), bucket(invites, 0.003, 5)),
+        ("rc_joins.remote (the new account's joins of rooms its server is not in: 10, then one per 100 s)".to_owned(), bucket(remote_joins, 0.01, 10)),
+        ("rc_joins.local (every join: 10, then one per 10 s)".to_owned(), bucket(joins, 0.1, 10)),
+        ("rc_message (the old account's power-level, invite and leave events: 10, then one per 5 s)".to_owned(), bucket(old_events, 0.2, 10)),
+    ];
+    limiters.sort_by_key(|l| std::cmp::Reverse(l.1));
+    limiters
 }
 
 /// The plan of a whole move.
@@ -492,34 +552,40 @@ pub fn plan(pair: &Pair<'_>, rooms: &[String], leave: bool, events: &dyn Events)
         new_joined: &new_joined,
         old_direct: &old_direct,
     };
-    let total = rooms.len() as u64;
-    let read: Vec<Mutex<Option<Result<RoomPlan>>>> =
-        rooms.iter().map(|_| Mutex::new(None)).collect();
-    let done = AtomicU64::new(0);
-    stage(events, Stage::ReadRooms, Some(total), || {
-        planner.plan_all(rooms, &|| false, &|i, plan| {
-            *read[i].lock().expect("plan lock") = Some(plan);
-            events.emit(Event::Progress {
-                stage: Stage::ReadRooms,
-                done: done.fetch_add(1, Ordering::Relaxed) + 1,
-                total,
-            });
-        })
-    });
-    let plans = read
-        .into_iter()
-        .map(|p| {
-            p.into_inner()
-                .expect("plan lock")
-                .expect("every room is read")
-        })
-        .collect::<Result<Vec<RoomPlan>>>()?;
+    let plans = planner.plan_in_order(rooms, events)?;
     Ok(Plan {
         old: pair.old.user_id().to_owned(),
         new: pair.new.user_id().to_owned(),
         estimate: estimate(&plans, pair.old.user_id(), pair.new.user_id(), leave),
         rooms: plans,
     })
+}
+
+impl Planner<'_> {
+    /// Every room planned (readers side by side), in the order of `rooms`.
+    fn plan_in_order(&self, rooms: &[String], events: &dyn Events) -> Result<Vec<RoomPlan>> {
+        let total = rooms.len() as u64;
+        let read: Vec<Mutex<Option<Result<RoomPlan>>>> =
+            rooms.iter().map(|_| Mutex::new(None)).collect();
+        let done = AtomicU64::new(0);
+        stage(events, Stage::ReadRooms, Some(total), || {
+            self.plan_all(rooms, &|| false, &|i, plan| {
+                *read[i].lock().expect("plan lock") = Some(plan);
+                events.emit(Event::Progress {
+                    stage: Stage::ReadRooms,
+                    done: done.fetch_add(1, Ordering::Relaxed) + 1,
+                    total,
+                });
+            })
+        });
+        read.into_iter()
+            .map(|p| {
+                p.into_inner()
+                    .expect("plan lock")
+                    .expect("every room is read")
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

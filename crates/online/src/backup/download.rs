@@ -13,8 +13,9 @@ use zeroize::Zeroizing;
 use super::encrypt::KeyBackupData;
 use super::key::BackupKey;
 use super::version::BackupInfo;
-use crate::client::{is_not_found, Body, Client, Method};
+use crate::client::{Body, Client, Method};
 use crate::error::{Error, Result};
+use crate::wire::found;
 
 #[derive(Deserialize)]
 struct RoomSessions {
@@ -29,18 +30,14 @@ pub(super) fn room_keys<T: serde::de::DeserializeOwned>(
     room: &str,
     what: &str,
 ) -> Result<Option<T>> {
-    match client.call_json(
+    found(client.call_json(
         what,
         Method::Get,
         &["v3", "room_keys", "keys", room],
         &[("version", info.version.as_str())],
         Body::None,
         true,
-    ) {
-        Ok(keys) => Ok(Some(keys)),
-        Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(e),
-    }
+    ))
 }
 
 /// Decrypted backup sessions.

@@ -5,8 +5,9 @@ use serde_json::Value;
 
 use super::key::BackupKey;
 use super::ALGORITHM;
-use crate::client::{is_not_found, Body, Client, Method};
+use crate::client::{Body, Client, Method};
 use crate::error::{Error, Result};
+use crate::wire::found;
 
 /// A backup version as `GET /room_keys/version` describes it.
 #[derive(Debug, Clone, Deserialize)]
@@ -47,18 +48,14 @@ impl BackupInfo {
 
 /// The account's current backup version, or `None` when it has none.
 pub fn current(client: &Client) -> Result<Option<BackupInfo>> {
-    match client.call_json(
+    found(client.call_json(
         "read the key backup version",
         Method::Get,
         &["v3", "room_keys", "version"],
         &[],
         Body::None,
         true,
-    ) {
-        Ok(info) => Ok(Some(info)),
-        Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(e),
-    }
+    ))
 }
 
 /// Creates a new backup version for `key` (what a client's "set up backup" does, without

@@ -102,7 +102,12 @@ impl Stub {
     }
 
     /// The server holds `user`'s membership of `room` (its member state event).
-    pub fn membership(&self, room: &str, user: &str, membership: &str) -> &Self {
+    pub fn membership(
+        &self,
+        room: &str,
+        user: &str,
+        membership: crate::rooms::Membership,
+    ) -> &Self {
         let path = format!("{CLIENT}/rooms/{room}/state/m.room.member/{user}");
         let body = serde_json::json!({ "membership": membership }).to_string();
         self.on("GET", &path, 200, &body)

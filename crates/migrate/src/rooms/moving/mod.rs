@@ -44,7 +44,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub(crate) use ctx::Ctx;
-pub use outcome::{RoomOutcome, Status};
+pub use outcome::{words, Done, RoomOutcome, Status};
 
 use self::ctx::{stage_client, wait_event};
 use self::outcome::RoomSlot;
@@ -210,6 +210,26 @@ fn outcome_from_journal(
     outcome
 }
 
+impl Clients {
+    /// Each stage's clients, forked from the pair's: cancelled by `cancel`, each wait told
+    /// on `waits` (closed when the last of them is dropped).
+    fn forked(
+        pair: &Pair<'_>,
+        cancel: &Arc<AtomicBool>,
+        waits: mpsc::Sender<(Stage, Wait)>,
+    ) -> Self {
+        let (old, new) = (pair.old.client(), pair.new.client());
+        Clients {
+            inviter: stage_client(old, Stage::Invite, cancel, &waits),
+            joiner: stage_client(new, Stage::Join, cancel, &waits),
+            joiner_old: stage_client(old, Stage::Join, cancel, &waits),
+            empowerer: stage_client(old, Stage::Power, cancel, &waits),
+            checker_old: stage_client(old, Stage::History, cancel, &waits),
+            checker_new: stage_client(new, Stage::History, cancel, &waits),
+        }
+    }
+}
+
 /// The pipeline, with its stage clients and a thread that tells every wait as it starts;
 /// returns how many waits there were.
 fn run_stages(
@@ -219,7 +239,7 @@ fn run_stages(
     old_direct: &DirectMap,
     slots: &[RoomSlot],
 ) -> Result<usize, crate::Error> {
-    let (old, new) = (pair.old.client(), pair.new.client());
+    let old = pair.old.client();
     let cancel = &ctx.options.cancel;
     // Reads are not rate-limited: the readers need the cancel flag, not a wait notice (which
     // would hold the waits channel open past the pipeline).
@@ -233,15 +253,7 @@ fn run_stages(
         old_direct,
     };
     let (wait_tx, wait_rx) = mpsc::channel::<(Stage, Wait)>();
-    let clients = Clients {
-        inviter: stage_client(old, Stage::Invite, cancel, &wait_tx),
-        joiner: stage_client(new, Stage::Join, cancel, &wait_tx),
-        joiner_old: stage_client(old, Stage::Join, cancel, &wait_tx),
-        empowerer: stage_client(old, Stage::Power, cancel, &wait_tx),
-        checker_old: stage_client(old, Stage::History, cancel, &wait_tx),
-        checker_new: stage_client(new, Stage::History, cancel, &wait_tx),
-    };
-    drop(wait_tx);
+    let clients = Clients::forked(pair, cancel, wait_tx);
     let waits = AtomicUsize::new(0);
     std::thread::scope(|scope| -> Result<(), crate::Error> {
         scope.spawn(|| {
@@ -308,10 +320,7 @@ pub fn rename_and_leave(
     }
     if let Some(suffix) = &options.rename_old {
         report.renamed = super::leave::rename_all(&ctx, old, &mut report.rooms, suffix)?;
-        report.rename_sent = report
-            .rooms
-            .iter()
-            .any(|o| o.done.iter().any(|d| d == "renamed"));
+        report.rename_sent = report.rooms.iter().any(|o| o.done.contains(&Done::Renamed));
     }
     if options.leave && !ctx.stopped() {
         super::leave::leave_all(&ctx, old, new, &mut report.rooms)?;

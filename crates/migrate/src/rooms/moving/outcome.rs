@@ -42,6 +42,53 @@ impl Status {
     }
 }
 
+/// A step done in a run, as data: the words are for the edge (the report, the terminal;
+/// the JSON report carries the same words, e.g. `power 100`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    /// The old account invited the new one.
+    Invited,
+    /// The new account joined.
+    Joined,
+    /// The new account was given this power level.
+    Power(i64),
+    /// This many room tags were copied.
+    Tags(usize),
+    /// The old account's name in the room got the suffix.
+    Renamed,
+    /// The old account left.
+    Left,
+}
+
+impl std::fmt::Display for Done {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Done::Invited => f.write_str("invited"),
+            Done::Joined => f.write_str("joined"),
+            Done::Power(level) => write!(f, "power {level}"),
+            Done::Tags(n) => write!(f, "tags {n}"),
+            Done::Renamed => f.write_str("renamed"),
+            Done::Left => f.write_str("left"),
+        }
+    }
+}
+
+impl Serialize for Done {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+matrix_ids::string_schema!(Done);
+
+/// Steps done, as words: `invited, joined, power 100`.
+pub fn words(done: &[Done]) -> String {
+    done.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// One room's outcome.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RoomOutcome {
@@ -52,7 +99,7 @@ pub struct RoomOutcome {
     /// Where it ended up.
     pub status: Status,
     /// Steps done in this run (`invited`, `joined`, `power 100`, `tags 2`).
-    pub done: Vec<String>,
+    pub done: Vec<Done>,
     /// Why it is blocked, partial or failed.
     pub reasons: Vec<String>,
     /// What the user can do about it.

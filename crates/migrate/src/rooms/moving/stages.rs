@@ -41,6 +41,26 @@ impl Counts {
     fn moving(&self) -> u64 {
         self.moving.load(Ordering::Relaxed) + self.unread.load(Ordering::Relaxed)
     }
+
+    /// Sends room `i` on to the stage `next` names, counted.
+    fn send_on(
+        &self,
+        i: usize,
+        next: Option<Next>,
+        invites: &mpsc::Sender<usize>,
+        joins: &mpsc::Sender<usize>,
+    ) {
+        let to = match next {
+            Some(Next::Invite) => {
+                self.invites.fetch_add(1, Ordering::Relaxed);
+                invites
+            }
+            Some(Next::Join) => joins,
+            None => return,
+        };
+        self.moving.fetch_add(1, Ordering::Relaxed);
+        let _ = to.send(i);
+    }
 }
 
 /// One stage's loop: takes rooms from `rx` until it closes (or the run stops), does `step`
@@ -89,15 +109,13 @@ pub(crate) fn pipeline(
     let (join_tx, join_rx) = mpsc::channel::<usize>();
     let (power_tx, power_rx) = mpsc::channel::<usize>();
     let (check_tx, check_rx) = mpsc::channel::<usize>();
-    let Clients {
-        inviter,
-        joiner,
-        joiner_old,
-        empowerer,
-        checker_old,
-        checker_new,
-    } = clients;
     let invited_tx = join_tx.clone();
+    let w = &Steps {
+        ctx,
+        slots,
+        c: clients,
+    };
+    let (invites, moving) = (&|| counts.invites(), &|| counts.moving());
     std::thread::scope(|scope| -> Result<(), crate::Error> {
         let handles = [
             scope.spawn(move || {
@@ -109,45 +127,22 @@ pub(crate) fn pipeline(
                     Stage::Invite,
                     invite_rx,
                     Some(invited_tx),
-                    &|| counts.invites(),
-                    &|i| steps::invite(ctx, &inviter, &slots[i]),
+                    invites,
+                    &|i| w.invite(i),
                 )
             }),
             scope.spawn(move || {
-                stage_worker(
-                    ctx,
-                    Stage::Join,
-                    join_rx,
-                    Some(power_tx),
-                    &|| counts.moving(),
-                    &|i| steps::join(ctx, &joiner, &joiner_old, &slots[i]),
-                )
+                stage_worker(ctx, Stage::Join, join_rx, Some(power_tx), moving, &|i| {
+                    w.join(i)
+                })
             }),
             scope.spawn(move || {
-                stage_worker(
-                    ctx,
-                    Stage::Power,
-                    power_rx,
-                    Some(check_tx),
-                    &|| counts.moving(),
-                    &|i| {
-                        steps::give_power(ctx, &empowerer, &slots[i])?;
-                        Ok(slots[i].with(|o| o.in_new_account()))
-                    },
-                )
+                stage_worker(ctx, Stage::Power, power_rx, Some(check_tx), moving, &|i| {
+                    w.power(i)
+                })
             }),
             scope.spawn(move || {
-                stage_worker(
-                    ctx,
-                    Stage::History,
-                    check_rx,
-                    None,
-                    &|| counts.moving(),
-                    &|i| {
-                        steps::check_history(ctx, &checker_old, &checker_new, &slots[i]);
-                        Ok(true)
-                    },
-                )
+                stage_worker(ctx, Stage::History, check_rx, None, moving, &|i| w.check(i))
             }),
         ];
         for handle in handles {
@@ -155,6 +150,35 @@ pub(crate) fn pipeline(
         }
         Ok(())
     })
+}
+
+/// The steps of the stages after the read, each with its own clients; each says whether
+/// the room goes on to the next stage.
+struct Steps<'c, 's> {
+    ctx: &'c Ctx<'c>,
+    slots: &'s [RoomSlot],
+    c: Clients,
+}
+
+impl Steps<'_, '_> {
+    fn invite(&self, i: usize) -> Result<bool, JournalError> {
+        steps::invite(self.ctx, &self.c.inviter, &self.slots[i])
+    }
+
+    fn join(&self, i: usize) -> Result<bool, JournalError> {
+        steps::join(self.ctx, &self.c.joiner, &self.c.joiner_old, &self.slots[i])
+    }
+
+    fn power(&self, i: usize) -> Result<bool, JournalError> {
+        steps::give_power(self.ctx, &self.c.empowerer, &self.slots[i])?;
+        Ok(self.slots[i].with(|o| o.in_new_account()))
+    }
+
+    fn check(&self, i: usize) -> Result<bool, JournalError> {
+        let c = &self.c;
+        steps::check_history(self.ctx, &c.checker_old, &c.checker_new, &self.slots[i]);
+        Ok(true)
+    }
 }
 
 fn announce(ctx: &Ctx<'_>, to_read: u64, moving: u64) {
@@ -189,16 +213,7 @@ fn read_stage(
     planner.plan_all(&names, &stop, &|n, plan| {
         let i = to_read[n];
         match steps::take_plan(ctx, &slots[i], plan) {
-            Ok(Some(Next::Invite)) => {
-                counts.invites.fetch_add(1, Ordering::Relaxed);
-                counts.moving.fetch_add(1, Ordering::Relaxed);
-                let _ = invite_tx.send(i);
-            }
-            Ok(Some(Next::Join)) => {
-                counts.moving.fetch_add(1, Ordering::Relaxed);
-                let _ = join_tx.send(i);
-            }
-            Ok(None) => {}
+            Ok(next) => counts.send_on(i, next, &invite_tx, &join_tx),
             Err(e) => {
                 failed.lock().expect("error lock").get_or_insert(e);
             }

@@ -2,10 +2,12 @@
 //! retried, waits that run out of budget, a join the server answers but does not make, a
 //! power level refused or already there, the check before a leave, a stop during a wait.
 
+use crate::rooms::moving::Done;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use online::membership::Membership;
 use online::testkit::stub::{Stub, CLIENT};
 use online::Client;
 use serde_json::json;
@@ -100,7 +102,7 @@ fn a_5xx_on_an_invite_is_retried_and_the_invite_sent_once() {
         .on("POST", &path("invite"), 200, "{}");
     let s = slot(100, 100);
     assert!(steps::invite(&b.ctx(), &stub.client(), &s).unwrap());
-    assert_eq!(s.with(|o| o.done.clone()), ["invited"]);
+    assert_eq!(s.with(|o| o.done.clone()), [Done::Invited]);
     assert_eq!(stub.count("POST", "/invite"), 2);
     assert_eq!(
         stub.count("GET", "m.room.member"),
@@ -146,7 +148,7 @@ fn a_join_the_server_answers_but_does_not_make_fails_the_room() {
         404,
         r#"{"errcode": "M_NOT_FOUND"}"#,
     )
-    .membership(ROOM, NEW, "leave")
+    .membership(ROOM, NEW, Membership::Leave)
     .on(
         "POST",
         &format!("{CLIENT}/join/{ROOM}"),
@@ -208,13 +210,13 @@ fn the_check_before_a_leave_keeps_the_old_account_in_unless_everything_holds() {
         crate::rooms::leave::must_stay(&b.ctx(), old, new, &facts).unwrap()
     };
     // Banned, as the old server sees it.
-    old.membership(ROOM, NEW, "ban");
+    old.membership(ROOM, NEW, Membership::Ban);
     let why = check(&old.client(), &new.client()).unwrap();
     assert!(why.contains("its membership there: ban"), "{why}");
     // Joined on both, but with less power than the old account has now.
-    old.membership(ROOM, NEW, "join")
+    old.membership(ROOM, NEW, Membership::Join)
         .power_levels(ROOM, &json!({"users": {OLD: 100, NEW: 50}}));
-    new.membership(ROOM, NEW, "join");
+    new.membership(ROOM, NEW, Membership::Join);
     let why = check(&old.client(), &new.client()).unwrap();
     assert!(
         why.contains("power 100 here now and the new account 50"),

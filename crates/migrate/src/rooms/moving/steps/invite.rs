@@ -5,7 +5,7 @@ use online::rooms;
 use online::Client;
 
 use super::super::ctx::Ctx;
-use super::super::outcome::RoomSlot;
+use super::super::outcome::{Done, RoomSlot};
 use crate::events::Stage;
 use crate::journal::{Entry, JournalError};
 
@@ -17,9 +17,9 @@ pub(crate) fn invite(
 ) -> Result<bool, JournalError> {
     let room = slot.room_id();
     let result = ctx.with_remote_retry(client, Stage::Invite, "the invite", || {
-        match rooms::membership(client, &room, ctx.new_user)?.as_deref() {
-            Some("join") | Some("invite") => return Ok(false),
-            _ => {}
+        let mine = rooms::membership(client, &room, ctx.new_user)?;
+        if mine.is_some_and(|m| m.in_or_invited()) {
+            return Ok(false);
         }
         rooms::invite(client, &room, ctx.new_user).map(|()| true)
     });
@@ -27,7 +27,7 @@ pub(crate) fn invite(
         Ok(sent) => {
             ctx.record(Entry::Invited { room: room.clone() })?;
             if sent {
-                slot.with(|o| o.done.push("invited".into()));
+                slot.with(|o| o.done.push(Done::Invited));
             }
             let said = if sent { "invited" } else { "already invited" };
             ctx.item(Stage::Invite, &room, said);

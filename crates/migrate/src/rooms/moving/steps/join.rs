@@ -2,11 +2,12 @@
 //! flight from a run that was killed); it joins through the plan's servers, and the
 //! membership is read back before the room goes on. Then the tags.
 
+use online::membership::{or_none, Membership};
 use online::rooms;
 use online::Client;
 
 use super::super::ctx::Ctx;
-use super::super::outcome::RoomSlot;
+use super::super::outcome::{Done, RoomSlot};
 use super::tags::copy_tags;
 use crate::events::Stage;
 use crate::journal::{Entry, JournalError};
@@ -28,7 +29,7 @@ pub(crate) fn join(
             Err(e) if rooms::is_forbidden(&e) => None,
             Err(e) => return Err(e),
         };
-        if mine.as_deref() == Some("join") {
+        if mine == Some(Membership::Join) {
             return Ok(false);
         }
         rooms::join(new, &room, &via).map(|_| true)
@@ -47,7 +48,7 @@ pub(crate) fn join(
     }
     ctx.record(Entry::Joined { room: room.clone() })?;
     if sent {
-        slot.with(|o| o.done.push("joined".into()));
+        slot.with(|o| o.done.push(Done::Joined));
     }
     let said = if sent { "joined" } else { "already joined" };
     ctx.item(Stage::Join, &room, said);
@@ -72,10 +73,10 @@ fn via_for(ctx: &Ctx<'_>, slot: &RoomSlot) -> Vec<String> {
 /// room failed, and says why.
 fn joined_now(new: &Client, ctx: &Ctx<'_>, slot: &RoomSlot, room: &str) -> bool {
     let why = match rooms::membership(new, room, ctx.new_user) {
-        Ok(Some(m)) if m == "join" => return true,
+        Ok(Some(Membership::Join)) => return true,
         Ok(m) => format!(
             "the join was answered, but the new account's membership is {}",
-            m.as_deref().unwrap_or("none")
+            or_none(m.as_ref())
         ),
         Err(online::Error::Cancelled { .. }) => return false,
         Err(e) => format!("cannot check the join: {e}"),

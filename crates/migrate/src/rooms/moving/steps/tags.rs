@@ -5,7 +5,7 @@ use online::rooms;
 use online::Client;
 
 use super::super::ctx::Ctx;
-use super::super::outcome::RoomSlot;
+use super::super::outcome::{Done, RoomSlot};
 use crate::journal::{Entry, JournalError};
 
 /// Copies the tags; true when the room can go on (a failure to copy them fails the room,
@@ -21,7 +21,7 @@ pub(crate) fn copy_tags(
         Ok(n) => {
             ctx.record(Entry::Tags { room })?;
             if n > 0 {
-                slot.with(|o| o.done.push(format!("tags {n}")));
+                slot.with(|o| o.done.push(Done::Tags(n)));
             }
         }
         Err(online::Error::Cancelled { .. }) => return Ok(false),

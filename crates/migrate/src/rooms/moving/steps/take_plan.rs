@@ -33,13 +33,7 @@ pub(crate) fn take_plan(
     };
     settle_target(ctx, &room, &mut plan)?;
     let blocked = !plan.decision.blockers.is_empty();
-    let next = if blocked {
-        None
-    } else if plan.decision.steps.contains(&Step::Invite) {
-        Some(Next::Invite)
-    } else {
-        Some(Next::Join)
-    };
+    let next = next_of(&plan);
     let reasons = slot.with(|o| {
         o.name = plan.display_name();
         o.history = plan.history_verdict.clone();
@@ -55,6 +49,17 @@ pub(crate) fn take_plan(
         ctx.item(Stage::ReadRooms, &room, format!("blocked: {reasons}"));
     }
     Ok(next)
+}
+
+/// Where a planned room goes: nowhere when blocked, else to the invites or the joins.
+fn next_of(plan: &RoomPlan) -> Option<Next> {
+    if !plan.decision.blockers.is_empty() {
+        None
+    } else if plan.decision.steps.contains(&Step::Invite) {
+        Some(Next::Invite)
+    } else {
+        Some(Next::Join)
+    }
 }
 
 /// The level the new account is owed. The first run's (from the journal) never lowers the

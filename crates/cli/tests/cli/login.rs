@@ -3,13 +3,11 @@
 //! address the tool prints), what a server that lacks a method says, and what a dead token
 //! the user gave says. These tests FAIL, never skip, when the servers are not running.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
 
+use crate::support::*;
 use online::testkit::{next_sso_login, nextgen, play_browser, server, unique};
-use support::*;
 
 /// Runs `line` with no token anywhere, plays the browser at the address it prints, and
 /// returns its exit code and everything it printed on stderr.

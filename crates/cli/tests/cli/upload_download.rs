@@ -1,12 +1,12 @@
 //! End-to-end tests of `matrix-transplant upload|download` against the real Synapse
 //! that scripts/test-all starts. They fail, never skip, when it is not running.
 
-mod support;
+use std::process::Output;
 
+use crate::support::*;
 use key_export::{container, ExportedSession, Passphrase};
 use online::backup::{self, BackupKey};
 use online::testkit::{server, TestUser};
-use support::*;
 
 /// Runs a command line (see `Scratch::cmd`) as `user`, against the test server.
 fn online(user: &TestUser, s: &Scratch, line: &str) -> std::process::Output {
@@ -188,17 +188,8 @@ fn password_login_on_the_terminal_leaves_no_device_behind() {
     );
     let o = s.run_on_terminal(&line, &format!("{}\n", user.password));
     assert_code(&o, 0);
-    assert!(
-        stdout(&o).contains(&format!("Password for {}", user.user_id)),
-        "{}",
-        stdout(&o)
-    );
+    assert_said_and_logged_out(&o, &format!("Password for {}", user.user_id), &user, before);
     assert_eq!(s.read("d.json"), b"{}\n");
-    assert_eq!(
-        device_count(&user.client),
-        before,
-        "the session the tool opened was logged out"
-    );
     let o = s.run_on_terminal(&line.replace("%d.json", "%e.json"), "wrong password\n");
     assert_code(&o, 7);
     assert!(stdout(&o).contains("M_FORBIDDEN"), "{}", stdout(&o));
@@ -248,10 +239,7 @@ fn token_from_a_file_and_recovery_key_from_the_environment() {
     let user = server().register("sources");
     let room = user.create_room("moving");
     let s = Scratch::new();
-    let dev = key_export::testkit::Device::new();
-    let sessions: Vec<ExportedSession> = (0..5)
-        .map(|i| dev.new_session(&room).export_at(i))
-        .collect();
+    let sessions = sessions_of(&room, 5);
     s.write("keys.txt", export(&sessions, "pw"));
     s.write("pw", "pw");
     s.write("token", format!("{}\n", user.token));
@@ -319,6 +307,17 @@ fn an_unreachable_homeserver_is_exit_7() {
     );
 }
 
+/// The run's terminal showed `said`, and the device its login made is gone (the account
+/// has the `before` devices it had).
+fn assert_said_and_logged_out(o: &Output, said: &str, user: &TestUser, before: usize) {
+    assert!(stdout(o).contains(said), "{}", stdout(o));
+    assert_eq!(
+        device_count(&user.client),
+        before,
+        "the session the tool opened was logged out"
+    );
+}
+
 fn device_count(c: &online::Client) -> usize {
     let bytes = c
         .call(
@@ -352,16 +351,7 @@ fn a_password_login_is_logged_out_when_the_job_fails_after_it() {
     );
     let o = s.run_on_terminal(&line, &format!("{}\n", user.password));
     assert_code(&o, 7);
-    assert!(
-        stdout(&o).contains("no server-side key backup"),
-        "{}",
-        stdout(&o)
-    );
-    assert_eq!(
-        device_count(&user.client),
-        before,
-        "the device the login made was logged out"
-    );
+    assert_said_and_logged_out(&o, "no server-side key backup", &user, before);
 }
 
 /// A token of another account than --user names (a leftover in the environment): nothing
@@ -437,16 +427,7 @@ fn a_signal_logs_out_the_session_a_password_login_opened() {
     assert!(signalled.success());
     let o = child.wait_with_output().unwrap();
     drop(keyboard);
-    assert!(
-        stdout(&o).contains("logged out the session"),
-        "{}",
-        stdout(&o)
-    );
-    assert_eq!(
-        device_count(&user.client),
-        before,
-        "the device was logged out"
-    );
+    assert_said_and_logged_out(&o, "logged out the session", &user, before);
 }
 
 /// `-vv` shows each request, its status and the sizes of both bodies, and never a secret:
@@ -457,10 +438,7 @@ fn verbose_logs_show_every_request_and_never_a_secret() {
     let user = server().register("verbose");
     let room = user.create_room("moving");
     let s = Scratch::new();
-    let dev = key_export::testkit::Device::new();
-    let sessions: Vec<ExportedSession> = (0..3)
-        .map(|i| dev.new_session(&room).export_at(i))
-        .collect();
+    let sessions = sessions_of(&room, 3);
     s.write("keys.txt", export(&sessions, "a passphrase"));
     s.write("pw", "a passphrase");
     s.write("token", format!("{}\n", user.token));
@@ -521,7 +499,7 @@ fn verbose_logs_show_every_request_and_never_a_secret() {
 fn upload_keys_draws_a_progress_bar_on_a_terminal() {
     let user = server().register("bar");
     let s = Scratch::new();
-    let sessions = support::sessions(600, 3);
+    let sessions = crate::support::sessions(600, 3);
     s.write("keys.txt", export(&sessions, "pw"));
     s.write("pw", "pw");
     let (key, text) = BackupKey::generate();

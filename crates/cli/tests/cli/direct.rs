@@ -1,8 +1,6 @@
 //! End-to-end tests of `matrix-transplant direct build|merge|check`.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 
 const OLD: &str = r#"{
   "type": "m.direct",

@@ -1,7 +1,7 @@
 //! A move as a user of Element makes it, checked with Element's own engine at both ends.
 //!
 //! Element Web's client engine (matrix-js-sdk 37.5.0 with its Rust crypto, run by Node from
-//! `tests/real-client/`, installed by scripts/test-all) makes the old account's history on
+//! `crates/cli/tests/real-client/`, installed by scripts/test-all) makes the old account's history on
 //! the "organisation" Synapse: two devices, a friend on each server, DMs, a private group,
 //! a public room, a room whose history is `joined` and one `shared`; the phone's keys
 //! exported as Element exports them; Secure Backup set up on both accounts as Element sets
@@ -13,20 +13,18 @@
 //!
 //! These tests FAIL, never skip, when Synapse, Node or the npm packages are missing.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use crate::support::*;
 use online::testkit::{server_named, TestServer, TestUser};
 use serde_json::{json, Value};
-use support::*;
 
 /// The real client's folder.
 fn client_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/real-client")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/real-client")
 }
 
 /// `node SCRIPT ARGS…` in the real client's folder, or a panic that says what is missing;
@@ -37,7 +35,7 @@ fn node(script: &str, args: &[&Path], log: &Path) {
         dir.join("node_modules/matrix-js-sdk").is_dir()
             && dir.join(".element/MegolmExportEncryption.cjs").is_file(),
         "the real-client tests need Element's engine installed in {}: run scripts/test-all (it \
-         installs it with npm), or source tests/real-client/install.sh and run \
+         installs it with npm), or source crates/cli/tests/real-client/install.sh and run \
          real_client_install",
         dir.display()
     );

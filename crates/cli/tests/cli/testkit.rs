@@ -4,18 +4,16 @@
 //! on failure, the input untouched. The same files are the fuzzers' seed corpora, replayed
 //! here through the fuzz checks.
 
-mod support;
-
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use crate::support::*;
 use key_export::merge::{MergeError, MergeOptions};
 use key_export::pipeline::{self, Destination, PipelineError, Source};
 use key_export::{Passphrase, ReadOptions, Rounds};
-use support::*;
 
 fn kit_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../key-export/tests/testkit")
+    PathBuf::from(key_export::testkit::KIT_DIR)
 }
 
 /// One case: its file, and what its sidecar says.

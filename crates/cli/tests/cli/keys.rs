@@ -1,10 +1,8 @@
 //! End-to-end tests of `matrix-transplant keys inspect|decrypt|encrypt`: real files,
 //! the real binary, exit codes, messages, and the file-safety promises.
 
-mod support;
-
+use crate::support::*;
 use key_export::{armor, container, ExportedSession, Passphrase};
-use support::*;
 
 const PASS: &str = "correct horse battery staple";
 

@@ -1,5 +1,4 @@
 //! Helpers shared by the end-to-end tests of the binary.
-#![allow(dead_code)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -212,6 +211,15 @@ pub fn sessions(n: usize, rooms: usize) -> Vec<ExportedSession> {
                 .new_session(&format!("!room{}:example.org", i % rooms))
                 .export_at(5 * i as u32)
         })
+        .collect()
+}
+
+/// `n` sessions of `room`, each a session of its own from one device, exported at index
+/// 0, 1, …
+pub fn sessions_of(room: &str, n: u32) -> Vec<ExportedSession> {
+    let device = Device::new();
+    (0..n)
+        .map(|i| device.new_session(room).export_at(i))
         .collect()
 }
 

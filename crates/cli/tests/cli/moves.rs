@@ -3,20 +3,18 @@
 //! scripts/test-all starts them), checked from the servers' side. These tests FAIL, never
 //! skip, when the servers are not running.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::support::*;
 use key_export::testkit::Device;
 use key_export::SessionRef;
 use online::backup::{self, BackupKey};
 use online::testkit::{killer, server_named, Proxy, TestUser};
 use online::{account, rooms};
 use serde_json::{json, Value};
-use support::*;
 
 /// Two device exports, the old backup, six rooms of mixed kinds (five move, one of them
 /// blocked), DMs, push rules and an ignore list.

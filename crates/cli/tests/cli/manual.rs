@@ -1,11 +1,9 @@
 //! Shell completions and man pages: a real bash completes with the generated script, and
 //! `man` renders the generated pages.
 
-mod support;
-
 use std::process::Command;
 
-use support::*;
+use crate::support::*;
 
 /// What bash's completion offers for `words` (the last one being completed).
 fn complete(script: &std::path::Path, words: &[&str]) -> String {

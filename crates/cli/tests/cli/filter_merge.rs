@@ -1,10 +1,8 @@
 //! End-to-end tests of `matrix-transplant keys filter` and `keys merge`.
 
-mod support;
-
+use crate::support::*;
 use key_export::testkit::Device;
 use key_export::ExportedSession;
-use support::*;
 
 fn index(s: &ExportedSession) -> u32 {
     use base64::Engine;
@@ -212,7 +210,7 @@ fn quiet_prints_errors_only() {
 #[test]
 fn progress_json_tells_the_stages_of_a_merge_and_an_inspect() {
     let s = Scratch::new();
-    let sessions = support::sessions(12, 3);
+    let sessions = crate::support::sessions(12, 3);
     s.write("a.txt", export(&sessions[..8], "pw"));
     s.write("b.txt", export(&sessions[4..], "pw"));
     s.write("pw", "pw");
