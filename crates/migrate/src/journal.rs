@@ -250,6 +250,26 @@ fn append_options() -> OpenOptions {
     options
 }
 
+/// The entries of a journal's `text` (read from `path`), and where its complete lines end:
+/// a last line cut short (by a crash) is not read; any other line that is not an entry is
+/// an error naming it.
+pub fn entries(path: &Path, text: &str) -> Result<(Vec<Entry>, usize), JournalError> {
+    let complete = complete_lines(path, text)?;
+    let mut entries = Vec::new();
+    for (i, line) in text[..complete].lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let entry = serde_json::from_str::<Entry>(line).map_err(|e| JournalError::Corrupt {
+            path: path.to_owned(),
+            line: i + 1,
+            reason: e.to_string(),
+        })?;
+        entries.push(entry);
+    }
+    Ok((entries, complete))
+}
+
 /// Where the complete lines of `text` end; a file with text but no complete line is no
 /// journal (it is left as it is).
 fn complete_lines(path: &Path, text: &str) -> Result<usize, JournalError> {
@@ -357,17 +377,9 @@ impl Journal {
         };
         let mut text = String::new();
         BufReader::new(file).read_to_string(&mut text).map_err(io)?;
-        let complete = complete_lines(path, &text)?;
+        let (entries, complete) = entries(path, &text)?;
         let cut = (complete < text.len()).then_some(complete as u64);
-        for (i, line) in text[..complete].lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let entry = serde_json::from_str::<Entry>(line).map_err(|e| JournalError::Corrupt {
-                path: path.to_owned(),
-                line: i + 1,
-                reason: e.to_string(),
-            })?;
+        for entry in entries {
             journal.apply(entry);
         }
         Ok((journal, cut))

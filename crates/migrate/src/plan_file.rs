@@ -6,11 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// How an account logs in: a token file, or a login the tool makes (`"ask"`: what the
 /// server offers; or `"oauth"`, `"sso"`, `"password"`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountPlan {
     /// The user ID.
@@ -31,7 +31,7 @@ pub struct AccountPlan {
 }
 
 /// How a plan's account logs in when it names no token file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PlanLogin {
     /// What the server offers.
@@ -60,7 +60,7 @@ impl AccountPlan {
 }
 
 /// One key export of the old account (one per device).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportPlan {
     /// The export file.
@@ -70,7 +70,7 @@ pub struct ExportPlan {
 }
 
 /// Where the room keys come from and go.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct KeysPlan {
     /// Key exports of the old account's devices.
@@ -110,7 +110,7 @@ fn either<'a>(key: &'a Option<PathBuf>, phrase: &'a Option<PathBuf>) -> Option<(
 }
 
 /// Which account data to carry over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CopyPlan {
     /// The ignore list.
@@ -139,7 +139,7 @@ fn yes() -> bool {
 }
 
 /// The whole plan.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MovePlan {
     /// The account moved from.

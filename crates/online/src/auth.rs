@@ -98,12 +98,12 @@ pub const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// A token's lifetime as a server gives it, made safe: 0 is "unknown" (not "renew before
 /// every request"), anything longer than [`MAX_LIFETIME`] is that.
-pub(crate) fn lifetime(given: Option<Duration>) -> Option<Duration> {
+pub fn lifetime(given: Option<Duration>) -> Option<Duration> {
     given.filter(|d| !d.is_zero()).map(|d| d.min(MAX_LIFETIME))
 }
 
 /// When a token of `life` expires, from now (checked: a clock never overflows).
-fn expiry(life: Option<Duration>) -> Option<Instant> {
+pub fn expiry(life: Option<Duration>) -> Option<Instant> {
     life.and_then(|d| Instant::now().checked_add(d))
 }
 

@@ -2,6 +2,7 @@
 //! found through `.well-known` when only a user ID is known, the certificate authorities it
 //! is trusted with, and the HTTP agent for it (no redirects followed).
 
+use crate::wire::printable;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -39,7 +40,11 @@ impl Homeserver {
         match base.scheme() {
             "https" => {}
             "http" if allow_insecure_http || is_loopback(&base) => {}
-            "http" => return Err(Error::InsecureUrl { url: url.into() }),
+            "http" => {
+                return Err(Error::InsecureUrl {
+                    url: printable(url),
+                })
+            }
             other => {
                 return Err(Error::BadUrl {
                     url: url.into(),
@@ -82,30 +87,44 @@ impl Homeserver {
             builder = builder.tls_config(t.config());
         }
         let agent = builder.build();
-        let found = match agent.get(&well_known).call() {
+        let mut hs = match agent.get(&well_known).call() {
             Ok(resp) => {
-                #[derive(Deserialize)]
-                struct Hs {
-                    base_url: String,
-                }
-                #[derive(Deserialize)]
-                struct WellKnown {
-                    #[serde(rename = "m.homeserver")]
-                    homeserver: Hs,
-                }
                 let bytes = read_body(resp, "discovery", MAX_ERROR_BODY)?;
-                let wk: WellKnown = serde_json::from_slice(&bytes)
-                    .map_err(|e| fail(format!("bad .well-known: {e}")))?;
-                wk.homeserver.base_url
+                Homeserver::from_well_known(server, &bytes)?
             }
-            Err(ureq::Error::Status(404, _)) => format!("https://{server}"),
+            Err(ureq::Error::Status(404, _)) => {
+                Homeserver::parse(&format!("https://{server}"), false)?
+            }
             Err(e) => return Err(fail(e.to_string())),
         };
-        let mut hs = Homeserver::parse(&found, false)?;
         hs.trust = trust.cloned();
+        Ok(hs)
+    }
+
+    /// The homeserver a `.well-known/matrix/client` answer of `server` names: https only
+    /// (the loopback exemption is for URLs the user types, never for found ones).
+    pub fn from_well_known(server: &str, answer: &[u8]) -> Result<Self> {
+        #[derive(Deserialize)]
+        struct Hs {
+            base_url: String,
+        }
+        #[derive(Deserialize)]
+        struct WellKnown {
+            #[serde(rename = "m.homeserver")]
+            homeserver: Hs,
+        }
+        let fail = |reason: String| Error::Discovery {
+            server: printable(server),
+            reason,
+        };
+        let wk: WellKnown =
+            serde_json::from_slice(answer).map_err(|e| fail(format!("bad .well-known: {e}")))?;
+        let found = wk.homeserver.base_url;
+        let hs = Homeserver::parse(&found, false)?;
         if hs.base.scheme() != "https" {
             return Err(fail(format!(
-                "its .well-known names {found}, which is not https"
+                "its .well-known names {}, which is not https",
+                printable(&found)
             )));
         }
         Ok(hs)
@@ -190,5 +209,18 @@ mod tests {
             Homeserver::parse("not a url", true),
             Err(Error::BadUrl { .. })
         ));
+    }
+
+    /// Found by the `metadata` fuzz target's check that refusals are safe on a terminal: a
+    /// `.well-known` naming `http://a<TAB>/` (a URL parser drops the tab) was refused with
+    /// the tab raw in the message.
+    #[test]
+    fn a_found_url_is_refused_in_printable_text() {
+        let answer = br#"{"m.homeserver": {"base_url": "http://a\t/\u202e"}}"#;
+        let e = Homeserver::from_well_known("example.org", answer).unwrap_err();
+        assert!(
+            matches!(&e, Error::InsecureUrl { url } if url == "http://a\\t/\\u{202e}"),
+            "{e:?}"
+        );
     }
 }

@@ -81,14 +81,19 @@ pub const MAX_STATE: usize = 256 << 20;
 pub fn state(client: &Client, room: &str) -> Result<Vec<StateEvent>> {
     let what = format!("read the state of {room}");
     let reader = client.call_reader(&what, &["v3", "rooms", room, "state"], &[], MAX_STATE)?;
+    parse_state(reader, &what)
+}
+
+/// Parses a `/state` answer as it is read (`what` names it in the error): of each member
+/// event only the membership is kept.
+pub fn parse_state(reader: impl std::io::Read, what: &str) -> Result<Vec<StateEvent>> {
     let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::new(reader));
-    let events = serde::de::Deserializer::deserialize_seq(&mut de, CompactState)
+    serde::de::Deserializer::deserialize_seq(&mut de, CompactState)
         .and_then(|v| de.end().map(|()| v))
         .map_err(|e| Error::BadResponse {
-            what,
+            what: what.to_owned(),
             reason: e.to_string(),
-        })?;
-    Ok(events)
+        })
 }
 
 /// Reads a state array, keeping of each member event only its membership.

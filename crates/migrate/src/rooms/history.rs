@@ -123,7 +123,7 @@ pub fn read(client: &Client, room: &str, created_ms: u64) -> Result<History> {
 
 /// A history-visibility change: its time, its event and the setting as the room's state
 /// says it (any room admin writes it, so it is kept without control or format characters).
-fn change(e: &rooms::TimelineEvent) -> Option<(u64, String, String)> {
+pub fn change(e: &rooms::TimelineEvent) -> Option<(u64, String, String)> {
     if e.kind != "m.room.history_visibility" || e.state_key.as_deref() != Some("") {
         return None;
     }

@@ -172,23 +172,29 @@ pub fn download_each(
                 &version,
                 MAX_BACKUP,
             )?;
-            let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::new(reader));
-            let parsed = serde::de::DeserializeSeed::deserialize(
-                Whole {
-                    run: &mut run,
-                    keep,
-                },
-                &mut de,
-            );
-            if let Some(e) = run.stopped.take() {
-                return Err(e);
-            }
-            parsed.map_err(|e| Error::BadResponse {
-                what: "download the key backup".into(),
-                reason: e.to_string(),
-            })?;
+            run.whole(reader, keep)?;
         }
     }
+    Ok(run.done)
+}
+
+/// Reads a whole-backup answer (`{"rooms": {ROOM: {"sessions": {...}}}}`) as it arrives,
+/// decrypting each room `keep` accepts with `key` and handing its entries to `each` before
+/// the next room is read. `key` is not checked against a backup here ([`download_each`]
+/// does that first).
+pub fn read_whole(
+    reader: impl std::io::Read,
+    key: &BackupKey,
+    keep: &(dyn Fn(&str) -> bool + Sync),
+    each: &mut dyn FnMut(Vec<Zeroizing<String>>) -> Result<()>,
+) -> Result<Streamed> {
+    let mut run = Run {
+        key,
+        each,
+        done: Streamed::default(),
+        stopped: None,
+    };
+    run.whole(reader, keep)?;
     Ok(run.done)
 }
 
@@ -205,6 +211,24 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// Reads a whole-backup answer, room by room.
+    fn whole(
+        &mut self,
+        reader: impl std::io::Read,
+        keep: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<()> {
+        let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::new(reader));
+        let parsed = serde::de::DeserializeSeed::deserialize(Whole { run: self, keep }, &mut de)
+            .and_then(|()| de.end());
+        if let Some(e) = self.stopped.take() {
+            return Err(e);
+        }
+        parsed.map_err(|e| Error::BadResponse {
+            what: "download the key backup".into(),
+            reason: e.to_string(),
+        })
+    }
+
     /// Decrypts one room's sessions in parallel and hands the good ones on.
     fn room(&mut self, room: &str, sessions: RoomSessions) -> Result<()> {
         let key = self.key;
