@@ -6,19 +6,35 @@
 use std::collections::HashSet;
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::session::is_room_id;
 
-/// A room ID that is not well formed, located in its source.
+/// A list of rooms that cannot be read, located in its source: a room ID that is not well
+/// formed, or JSON that is not a list of rooms.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{source_name} line {line}: {value:?} is not a room ID (room IDs start with '!', e.g. !abc:example.org)")]
+#[error("{source_name} line {line}: {problem}")]
 pub struct BadRoomId {
     /// Where the list came from (a file name, or "--room").
     pub source_name: String,
-    /// 1-based line (or argument position).
+    /// 1-based line of the file, never past its last (or argument position).
     pub line: usize,
-    /// The offending text.
-    pub value: String,
+    /// What is wrong there.
+    pub problem: RoomsProblem,
+}
+
+/// What is wrong at a line of a list of rooms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoomsProblem {
+    /// Text that is not a room ID (shown escaped).
+    #[error("{0:?} is not a room ID (room IDs start with '!', e.g. !abc:example.org)")]
+    NotARoomId(String),
+    /// A file that starts like JSON (`[` or `{`) and is not a list of rooms.
+    #[error(
+        "the file starts like JSON but {0} (expected a list of room IDs, or an inspect \
+         report: an object with a `rooms` list)"
+    )]
+    NotRoomsJson(&'static str),
 }
 
 /// A set of rooms, or everything but a set of rooms.
@@ -100,9 +116,10 @@ pub fn parse_room_args(args: &[String], source_name: &str) -> Result<Vec<String>
 /// - text: one room ID per line, `#` comments, blank lines;
 /// - JSON: an array of room IDs, or `keys inspect --json` output (its `rooms`).
 pub fn parse_rooms_file(text: &str, source_name: &str) -> Result<Vec<String>, BadRoomId> {
-    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+    let body = text.trim_start_matches('\u{feff}');
+    let trimmed = body.trim_start();
     if trimmed.starts_with('[') || trimmed.starts_with('{') {
-        return parse_json(trimmed, source_name);
+        return parse_json(body, source_name);
     }
     let mut rooms = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -116,40 +133,61 @@ pub fn parse_rooms_file(text: &str, source_name: &str) -> Result<Vec<String>, Ba
     Ok(rooms)
 }
 
+/// An inspect report: the rooms are its `rooms`, each an ID or an object with a `room_id`.
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum JsonRooms {
-    List(Vec<String>),
-    Report { rooms: Vec<RoomEntry> },
+struct Report<'a> {
+    #[serde(borrow)]
+    rooms: Vec<&'a RawValue>,
 }
 
+/// An entry of the report's `rooms` that is an object.
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum RoomEntry {
-    Id(String),
-    Counted { room_id: String },
+struct Counted {
+    room_id: String,
 }
 
+/// The JSON forms, each room located on the line where its entry starts. `text` is the
+/// whole file but a leading byte-order mark, so JSON's lines are the file's.
 fn parse_json(text: &str, source_name: &str) -> Result<Vec<String>, BadRoomId> {
-    let parsed: JsonRooms = serde_json::from_str(text).map_err(|e| BadRoomId {
+    let entries = match text.trim_start().starts_with('[') {
+        true => serde_json::from_str::<Vec<&RawValue>>(text),
+        false => serde_json::from_str::<Report<'_>>(text).map(|r| r.rooms),
+    }
+    .map_err(|e| BadRoomId {
         source_name: source_name.to_owned(),
-        line: e.line(),
-        value: "JSON that is neither a list of room IDs nor an inspect report (an object with a `rooms` list)".into(),
+        // At the end of a file, serde_json counts the empty line after its last newline.
+        line: e.line().clamp(1, text.lines().count().max(1)),
+        problem: RoomsProblem::NotRoomsJson(match e.classify() {
+            serde_json::error::Category::Eof => "ends before its JSON does",
+            serde_json::error::Category::Syntax => "is not valid JSON",
+            _ => "holds something else",
+        }),
     })?;
-    let rooms = match parsed {
-        JsonRooms::List(v) => v,
-        JsonRooms::Report { rooms } => rooms
-            .into_iter()
-            .map(|r| match r {
-                RoomEntry::Id(s) | RoomEntry::Counted { room_id: s } => s,
-            })
-            .collect(),
-    };
-    rooms
+    entries
         .into_iter()
-        .enumerate()
-        .map(|(i, r)| check(&r, source_name, i + 1))
+        .map(|raw| {
+            let line = line_at(text, raw.get());
+            let id = serde_json::from_str::<String>(raw.get())
+                .or_else(|_| serde_json::from_str::<Counted>(raw.get()).map(|c| c.room_id))
+                .map_err(|_| BadRoomId {
+                    source_name: source_name.to_owned(),
+                    line,
+                    problem: RoomsProblem::NotRoomsJson(
+                        "has an entry that is neither a room ID nor an object with a `room_id`",
+                    ),
+                })?;
+            check(&id, source_name, line)
+        })
         .collect()
+}
+
+/// The 1-based line of `text` on which `part`, a slice of it, starts.
+fn line_at(text: &str, part: &str) -> usize {
+    let offset = (part.as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
+    1 + text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
 }
 
 fn check(value: &str, source_name: &str, line: usize) -> Result<String, BadRoomId> {
@@ -159,7 +197,7 @@ fn check(value: &str, source_name: &str, line: usize) -> Result<String, BadRoomI
         Err(BadRoomId {
             source_name: source_name.to_owned(),
             line,
-            value: value.to_owned(),
+            problem: RoomsProblem::NotARoomId(value.to_owned()),
         })
     }
 }
@@ -181,7 +219,10 @@ mod tests {
             ]
         );
         let err = parse_rooms_file("!a:x\n#c\n#alias:example.org\nroom\n", "f").unwrap_err();
-        assert_eq!((err.line, err.value.as_str()), (4, "room"));
+        assert_eq!(
+            (err.line, err.problem),
+            (4, RoomsProblem::NotARoomId("room".into()))
+        );
         let err = parse_rooms_file("!a:x\n!b c\n", "f").unwrap_err();
         assert_eq!(err.line, 2);
     }
@@ -196,6 +237,30 @@ mod tests {
         assert_eq!(parse_rooms_file(report, "f").unwrap(), ["!a:x"]);
         assert!(parse_rooms_file("[\"a\"]", "f").is_err());
         assert!(parse_rooms_file("{\"x\": 1}", "f").is_err());
+    }
+
+    /// Found by the `rooms_file` fuzz target: the line of a JSON file's error is the file's
+    /// line (blank lines and a byte-order mark before the JSON counted, an entry's own line
+    /// rather than its position in the list, never past the last line).
+    #[test]
+    fn json_errors_name_the_files_own_line() {
+        let bad_entry = "\u{feff}\n\n[\"!a:x\",\n \"!b:x\",\n \"nope\"]\n";
+        let err = parse_rooms_file(bad_entry, "f").unwrap_err();
+        assert_eq!(
+            (err.line, err.problem),
+            (5, RoomsProblem::NotARoomId("nope".into()))
+        );
+        let err = parse_rooms_file("[\n", "f").unwrap_err();
+        assert_eq!(
+            (err.line, err.problem),
+            (1, RoomsProblem::NotRoomsJson("ends before its JSON does"))
+        );
+        let report = "{\"rooms\": [\n{\"room_id\": \"!a:x\"},\n{\"sessions\": 3}]}";
+        let err = parse_rooms_file(report, "f").unwrap_err();
+        assert_eq!(err.line, 3);
+        assert!(err.to_string().contains("neither a room ID nor an object"));
+        let err = parse_rooms_file("\n\n{\"rooms\": 3}", "f").unwrap_err();
+        assert_eq!(err.line, 3);
     }
 
     #[test]
