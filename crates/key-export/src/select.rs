@@ -113,7 +113,8 @@ pub fn parse_room_args(args: &[String], source_name: &str) -> Result<Vec<String>
 }
 
 /// Reads a rooms file. Accepted forms:
-/// - text: one room ID per line, `#` comments, blank lines;
+/// - text: one room ID per line, `#` comments (at the start of a line or after whitespace),
+///   blank lines;
 /// - JSON: an array of room IDs, or `keys inspect --json` output (its `rooms`).
 pub fn parse_rooms_file(text: &str, source_name: &str) -> Result<Vec<String>, BadRoomId> {
     let body = text.trim_start_matches('\u{feff}');
@@ -123,7 +124,7 @@ pub fn parse_rooms_file(text: &str, source_name: &str) -> Result<Vec<String>, Ba
     }
     let mut rooms = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let content = line.split('#').next().unwrap_or("").trim();
+        let content = without_comment(line).trim();
         let content = content.trim_start_matches('\u{feff}');
         if content.is_empty() {
             continue;
@@ -131,6 +132,19 @@ pub fn parse_rooms_file(text: &str, source_name: &str) -> Result<Vec<String>, Ba
         rooms.push(check(content, source_name, i + 1)?);
     }
     Ok(rooms)
+}
+
+/// A text line without its comment: `#` starts one at the start of the line or after
+/// whitespace (a room ID may hold a `#`: `!a#b:x  # note` is the room `!a#b:x`).
+fn without_comment(line: &str) -> &str {
+    let mut after_space = true;
+    for (i, c) in line.char_indices() {
+        if c == '#' && after_space {
+            return &line[..i];
+        }
+        after_space = c.is_whitespace();
+    }
+    line
 }
 
 /// An inspect report: the rooms are its `rooms`, each an ID or an object with a `room_id`.
@@ -167,8 +181,14 @@ fn parse_json(text: &str, source_name: &str) -> Result<Vec<String>, BadRoomId> {
         .into_iter()
         .map(|raw| {
             let line = line_at(text, raw.get());
+            let counted = || match raw.get().starts_with('{') {
+                true => serde_json::from_str::<Counted>(raw.get()).map(|c| c.room_id).ok(),
+                false => None,
+            };
             let id = serde_json::from_str::<String>(raw.get())
-                .or_else(|_| serde_json::from_str::<Counted>(raw.get()).map(|c| c.room_id))
+                .ok()
+                .or_else(counted)
+                .ok_or(())
                 .map_err(|_| BadRoomId {
                     source_name: source_name.to_owned(),
                     line,
@@ -225,6 +245,19 @@ mod tests {
         );
         let err = parse_rooms_file("!a:x\n!b c\n", "f").unwrap_err();
         assert_eq!(err.line, 2);
+    }
+
+    /// Found by the `rooms_file` fuzz target: a room ID holding a `#` was cut at it, so a
+    /// rooms file did not read back as the rooms it was written from; and a list inside the
+    /// report's `rooms` was taken for an object with a `room_id`.
+    #[test]
+    fn a_hash_inside_a_room_id_is_not_a_comment() {
+        let text = "!a#b:x  # note\n  !c:x#y\n#!d:x\n!e:x\t#x\n";
+        assert_eq!(
+            parse_rooms_file(text, "f").unwrap(),
+            ["!a#b:x", "!c:x#y", "!e:x"]
+        );
+        assert!(parse_rooms_file(r#"{"rooms": [["!a:x"]]}"#, "f").is_err());
     }
 
     #[test]
