@@ -30,6 +30,8 @@ pub mod connect;
 pub mod direct;
 pub mod error;
 pub mod events;
+#[cfg(feature = "testkit")]
+pub mod fuzz;
 pub mod journal;
 pub mod keys;
 pub mod output;

@@ -1,0 +1,6 @@
+//! `migrate::fuzz::journal`: see its documentation for what must hold.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    migrate::fuzz::journal(data);
+});
