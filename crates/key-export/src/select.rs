@@ -182,7 +182,9 @@ fn parse_json(text: &str, source_name: &str) -> Result<Vec<String>, BadRoomId> {
         .map(|raw| {
             let line = line_at(text, raw.get());
             let counted = || match raw.get().starts_with('{') {
-                true => serde_json::from_str::<Counted>(raw.get()).map(|c| c.room_id).ok(),
+                true => serde_json::from_str::<Counted>(raw.get())
+                    .map(|c| c.room_id)
+                    .ok(),
                 false => None,
             };
             let id = serde_json::from_str::<String>(raw.get())
