@@ -363,7 +363,7 @@ impl std::fmt::Debug for SealingKey {
 }
 
 /// Plaintext is encrypted and encoded in pieces of this size (a whole number of lines).
-const SEAL_CHUNK: usize = armor::RAW_PER_LINE * 43_690; // ≈ 4 MiB
+const SEAL_CHUNK: usize = armor::RAW_PER_LINE * 10_923; // ≈ 1 MiB
 
 /// Streams an export out: plaintext JSON in, armoured text (Element's layout) out, in
 /// bounded memory. Each piece is encrypted in parallel, then MACed while it is base64

@@ -34,19 +34,22 @@ pub fn parse_all<'a>(entries: &[&'a RawValue]) -> Vec<SessionRef<'a>> {
 }
 
 /// Reads, in parallel and in file order, the entries whose room `keep` accepts; the
-/// others are only counted (their room_id is all that is read of them).
+/// others are only counted (their room_id is all that is read of them). The wanted
+/// entries are found first and then read into a vector of their exact length: collecting
+/// a filtered parallel iterator would hold every reading twice while its pieces are
+/// joined (the peak memory of a merge).
 pub fn parse_where<'a, F>(entries: &[&'a RawValue], keep: F) -> (Vec<SessionRef<'a>>, usize)
 where
     F: Fn(&str) -> bool + Sync,
 {
-    let kept: Vec<SessionRef<'a>> = entries
+    let wanted: Vec<&'a RawValue> = entries
         .par_iter()
         .with_min_len(1024)
         .filter(|raw| keep(&SessionRef::room_of(raw)))
-        .map(|raw| SessionRef::parse(raw))
+        .copied()
         .collect();
-    let dropped = entries.len() - kept.len();
-    (kept, dropped)
+    let dropped = entries.len() - wanted.len();
+    (parse_all(&wanted), dropped)
 }
 
 /// Writes entries as one compact JSON array (Element's own layout) to `out`.
@@ -111,6 +114,34 @@ where
 mod tests {
     use super::*;
     use std::borrow::Cow;
+
+    #[test]
+    fn parse_where_reads_the_wanted_entries_in_file_order() {
+        let json: String = format!(
+            "[{}]",
+            (0..5000)
+                .map(|i| format!(r#"{{"room_id": "!r{}:x", "n": {i}}}"#, i % 7))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let raw = split(json.as_bytes()).unwrap();
+        let (kept, dropped) = parse_where(&raw, |room| room == "!r3:x" || room == "!r5:x");
+        let expected: Vec<&str> = raw
+            .iter()
+            .map(|r| r.get())
+            .filter(|t| t.contains("\"!r3:x\"") || t.contains("\"!r5:x\""))
+            .collect();
+        assert_eq!(
+            kept.iter().map(|s| s.raw.get()).collect::<Vec<_>>(),
+            expected
+        );
+        assert_eq!(dropped, 5000 - expected.len());
+        assert_eq!(
+            kept.capacity(),
+            kept.len(),
+            "read into a vector of its exact length"
+        );
+    }
 
     #[test]
     fn split_keeps_bytes_and_reports_positions() {

@@ -210,8 +210,10 @@ impl Decrypted {
             .map(|(input, p)| {
                 let raw = entries::split(p.as_bytes())
                     .map_err(|error| PipelineError::input(input, &self.names[input], error))?;
-                let (kept, dropped) =
-                    entries::parse_where(&raw, |room| options.selection.matches(room));
+                let (kept, dropped) = match options.selection.takes_all() {
+                    true => (entries::parse_all(&raw), 0),
+                    false => entries::parse_where(&raw, |room| options.selection.matches(room)),
+                };
                 left_out.push(dropped);
                 Ok(kept)
             })

@@ -88,6 +88,11 @@ impl RoomSelection {
         )
     }
 
+    /// Whether every room is selected (nothing to read an entry's room for).
+    pub fn takes_all(&self) -> bool {
+        self.everything || (self.exclude && self.rooms.is_empty())
+    }
+
     /// Rooms named in an including selection (in the order given, without repeats) that
     /// are not in `present`: they had no keys.
     pub fn missing<'a>(&'a self, present: &HashSet<&str>) -> Vec<&'a str> {
@@ -306,6 +311,11 @@ mod tests {
         let x = RoomSelection::new(vec!["!a".into()], true);
         assert!(!x.matches("!a") && x.matches("!c"));
         assert!(RoomSelection::everything().matches("!anything"));
+        assert!(RoomSelection::everything().takes_all());
+        assert!(RoomSelection::new(Vec::new(), true).takes_all());
+        assert!(!RoomSelection::new(vec!["!a".into()], true).takes_all());
+        assert!(!RoomSelection::new(vec!["!a".into()], false).takes_all());
+        assert!(!RoomSelection::new(Vec::new(), false).takes_all());
         assert_eq!(
             parse_room_args(&["!a".into(), "b".into()], "--room")
                 .unwrap_err()
