@@ -1,9 +1,9 @@
 //! Records the seeds of the fuzz targets over what servers send (`fuzz/seeds/<target>/`)
 //! from the test Synapses, as they answer: room state, `/messages` pages, a whole key
 //! backup sealed to `migrate::fuzz::BACKUP_KEY`, the OAuth 2.0 metadata of the
-//! next-generation server (MAS), `m.direct` as Synapse stores it, and the rooms file, the plan
-//! and the journal of a real move between the two federating servers. Run once, with the
-//! servers of scripts/test-all up, then commit the seeds:
+//! next-generation server (MAS), Synapse's `/versions`, `m.direct` as Synapse stores it, and
+//! the rooms file, the plan and the journal of a real move between the two federating
+//! servers. Run once, with the servers of scripts/test-all up, then commit the seeds:
 //!
 //! ```sh
 //! cargo run -p migrate --features testkit --example record-fuzz-seeds -- fuzz/seeds
@@ -39,7 +39,7 @@ fn main() {
         write(&out, "messages", &format!("recorded-{name}.json"), &page);
     }
     record_backup(&out, &old, &rooms);
-    record_metadata(&out);
+    record_metadata(&out, &org.url);
     record_direct(&out, &old, &friend, &rooms);
     record_move(&out, &org.url, &personal.url, &old, &new, &rooms);
 }
@@ -130,15 +130,15 @@ fn record_backup(out: &Path, old: &TestUser, rooms: &[(&str, String)]) {
 }
 
 /// The next-generation server's OAuth 2.0 metadata (kind byte 0x80: a loopback homeserver),
-/// a `.well-known` (kind 1) and a token answer (kind 2).
-fn record_metadata(out: &Path) {
+/// a `.well-known` (kind 1), a token answer (kind 2) and Synapse's `/versions` (kind 3).
+fn record_metadata(out: &Path, synapse: &str) {
     let ng = nextgen();
     let meta = http_get(&format!("{}/_matrix/client/v1/auth_metadata", ng.url));
     write(
         out,
         "metadata",
         "recorded-auth-metadata.bin",
-        &[&[0x81u8][..], &meta].concat(),
+        &[&[0x80u8][..], &meta].concat(),
     );
     write(
         out,
@@ -159,6 +159,13 @@ fn record_metadata(out: &Path) {
         "metadata",
         "spec-token-answer.bin",
         &[&[2u8][..], granted].concat(),
+    );
+    let versions = http_get(&format!("{synapse}/_matrix/client/versions"));
+    write(
+        out,
+        "metadata",
+        "recorded-versions.bin",
+        &[&[3u8][..], &versions].concat(),
     );
 }
 

@@ -184,15 +184,17 @@ impl Read for Chunked<'_> {
     }
 }
 
-/// What a homeserver says of where to log in and for how long (the first byte picks):
-/// OAuth 2.0 metadata taken only when every endpoint is https (plain http only on loopback,
-/// for a homeserver on loopback) and of the issuer's origin; a `.well-known` taken only when
-/// it names an https homeserver; any `expires_in` a safe lifetime.
+/// What a homeserver says of where to log in, for how long, and what it speaks. The first
+/// byte picks the input (its low seven bits modulo 4; its top bit puts the homeserver on
+/// loopback): OAuth 2.0 metadata taken only when every endpoint is https (plain http only on
+/// loopback, for a homeserver on loopback) and of the issuer's origin; a `.well-known` taken
+/// only when it names an https homeserver; any `expires_in` a safe lifetime; a `/versions`
+/// answer taken only with a version this tool can use, and read as it was written.
 pub fn metadata(data: &[u8]) -> Verdict {
     let Some((&kind, body)) = data.split_first() else {
         return Verdict::Refused;
     };
-    match kind % 3 {
+    match (kind & 0x7f) % 4 {
         0 => auth_metadata(body, kind & 0x80 != 0),
         1 => {
             let hs = match online::Homeserver::from_well_known("example.org", body) {
@@ -202,7 +204,8 @@ pub fn metadata(data: &[u8]) -> Verdict {
             assert_eq!(hs.url().scheme(), "https");
             Verdict::Read
         }
-        _ => token_lifetime(body),
+        2 => token_lifetime(body),
+        _ => versions(body),
     }
 }
 
@@ -260,6 +263,35 @@ fn token_lifetime(body: &[u8]) -> Verdict {
     let life = online::auth::lifetime(g.expires_in.map(std::time::Duration::from_secs));
     assert!(life.is_none_or(|l| l <= online::auth::MAX_LIFETIME && !l.is_zero()));
     let _ = online::auth::expiry(life);
+    Verdict::Read
+}
+
+/// A `/versions` answer: refused printably, or read with a version from v1.1 on; every
+/// `vX.Y` it lists is spoken, and every unstable feature is offered exactly when it is `true`.
+fn versions(body: &[u8]) -> Verdict {
+    use online::versions::{SpecVersion, Versions};
+    let read = match Versions::parse(body) {
+        Ok(read) => read,
+        Err(e) => return refused_printably(&e),
+    };
+    assert!(read.newest() >= SpecVersion::OLDEST);
+    #[derive(serde::Deserialize)]
+    struct Raw {
+        versions: Vec<String>,
+        #[serde(default)]
+        unstable_features: BTreeMap<String, serde_json::Value>,
+    }
+    // Typed as the reader is: fields it ignores may hold what a `Value` refuses.
+    let raw: Raw = serde_json::from_slice(body).expect("it parsed");
+    for name in &raw.versions {
+        if let Some(v) = SpecVersion::parse(name) {
+            assert!(read.speaks(v) && v <= read.newest(), "{name}");
+            assert_eq!(v.to_string(), *name, "a version name reads back as written");
+        }
+    }
+    for (feature, on) in &raw.unstable_features {
+        assert_eq!(read.offers(feature), on.as_bool() == Some(true), "{feature}");
+    }
     Verdict::Read
 }
 

@@ -20,6 +20,7 @@ use crate::homeserver::agent;
 pub use crate::homeserver::Homeserver;
 pub use crate::retry::{sleep_unless, RateLimits, Wait, WaitCause, WaitNotice};
 pub use crate::token::AccessToken;
+use crate::versions::Versions;
 pub(crate) use crate::wire::secret_json;
 pub use crate::wire::{
     is_not_found, parse_value, printable, Body, Method, MAX_BODY, REQUEST_DEADLINE,
@@ -238,23 +239,20 @@ impl Client {
         .map(|_| ())
     }
 
-    /// Checks that the server speaks the client-server API (`GET /versions`, no token):
-    /// asked before any credential is sent.
-    pub fn check_versions(&self) -> Result<()> {
-        #[derive(Deserialize)]
-        struct Versions {
-            #[allow(dead_code)]
-            versions: Vec<String>,
-        }
-        let _: Versions = self.call_json(
+    /// Checks that the server speaks the client-server API (`GET /versions`, no token), in a
+    /// version this tool can use, and says what else it speaks: asked before any credential
+    /// is sent.
+    pub fn check_versions(&self) -> Result<Versions> {
+        let answer = self.call_inner(
             "list the API versions it speaks",
             Method::Get,
             &["versions"],
             &[],
-            Body::None,
+            &Body::None,
             false,
+            MAX_BODY,
         )?;
-        Ok(())
+        Versions::parse(&answer)
     }
 
     /// The user the token belongs to.

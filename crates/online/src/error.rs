@@ -110,6 +110,17 @@ pub enum Error {
         /// Pairs missing after the second write.
         missing: usize,
     },
+    /// The homeserver names no version of the spec this tool can use.
+    #[error(
+        "the homeserver speaks none of the Matrix versions this tool uses ({oldest} or later); \
+         it says: {said}"
+    )]
+    UnsupportedServer {
+        /// The oldest version this tool uses.
+        oldest: String,
+        /// What the server named, escaped.
+        said: String,
+    },
     /// The server's answer is not what the spec says.
     #[error("unexpected answer from the homeserver to {what}: {reason}")]
     BadResponse {

@@ -4,6 +4,7 @@
 //!
 //! - [`client`]: homeserver URL policy and discovery, access tokens, password login,
 //!   requests with rate-limit handling;
+//! - [`versions`]: the spec versions and unstable features a server announces;
 //! - [`session`]: a token, or a login (OAuth 2.0, SSO, password), closed at the end when
 //!   this tool opened it;
 //! - [`login`] and [`loopback`]: what a server offers, and the browser logins through a
@@ -39,6 +40,7 @@ pub mod session;
 pub mod testkit;
 pub mod tls;
 pub mod token;
+pub mod versions;
 pub mod wire;
 
 pub use client::{AccessToken, Client, Homeserver};
