@@ -27,7 +27,7 @@ pub struct InvalidEntry {
 impl InvalidEntry {
     /// Describes entry `index`, which must have a problem.
     pub fn of(index: usize, s: &SessionRef<'_>) -> Option<Self> {
-        s.problem.clone().map(|problem| InvalidEntry {
+        s.problem().cloned().map(|problem| InvalidEntry {
             index,
             room_id: s.room_id.to_string(),
             session_id: s.session_id.to_string(),

@@ -10,8 +10,10 @@
 //!   from a server-side backup (which anyone with the account's token can add to), else
 //!   the first seen; the conflict is reported, never resolved silently.
 //!
-//! Only sessions seen twice touch vodozemac, so the common path is a hash lookup.
+//! Only sessions seen twice touch vodozemac (or read their keys again), so the common path
+//! is a hash lookup.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
@@ -19,7 +21,7 @@ use vodozemac::megolm::{ExportedSessionKey, InboundGroupSession, SessionConfig, 
 
 use crate::inspect::InvalidEntry;
 use crate::select::RoomSelection;
-use crate::session::SessionRef;
+use crate::session::{Identity, SessionRef};
 
 /// What to keep.
 #[derive(Debug, Clone)]
@@ -138,7 +140,66 @@ pub enum MergeError {
 
 struct Slot<'s, 'a> {
     session: &'s SessionRef<'a>,
-    origin: Origin,
+    input: u32,
+    index: u32,
+}
+
+impl Slot<'_, '_> {
+    fn origin(&self) -> Origin {
+        Origin {
+            input: self.input as usize,
+            index: self.index as usize,
+        }
+    }
+}
+
+/// Where each session's kept copy is, by session ID: a session ID names one session, so
+/// the room is only compared, and the rare ID met in a second room (a forged or damaged
+/// entry) has a map of its own. Half the size of one map keyed by (room, session).
+struct Slots<'s, 'a> {
+    slots: Vec<Slot<'s, 'a>>,
+    by_session: HashMap<&'s str, u32>,
+    elsewhere: HashMap<(&'s str, &'s str), u32>,
+}
+
+impl<'s, 'a> Slots<'s, 'a> {
+    fn with_capacity(n: usize) -> Self {
+        Slots {
+            slots: Vec::with_capacity(n),
+            by_session: HashMap::with_capacity(n),
+            elsewhere: HashMap::new(),
+        }
+    }
+
+    /// The slot of `s`'s session, or `None` after giving it a new slot.
+    fn find_or_add(&mut self, s: &'s SessionRef<'a>, input: u32, index: u32) -> Option<usize> {
+        let next = u32::try_from(self.slots.len()).expect("fewer than 2^32 sessions");
+        let room = s.room_id.as_ref();
+        let found = match self.by_session.entry(s.session_id.as_ref()) {
+            Entry::Vacant(v) => {
+                v.insert(next);
+                None
+            }
+            Entry::Occupied(o) if self.slots[*o.get() as usize].session.room_id == room => {
+                Some(*o.get())
+            }
+            Entry::Occupied(_) => match self.elsewhere.entry((room, s.session_id.as_ref())) {
+                Entry::Vacant(v) => {
+                    v.insert(next);
+                    None
+                }
+                Entry::Occupied(o) => Some(*o.get()),
+            },
+        };
+        if found.is_none() {
+            self.slots.push(Slot {
+                session: s,
+                input,
+                index,
+            });
+        }
+        found.map(|slot| slot as usize)
+    }
 }
 
 /// Merges `inputs` (each the parsed entries of one export, in file order).
@@ -151,8 +212,7 @@ pub fn merge<'s, 'a>(
     options: &MergeOptions,
 ) -> Result<Merged<'s, 'a>, MergeError> {
     let total: usize = inputs.iter().map(Vec::len).sum();
-    let mut slots: Vec<Slot<'s, 'a>> = Vec::with_capacity(total);
-    let mut by_id: HashMap<(&'s str, &'s str), usize> = HashMap::with_capacity(total);
+    let mut slots = Slots::with_capacity(total);
     let mut summary = Summary {
         read: inputs.iter().map(Vec::len).collect(),
         ..Summary::default()
@@ -170,20 +230,23 @@ pub fn merge<'s, 'a>(
                 invalid.push(SourcedInvalid { input, entry });
                 continue;
             }
-            let origin = Origin { input, index };
-            let key = (s.room_id.as_ref(), s.session_id.as_ref());
-            let Some(&slot) = by_id.get(&key) else {
-                by_id.insert(key, slots.len());
-                slots.push(Slot { session: s, origin });
+            let (input32, index32) = (narrow(input), narrow(index));
+            let Some(slot) = slots.find_or_add(s, input32, index32) else {
                 continue;
             };
             summary.duplicates_merged += 1;
-            let kept = &mut slots[slot];
+            let origin = Origin { input, index };
+            let kept = &mut slots.slots[slot];
+            let new = Slot {
+                session: s,
+                input: input32,
+                index: index32,
+            };
             match decide(kept.session, s) {
                 Decision::KeepExisting => {}
                 Decision::Replace => {
                     summary.upgraded += 1;
-                    *kept = Slot { session: s, origin };
+                    *kept = new;
                 }
                 // A copy from a device export wins over one from a backup (not
                 // authenticated); otherwise the first seen is kept.
@@ -193,15 +256,15 @@ pub fn merge<'s, 'a>(
                         session_id: s.session_id.to_string(),
                         kind,
                         kept: origin,
-                        rejected: kept.origin,
+                        rejected: kept.origin(),
                     });
-                    *kept = Slot { session: s, origin };
+                    *kept = new;
                 }
                 Decision::Conflict(kind) => conflicts.push(Conflict {
                     room_id: s.room_id.to_string(),
                     session_id: s.session_id.to_string(),
                     kind,
-                    kept: kept.origin,
+                    kept: kept.origin(),
                     rejected: origin,
                 }),
             }
@@ -217,6 +280,7 @@ pub fn merge<'s, 'a>(
     }
     // Conflicting copies are not "merged duplicates".
     summary.duplicates_merged -= conflicts.len();
+    let slots = slots.slots;
     summary.kept = slots.len();
     let present: HashSet<&str> = slots.iter().map(|s| s.session.room_id.as_ref()).collect();
     summary.rooms_kept = present.len();
@@ -239,13 +303,20 @@ pub fn merge<'s, 'a>(
     })
 }
 
+fn narrow(n: usize) -> u32 {
+    u32::try_from(n).expect("fewer than 2^32 entries")
+}
+
 enum Decision {
     KeepExisting,
     Replace,
     Conflict(ConflictKind),
 }
 
+/// Two copies of one session: compared on what only this needs, read again from each
+/// entry (a session seen twice is the rare case).
 fn decide(kept: &SessionRef<'_>, new: &SessionRef<'_>) -> Decision {
+    let (kept, new) = (kept.identity(), new.identity());
     if kept.sender_key != new.sender_key {
         return Decision::Conflict(ConflictKind::SenderKeyDiffers);
     }
@@ -255,7 +326,7 @@ fn decide(kept: &SessionRef<'_>, new: &SessionRef<'_>) -> Decision {
     if kept.session_key() == new.session_key() {
         return Decision::KeepExisting;
     }
-    match compare(kept, new) {
+    match compare(&kept, &new) {
         SessionOrdering::Better | SessionOrdering::Equal => Decision::KeepExisting,
         SessionOrdering::Worse => Decision::Replace,
         SessionOrdering::Unconnected => Decision::Conflict(ConflictKind::Unconnected),
@@ -264,8 +335,8 @@ fn decide(kept: &SessionRef<'_>, new: &SessionRef<'_>) -> Decision {
 
 /// vodozemac's verdict on two copies (both already validated, so both import; a copy that
 /// did not would be no copy of the same session: Unconnected).
-fn compare(a: &SessionRef<'_>, b: &SessionRef<'_>) -> SessionOrdering {
-    let import = |s: &SessionRef<'_>| {
+fn compare(a: &Identity<'_>, b: &Identity<'_>) -> SessionOrdering {
+    let import = |s: &Identity<'_>| {
         let key = ExportedSessionKey::from_base64(s.session_key()?).ok()?;
         Some(InboundGroupSession::import(
             &key,

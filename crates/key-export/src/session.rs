@@ -200,6 +200,9 @@ pub const FROM_BACKUP: &str = "matrix_transplant.from_backup";
 ///
 /// Construction never fails: an entry that is not a valid session carries the reason in
 /// [`SessionRef::problem`] (the first one found), so a caller can report every bad entry.
+/// A merge holds one of these for every entry of every input, so it keeps only what
+/// selecting and merging read of each (80 bytes); what only a comparison of two copies of
+/// one session needs is read again from the entry by [`SessionRef::identity`].
 pub struct SessionRef<'a> {
     /// The entry exactly as it was in the file.
     pub raw: &'a RawValue,
@@ -207,19 +210,13 @@ pub struct SessionRef<'a> {
     pub room_id: Cow<'a, str>,
     /// `session_id` (empty when absent).
     pub session_id: Cow<'a, str>,
-    /// `sender_key` (empty when absent).
-    pub sender_key: Cow<'a, str>,
-    /// `sender_claimed_keys.ed25519` (empty when absent).
-    pub claimed_ed25519: Cow<'a, str>,
     /// The first message index the key can decrypt (0 when the key is malformed).
     pub first_known_index: u32,
     /// The entry has a `forwarding_curve25519_key_chain` array.
     pub has_forwarding_chain: bool,
     /// The entry came from a server-side key backup ([`FROM_BACKUP`]): not authenticated.
     pub from_backup: bool,
-    /// Why the entry is not a valid session, if it is not.
-    pub problem: Option<Invalid>,
-    session_key: Option<Text<'a>>,
+    problem: Option<Box<Invalid>>,
 }
 
 impl fmt::Debug for SessionRef<'_> {
@@ -233,10 +230,49 @@ impl fmt::Debug for SessionRef<'_> {
     }
 }
 
+/// What two copies of one session are compared on: who sent it, and its key.
+pub struct Identity<'a> {
+    /// `sender_key` (empty when absent).
+    pub sender_key: Cow<'a, str>,
+    /// `sender_claimed_keys.ed25519` (empty when absent).
+    pub claimed_ed25519: Cow<'a, str>,
+    session_key: Option<Text<'a>>,
+}
+
+impl Identity<'_> {
+    /// The session key (base64), if present. Secret: do not log it.
+    pub fn session_key(&self) -> Option<&str> {
+        self.session_key.as_ref().map(|t| &*t.0)
+    }
+}
+
+impl fmt::Debug for Identity<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("sender_key", &self.sender_key)
+            .field("claimed_ed25519", &self.claimed_ed25519)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Deserialize)]
 struct RoomOnly<'a> {
     #[serde(borrow, default)]
     room_id: Option<Text<'a>>,
+}
+
+fn text(t: Option<Text<'_>>) -> Cow<'_, str> {
+    t.map(Text::into_cow).unwrap_or_default()
+}
+
+impl<'a> Fields<'a> {
+    fn identity(&mut self) -> Identity<'a> {
+        Identity {
+            sender_key: text(self.sender_key.take()),
+            claimed_ed25519: text(self.sender_claimed_keys.take().and_then(|k| k.ed25519)),
+            session_key: self.session_key.take(),
+        }
+    }
 }
 
 impl<'a> SessionRef<'a> {
@@ -256,45 +292,55 @@ impl<'a> SessionRef<'a> {
             raw,
             room_id: Cow::Borrowed(""),
             session_id: Cow::Borrowed(""),
-            sender_key: Cow::Borrowed(""),
-            claimed_ed25519: Cow::Borrowed(""),
             first_known_index: 0,
             has_forwarding_chain: false,
             from_backup: false,
             problem: None,
-            session_key: None,
         };
-        let fields: Fields<'a> = match serde_json::from_str(raw.get()) {
+        let mut fields: Fields<'a> = match serde_json::from_str(raw.get()) {
             Ok(f) => f,
             Err(e) => {
                 let mut reason = e.to_string();
                 if let Some(cut) = reason.find(" at line ") {
                     reason.truncate(cut);
                 }
-                s.problem = Some(Invalid::NotAnObject(reason));
+                s.problem = Some(Box::new(Invalid::NotAnObject(reason)));
                 return s;
             }
         };
-        let text = |t: Option<Text<'a>>| t.map(Text::into_cow).unwrap_or_default();
-        s.room_id = text(fields.room_id);
-        s.session_id = text(fields.session_id);
-        s.sender_key = text(fields.sender_key);
-        s.claimed_ed25519 = text(fields.sender_claimed_keys.and_then(|k| k.ed25519));
+        s.room_id = text(fields.room_id.take());
+        s.session_id = text(fields.session_id.take());
         s.has_forwarding_chain = fields.forwarding_curve25519_key_chain.is_some();
         s.from_backup = fields.from_backup.unwrap_or(false);
-        s.session_key = fields.session_key;
+        let identity = fields.identity();
         s.problem = s
             .check(
                 fields.algorithm.as_ref().map(|a| &*a.0),
+                &identity,
                 fields.forwarding_curve25519_key_chain.as_deref(),
             )
-            .err();
+            .err()
+            .map(Box::new);
         s
+    }
+
+    /// The sender and the key of the entry, read again from it (see [`Identity`]); empty
+    /// when the entry is not an object.
+    pub fn identity(&self) -> Identity<'a> {
+        match serde_json::from_str::<Fields<'a>>(self.raw.get()) {
+            Ok(mut fields) => fields.identity(),
+            Err(_) => Identity {
+                sender_key: Cow::Borrowed(""),
+                claimed_ed25519: Cow::Borrowed(""),
+                session_key: None,
+            },
+        }
     }
 
     fn check(
         &mut self,
         algorithm: Option<&str>,
+        id: &Identity<'_>,
         chain: Option<&[Text<'_>]>,
     ) -> Result<(), Invalid> {
         match algorithm {
@@ -308,16 +354,16 @@ impl<'a> SessionRef<'a> {
         if !is_room_id(&self.room_id) {
             return Err(Invalid::BadRoomId(self.room_id.to_string()));
         }
-        if self.sender_key.is_empty() {
+        if id.sender_key.is_empty() {
             return Err(Invalid::Missing("sender_key"));
         }
-        if !is_key32(&self.sender_key) {
+        if !is_key32(&id.sender_key) {
             return Err(Invalid::BadSenderKey);
         }
         if self.session_id.is_empty() {
             return Err(Invalid::Missing("session_id"));
         }
-        let key = self.session_key().ok_or(Invalid::Missing("session_key"))?;
+        let key = id.session_key().ok_or(Invalid::Missing("session_key"))?;
         let (index, signing_key) = decode_session_key(key)?;
         self.first_known_index = index;
         if B64_UNPADDED.encode(signing_key) != self.session_id {
@@ -330,10 +376,10 @@ impl<'a> SessionRef<'a> {
                 "its signing key is not an Ed25519 public key",
             ));
         }
-        if self.claimed_ed25519.is_empty() {
+        if id.claimed_ed25519.is_empty() {
             return Err(Invalid::MissingClaimedEd25519);
         }
-        if !is_ed25519(&self.claimed_ed25519) {
+        if !is_ed25519(&id.claimed_ed25519) {
             return Err(Invalid::BadClaimedEd25519);
         }
         if let Some(chain) = chain {
@@ -349,9 +395,9 @@ impl<'a> SessionRef<'a> {
         self.problem.is_none()
     }
 
-    /// The session key (base64), if present. Secret: do not log it.
-    pub fn session_key(&self) -> Option<&str> {
-        self.session_key.as_ref().map(|t| &*t.0)
+    /// Why the entry is not a valid session, if it is not.
+    pub fn problem(&self) -> Option<&Invalid> {
+        self.problem.as_deref()
     }
 
     /// The entry as it must be written: unchanged when it already has a forwarding chain,
@@ -588,20 +634,20 @@ mod tests {
             v["session_key"] = session_key(0, &bad).into();
         });
         assert_eq!(
-            SessionRef::parse(&raw).problem,
+            SessionRef::parse(&raw).problem().cloned(),
             Some(Invalid::BadSessionKey(
                 "its signing key is not an Ed25519 public key"
             ))
         );
         let raw = entry(|v| v["sender_claimed_keys"]["ed25519"] = B64_UNPADDED.encode(bad).into());
         assert_eq!(
-            SessionRef::parse(&raw).problem,
+            SessionRef::parse(&raw).problem().cloned(),
             Some(Invalid::BadClaimedEd25519)
         );
         // The memo of checked claimed keys never lets a bad key through after a good one.
-        assert_eq!(SessionRef::parse(&entry(|_| {})).problem, None);
+        assert_eq!(SessionRef::parse(&entry(|_| {})).problem(), None);
         assert_eq!(
-            SessionRef::parse(&raw).problem,
+            SessionRef::parse(&raw).problem().cloned(),
             Some(Invalid::BadClaimedEd25519)
         );
     }
@@ -610,7 +656,7 @@ mod tests {
     fn a_valid_entry_reads_its_index() {
         let raw = entry(|_| {});
         let s = SessionRef::parse(&raw);
-        assert_eq!(s.problem, None);
+        assert_eq!(s.problem(), None);
         assert_eq!(s.first_known_index, 42);
         assert_eq!(s.room_id, "!room:example.org");
         assert_eq!(s.output_json(), raw.get());
@@ -683,18 +729,36 @@ mod tests {
         ];
         for (modify, expected) in cases {
             let raw = entry(modify);
-            assert_eq!(SessionRef::parse(&raw).problem, Some(expected));
+            assert_eq!(SessionRef::parse(&raw).problem().cloned(), Some(expected));
         }
         let raw = RawValue::from_string("[1]".into()).unwrap();
         assert!(matches!(
-            SessionRef::parse(&raw).problem,
+            SessionRef::parse(&raw).problem().cloned(),
             Some(Invalid::NotAnObject(_))
         ));
         let raw = entry(|v| v["room_id"] = 5.into());
         assert!(matches!(
-            SessionRef::parse(&raw).problem,
+            SessionRef::parse(&raw).problem().cloned(),
             Some(Invalid::NotAnObject(_))
         ));
+    }
+
+    #[test]
+    fn a_session_ref_holds_only_what_a_merge_reads() {
+        assert_eq!(std::mem::size_of::<SessionRef<'_>>(), 80);
+        let raw = entry(|_| {});
+        let id = SessionRef::parse(&raw).identity();
+        let v: serde_json::Value = serde_json::from_str(raw.get()).unwrap();
+        assert_eq!(id.sender_key, v["sender_key"].as_str().unwrap());
+        assert_eq!(
+            id.claimed_ed25519,
+            v["sender_claimed_keys"]["ed25519"].as_str().unwrap()
+        );
+        assert_eq!(id.session_key(), v["session_key"].as_str());
+        assert!(!format!("{id:?}").contains(v["session_key"].as_str().unwrap()));
+        let broken = RawValue::from_string("[1]".into()).unwrap();
+        let id = SessionRef::parse(&broken).identity();
+        assert_eq!((id.sender_key.as_ref(), id.session_key()), ("", None));
     }
 
     #[test]
@@ -703,7 +767,7 @@ mod tests {
         let s = SessionRef::parse(&raw);
         assert!(
             matches!(s.room_id, Cow::Borrowed(_))
-                && matches!(s.session_key.as_ref().unwrap().0, Cow::Borrowed(_))
+                && matches!(s.identity().session_key.unwrap().0, Cow::Borrowed(_))
         );
         let escaped = RawValue::from_string(
             raw.get()
@@ -718,7 +782,7 @@ mod tests {
     #[test]
     fn room_v12_ids_have_no_server() {
         let raw = entry(|v| v["room_id"] = "!GmZ1jXGQ9OYb0Sy4sZ0I2mG-9cxNtZx4ZI2Gw3hvzBs".into());
-        assert_eq!(SessionRef::parse(&raw).problem, None);
+        assert_eq!(SessionRef::parse(&raw).problem().cloned(), None);
     }
 
     #[test]

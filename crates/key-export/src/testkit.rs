@@ -214,7 +214,7 @@ pub mod fuzz {
             assert!(
                 back.is_valid() && back.has_forwarding_chain,
                 "{:?}",
-                back.problem
+                back.problem()
             );
             assert!(
                 serde_json::from_str::<ImporterView>(r.get()).is_ok(),

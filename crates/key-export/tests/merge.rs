@@ -155,6 +155,34 @@ fn forged_copy_and_other_sender_are_conflicts_first_copy_kept() {
     );
 }
 
+/// A session ID is one session of one room; the same ID met in another room (a copy
+/// re-filed there, or forged) is a session of its own there, and each room's copies merge
+/// only with each other, whichever room comes first.
+#[test]
+fn one_session_id_in_two_rooms_is_two_sessions() {
+    let mut w = World::new(1, 1);
+    let in_room = |mut s: ExportedSession, room: &str| {
+        s.room_id = room.into();
+        s
+    };
+    let (a, b) = ("!a:example.org", "!b:example.org");
+    let inputs = [
+        vec![in_room(w.sessions[0].export_at(4), a)],
+        vec![
+            in_room(w.sessions[0].export_at(6), b),
+            in_room(w.sessions[0].export_at(1), a),
+            in_room(w.sessions[0].export_at(3), b),
+        ],
+        vec![in_room(w.sessions[0].export_at(9), a)],
+    ];
+    let sid = inputs[0][0].session_id.clone();
+    let merged = merged_indexes(&inputs, &MergeOptions::default()).unwrap();
+    assert_eq!(
+        merged,
+        BTreeMap::from([((a.into(), sid.clone()), 1), ((b.into(), sid), 3)])
+    );
+}
+
 /// A forged copy planted in a server-side backup (anyone with the account's token can add
 /// one) loses to the device export's copy, whichever input comes first.
 #[test]

@@ -290,7 +290,11 @@ fn versions(body: &[u8]) -> Verdict {
         }
     }
     for (feature, on) in &raw.unstable_features {
-        assert_eq!(read.offers(feature), on.as_bool() == Some(true), "{feature}");
+        assert_eq!(
+            read.offers(feature),
+            on.as_bool() == Some(true),
+            "{feature}"
+        );
     }
     Verdict::Read
 }

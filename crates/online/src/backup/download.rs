@@ -381,7 +381,7 @@ fn entry_of(
     let problem = {
         let raw: &RawValue =
             serde_json::from_str(&text).map_err(|e| SkipReason::NotAnObject(e.to_string()))?;
-        SessionRef::parse(raw).problem
+        SessionRef::parse(raw).problem().cloned()
     };
     match problem {
         Some(problem) => Err(SkipReason::Invalid(problem)),
