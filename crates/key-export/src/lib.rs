@@ -11,6 +11,7 @@
 //! - [`container`]: header, PBKDF2, HMAC-SHA-256 and AES-256-CTR (64-bit counter);
 //! - [`entries`]: the decrypted JSON array, split without copying;
 //! - [`session`]: one exported session, checked; [`ExportedSession`] to build one;
+//! - [`point`]: whether a signing key is a curve point, as importers decode it;
 //! - [`inspect`]: what a file holds, without writing any key;
 //! - [`select`] and [`merge`]: the rooms that move, one best copy of each session;
 //! - [`pipeline`]: filter/merge end to end, overlapped across cores.
@@ -33,6 +34,7 @@ pub mod inspect;
 pub mod merge;
 pub mod passphrase;
 pub mod pipeline;
+pub mod point;
 pub mod select;
 pub mod session;
 #[cfg(feature = "testkit")]

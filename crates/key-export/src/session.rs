@@ -371,7 +371,7 @@ impl<'a> SessionRef<'a> {
         }
         // Importers decode it as an Ed25519 key (vodozemac), and reject the whole file
         // when it is not a point of the curve.
-        if Ed25519PublicKey::from_slice(&signing_key).is_err() {
+        if !crate::point::is_ed25519_point(&signing_key) {
             return Err(Invalid::BadSessionKey(
                 "its signing key is not an Ed25519 public key",
             ));

@@ -196,8 +196,16 @@ pub mod fuzz {
 
     /// The decrypted-JSON layer on arbitrary bytes: splitting, per-entry parsing and
     /// checks, and the rewrite that adds a forwarding chain never panic, and what we write
-    /// is still JSON with the same valid entries.
+    /// is still JSON with the same valid entries, whose keys vodozemac imports. And the
+    /// point check says what vodozemac says of the input's first 32 bytes as a key.
     pub fn sessions(data: &[u8]) {
+        if let Some(key) = data.first_chunk::<32>() {
+            assert_eq!(
+                crate::point::is_ed25519_point(key),
+                vodozemac::Ed25519PublicKey::from_slice(key).is_ok(),
+                "the point check and vodozemac disagree on {key:?}"
+            );
+        }
         let Ok(raw) = entries::split(data) else {
             return;
         };
@@ -216,10 +224,10 @@ pub mod fuzz {
                 "{:?}",
                 back.problem()
             );
-            assert!(
-                serde_json::from_str::<ImporterView>(r.get()).is_ok(),
-                "the fields importers read decode"
-            );
+            let view = serde_json::from_str::<ImporterView>(r.get());
+            let view = view.expect("the fields importers read decode");
+            let key = vodozemac::megolm::ExportedSessionKey::from_base64(&view.session_key);
+            assert!(key.is_ok(), "vodozemac imports the key of a valid entry");
         }
     }
 }
