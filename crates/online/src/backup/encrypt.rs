@@ -117,7 +117,10 @@ pub fn backup_payload(session: &SessionRef<'_>) -> Result<Zeroizing<Vec<u8>>> {
     Ok(out)
 }
 
-pub(crate) fn encrypt_batch(
+/// One upload request's body: `chunk` sealed to the backup (in parallel), grouped by room
+/// as `PUT /room_keys/keys` takes it, after decrypting the first session back as a
+/// self-check. Public for the benchmark of the server's floor, which replays these bodies.
+pub fn encrypt_batch(
     encryptor: &Encryptor,
     key: &BackupKey,
     chunk: &[&SessionRef<'_>],
