@@ -13,7 +13,7 @@ use crate::container::{Rounds, SealingKey};
 use crate::entries;
 use crate::error::Result;
 use crate::passphrase::Passphrase;
-use crate::session::{ExportedSession, SessionKeyText, MEGOLM_V1};
+use crate::session::{ExportedSession, SessionKeyText, SharedHistoryKey, MEGOLM_V1};
 
 /// A sending device: its Curve25519 and Ed25519 identity keys.
 pub struct Device {
@@ -131,6 +131,39 @@ pub fn export_file(sessions: &[ExportedSession], passphrase: &str, rounds: u32) 
 /// The malformed-file test kit: one file per case, each with a sidecar of what a reader
 /// must say about it (the fuzz targets' seed corpus too).
 pub const KIT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/testkit");
+
+/// One session for each way real files carry the shared-history flag (MSC3061, MSC4268):
+/// every spelling both true and false, then one without the flag, all in `room_id`. For
+/// the tests that every path keeps the flag exactly as it came and never sets it.
+pub fn shared_history_cases(room_id: &str) -> Vec<ExportedSession> {
+    let device = Device::new();
+    let session = || {
+        let mut s = device.new_session(room_id).export_at(0);
+        s.other.remove(SharedHistoryKey::Msc3061.field());
+        s
+    };
+    let mut cases = Vec::new();
+    for key in SharedHistoryKey::ALL {
+        for value in [true, false] {
+            let mut s = session();
+            s.other.insert(key.field().to_owned(), value.into());
+            cases.push(s);
+        }
+    }
+    cases.push(session());
+    cases
+}
+
+/// The shared-history fields of one entry's JSON as written: each spelling present, with
+/// its value (empty when the entry has none).
+pub fn shared_history_fields(entry: &str) -> BTreeMap<String, serde_json::Value> {
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(entry).expect("an entry is a JSON object");
+    SharedHistoryKey::ALL
+        .iter()
+        .filter_map(|k| Some((k.field().to_owned(), object.get(k.field())?.clone())))
+        .collect()
+}
 
 /// The checks of the cargo-fuzz targets, as functions, so that the committed seed corpora
 /// (the malformed-file test kit) are replayed by ordinary tests as well as fuzzed.

@@ -515,3 +515,71 @@ fn entries_added_as_plaintext_merge_with_the_exports_and_the_selection_applies()
     assert_eq!(merged.summary.read, [2, 3]);
     assert_eq!(merged.summary.dropped_by_selection, 1);
 }
+
+/// The shared-history flag decides what the new account may pass on when it invites
+/// someone (MSC4268): a filter and a merge keep it exactly as each copy had it (spelling,
+/// value, or no flag at all), and never set it.
+#[test]
+fn shared_history_is_kept_exactly_through_filter_and_merge() {
+    let moving = testkit::shared_history_cases("!moving:example.org");
+    let staying = testkit::shared_history_cases("!staying:example.org");
+    let laptop: Vec<ExportedSession> = moving[..4].iter().chain(&staying).cloned().collect();
+    let phone: Vec<ExportedSession> = moving[3..].to_vec();
+    let files = [
+        testkit::export_file(&laptop, "laptop", 10).unwrap(),
+        testkit::export_file(&phone, "phone", 10).unwrap(),
+    ];
+    let sources = files
+        .iter()
+        .zip(["laptop", "phone"])
+        .map(|(file, pass)| Source {
+            name: pass.into(),
+            reader: file.as_bytes(),
+            len: file.len(),
+            passphrase: Passphrase::new(pass.into()),
+        })
+        .collect();
+    let (done, armored) = pipeline::filter_merge(
+        sources,
+        Destination {
+            passphrase: Passphrase::new("new".into()),
+            rounds: key_export::Rounds::new(10).unwrap(),
+        },
+        Vec::new(),
+        &ReadOptions::default(),
+        &select(&["!moving:example.org"]),
+    )
+    .unwrap();
+    assert_eq!(done.summary.kept, moving.len());
+    let plain = container::decrypt(
+        &armored[..],
+        0,
+        &Passphrase::new("new".into()),
+        &ReadOptions::default(),
+    )
+    .unwrap();
+    let raw = entries::split(plain.as_bytes()).unwrap();
+    let written: BTreeMap<String, BTreeMap<String, serde_json::Value>> = raw
+        .iter()
+        .map(|r| {
+            let id = SessionRef::parse(r).session_id.to_string();
+            (id, testkit::shared_history_fields(r.get()))
+        })
+        .collect();
+    let expected: BTreeMap<String, BTreeMap<String, serde_json::Value>> = moving
+        .iter()
+        .map(|s| {
+            (
+                s.session_id.clone(),
+                testkit::shared_history_fields(&s.to_json()),
+            )
+        })
+        .collect();
+    assert_eq!(written, expected);
+    let flags: Vec<usize> = expected.values().map(BTreeMap::len).collect();
+    assert_eq!(
+        flags.iter().filter(|&&n| n == 0).count(),
+        1,
+        "one had no flag"
+    );
+}

@@ -174,6 +174,34 @@ fn keys_go_up_and_come_back_down_identical() {
     assert_eq!((again.count_before, again.count_after), (2500, 2500));
 }
 
+/// The shared-history flag (MSC4268) goes into the backup and comes back out exactly as
+/// each session had it: each spelling true and false, and no flag at all.
+#[test]
+fn shared_history_goes_up_and_comes_back_exactly() {
+    use key_export::testkit::{shared_history_cases, shared_history_fields};
+    let hs = server();
+    let user = hs.register("shared");
+    let (key, _) = BackupKey::generate();
+    backup::create_version(&user.client, &key).unwrap();
+    let info = backup::current(&user.client).unwrap().unwrap();
+    let cases = shared_history_cases("!shared:localhost");
+    let raw = raws(&cases);
+    let parsed: Vec<SessionRef<'_>> = raw.iter().map(|r| SessionRef::parse(r)).collect();
+    let refs: Vec<&SessionRef<'_>> = parsed.iter().collect();
+    backup::upload(&user.client, &info, &key, &refs, 1000, &|_| {}).unwrap();
+    let info = backup::current(&user.client).unwrap().unwrap();
+    let down = backup::download(&user.client, &info, &key, &|_| true).unwrap();
+    let flags = |entry: &str| {
+        let v: serde_json::Value = serde_json::from_str(entry).unwrap();
+        let id = v["session_id"].as_str().unwrap().to_owned();
+        (id, shared_history_fields(entry))
+    };
+    let got: BTreeMap<_, _> = down.entries.iter().map(|e| flags(e)).collect();
+    let want: BTreeMap<_, _> = cases.iter().map(|s| flags(&s.to_json())).collect();
+    assert_eq!(got.len(), 7);
+    assert_eq!(got, want);
+}
+
 #[test]
 fn the_server_keeps_the_better_copy() {
     let hs = server();

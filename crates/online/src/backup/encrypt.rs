@@ -157,6 +157,31 @@ mod tests {
     use crate::backup::test_support::info_for;
     use key_export::testkit::Device;
 
+    /// What goes into the backup carries the shared-history flag exactly as the session had
+    /// it, and matrix-sdk-crypto reads it as true only where the session said true in a
+    /// spelling it knows (it does not read the spec's plain `shared_history` yet).
+    #[test]
+    fn the_shared_history_flag_goes_into_the_backup_as_it_was() {
+        use key_export::testkit::{shared_history_cases, shared_history_fields};
+        let (key, _) = BackupKey::generate();
+        let enc = Encryptor::new(&info_for(&key), &key).unwrap();
+        for case in shared_history_cases("!room:example.org") {
+            let json = case.to_json();
+            let raw = serde_json::value::RawValue::from_string(json.clone()).unwrap();
+            let data = enc.encrypt(&SessionRef::parse(&raw)).unwrap();
+            let plain = key.decrypt(&data.session_data).unwrap();
+            let fields = shared_history_fields(&json);
+            assert_eq!(shared_history_fields(&plain), fields);
+            let sdk_data: ruma::api::client::backup::EncryptedSessionData =
+                serde_json::from_value(serde_json::to_value(&data.session_data).unwrap()).unwrap();
+            let read = key.key.decrypt_session_data(sdk_data).unwrap();
+            let known_true = ["m.shared_history", "org.matrix.msc3061.shared_history"]
+                .iter()
+                .any(|f| fields.get(*f) == Some(&Value::Bool(true)));
+            assert_eq!(read.shared_history, known_true, "{fields:?}");
+        }
+    }
+
     #[test]
     fn encrypted_sessions_decrypt_with_matrix_sdk_crypto_to_the_exported_session() {
         let (key, _) = BackupKey::generate();
