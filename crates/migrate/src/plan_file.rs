@@ -122,6 +122,18 @@ pub struct CopyPlan {
     /// Display name and avatar.
     #[serde(default)]
     pub profile: bool,
+    /// The profile's time zone (`m.tz`), unless the new account has one.
+    #[serde(default = "yes")]
+    pub time_zone: bool,
+    /// The profile's custom fields, each unless the new account has it.
+    #[serde(default)]
+    pub profile_fields: bool,
+    /// Recently used emoji, merged.
+    #[serde(default = "yes")]
+    pub recent_emoji: bool,
+    /// Enabled image packs of the rooms the new account has.
+    #[serde(default = "yes")]
+    pub image_packs: bool,
 }
 
 impl Default for CopyPlan {
@@ -130,6 +142,10 @@ impl Default for CopyPlan {
             ignored_users: true,
             push_rules: true,
             profile: false,
+            time_zone: true,
+            profile_fields: false,
+            recent_emoji: true,
+            image_packs: true,
         }
     }
 }
@@ -373,6 +389,10 @@ exports = []
 ignored_users = true     # the ignore list, merged
 push_rules = true        # notification settings: your own rules, changed defaults, moved rooms' rules
 profile = false          # display name and avatar, unless the new account has its own
+time_zone = true         # the profile's time zone (m.tz), unless the new account has one
+profile_fields = false   # the profile's other fields (pronouns, ...), each unless the new account has it
+recent_emoji = true      # recently used emoji, merged
+image_packs = true       # enabled sticker/emoji packs of the rooms the new account will have
 "#,
         rename = quoted(&format!("(moved to {})", new.user)),
         old_lines = account_lines(old, "https://matrix.corp.example", "old.token"),

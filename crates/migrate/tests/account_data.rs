@@ -1,5 +1,5 @@
-//! Copying the ignore list, push rules and profile from an account on the "organisation"
-//! Synapse to one on the "personal" Synapse, checked from the new account's side. These
+//! Copying the ignore list, push rules, profile (fields too), recent emoji and image-pack
+//! rooms from an account on the "organisation" Synapse to one on the "personal" Synapse, checked from the new account's side. These
 //! tests FAIL, never skip, when the servers are not running.
 
 use std::collections::HashSet;
@@ -40,7 +40,35 @@ fn ignore_list_push_rules_and_profile_are_merged_into_the_new_account_once() {
     let png: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\x0f\0\0\x01\x01\0\x05\x18\xd8N\0\0\0\0IEND\xaeB`\x82";
     let mxc = old_c.upload_media("image/png", "a.png", png).unwrap();
     account::set_avatar_url(old_c, &old_user.user_id, &mxc).unwrap();
+    // What newer clients keep (spec v1.16-v1.19).
+    account::set_profile_field(old_c, &old_user.user_id, "m.tz", &json!("Europe/Berlin")).unwrap();
+    let pronouns = "org.example.pronouns";
+    account::set_profile_field(old_c, &old_user.user_id, pronouns, &json!("she/her")).unwrap();
+    account::set_profile_field(old_c, &old_user.user_id, "org.example.team", &json!("ops"))
+        .unwrap();
+    account::put_account_data(
+        old_c,
+        &old_user.user_id,
+        "m.recent_emoji",
+        &json!({"recent_emoji": [{"emoji": "👍", "total": 84}, {"emoji": "😅", "total": 7}]}),
+    )
+    .unwrap();
+    account::put_account_data(
+        old_c,
+        &old_user.user_id,
+        "m.image_pack.rooms",
+        &json!({"rooms": {moving.clone(): {"": {}}, staying.clone(): {"stickers": {}}}}),
+    )
+    .unwrap();
     // What the new account has already.
+    account::set_profile_field(new_c, &new_user.user_id, pronouns, &json!("they/them")).unwrap();
+    account::put_account_data(
+        new_c,
+        &new_user.user_id,
+        "m.recent_emoji",
+        &json!({"recent_emoji": [{"emoji": "👍", "total": 2}]}),
+    )
+    .unwrap();
     account::put_account_data(
         new_c,
         &new_user.user_id,
@@ -59,6 +87,10 @@ fn ignore_list_push_rules_and_profile_are_merged_into_the_new_account_once() {
         ignored: true,
         push_rules: true,
         profile: true,
+        time_zone: true,
+        profile_fields: true,
+        recent_emoji: true,
+        image_packs: true,
     };
     let rules_before = account::push_rules(new_c).unwrap();
 
@@ -67,7 +99,20 @@ fn ignore_list_push_rules_and_profile_are_merged_into_the_new_account_once() {
     assert_eq!(dry.ignored_added, ["@spam:example.org"]);
     assert_eq!(dry.rules.changes.len(), 3, "{:?}", dry.rules);
     assert_eq!(dry.displayname.as_deref(), Some("Alice Example"));
+    assert_eq!(dry.profile_fields, ["m.tz", "org.example.team"]);
+    assert_eq!(
+        (
+            dry.recent_emoji.added.clone(),
+            dry.recent_emoji.raised.clone()
+        ),
+        (vec!["😅".to_owned()], vec!["👍".to_owned()])
+    );
+    assert_eq!(dry.image_packs.added, [moving.clone()]);
+    assert_eq!(dry.image_packs.left_behind, [staying.clone()]);
     assert_eq!(account::push_rules(new_c).unwrap(), rules_before);
+    assert!(!account::profile(new_c, &new_user.user_id)
+        .unwrap()
+        .contains_key("m.tz"));
     assert_eq!(
         account::account_data(new_c, &new_user.user_id, "m.ignored_user_list").unwrap(),
         Some(json!({"ignored_users": {"@troll:example.org": {}}}))
@@ -75,6 +120,27 @@ fn ignore_list_push_rules_and_profile_are_merged_into_the_new_account_once() {
 
     let done = account_data::copy(&pair, &moving_rooms, all, false).unwrap();
     assert_eq!(done.rules, dry.rules);
+    assert_eq!(
+        (&done.profile_fields, &done.recent_emoji, &done.image_packs),
+        (&dry.profile_fields, &dry.recent_emoji, &dry.image_packs)
+    );
+    let profile = account::profile(new_c, &new_user.user_id).unwrap();
+    assert_eq!(profile["m.tz"], json!("Europe/Berlin"));
+    assert_eq!(profile["org.example.team"], json!("ops"));
+    assert_eq!(
+        profile[pronouns],
+        json!("they/them"),
+        "the new account's own field stays"
+    );
+    assert_eq!(
+        account::account_data(new_c, &new_user.user_id, "m.recent_emoji").unwrap(),
+        Some(json!({"recent_emoji": [{"emoji": "👍", "total": 84}, {"emoji": "😅", "total": 7}]}))
+    );
+    assert_eq!(
+        account::account_data(new_c, &new_user.user_id, "m.image_pack.rooms").unwrap(),
+        Some(json!({"rooms": {moving.clone(): {"": {}}}})),
+        "no dangling reference to a room that stays"
+    );
     // Checked as the new account.
     assert_eq!(
         account::account_data(new_c, &new_user.user_id, "m.ignored_user_list").unwrap(),
@@ -113,5 +179,8 @@ fn ignore_list_push_rules_and_profile_are_merged_into_the_new_account_once() {
     assert!(again.ignored_added.is_empty());
     assert!(again.rules.changes.is_empty(), "{:?}", again.rules);
     assert!(again.displayname.is_none() && again.avatar.is_none());
+    assert!(again.profile_fields.is_empty());
+    assert_eq!(again.recent_emoji, account_data::EmojiMerge::default());
+    assert!(again.image_packs.added.is_empty());
     assert_eq!(account::push_rules(new_c).unwrap(), rules);
 }

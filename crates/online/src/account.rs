@@ -1,11 +1,11 @@
 //! An account's own settings: global account data (`m.ignored_user_list`), push rules
-//! (`/pushrules`), and the avatar of its profile. One function per request.
+//! (`/pushrules`), and its profile (the avatar, every field). One function per request.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::client::{parse_value, Body, Client, Method};
-use crate::error::Result;
-use crate::wire::found;
+use crate::error::{Error, Result};
+use crate::wire::{found, printable};
 
 /// The push rule kinds, highest priority first.
 pub const RULE_KINDS: [&str; 5] = ["override", "content", "room", "sender", "underride"];
@@ -124,6 +124,42 @@ pub fn set_avatar_url(client: &Client, user: &str, mxc: &str) -> Result<()> {
         &format!("set the avatar of {user}"),
         Method::Put,
         &["v3", "profile", user, "avatar_url"],
+        &[],
+        Body::Json(body.as_bytes()),
+    )?;
+    Ok(())
+}
+
+/// Every field of the user's profile (`GET /profile/{user}`: the display name, the avatar
+/// and, since spec v1.16, `m.tz` and custom fields); empty when the server has none.
+pub fn profile(client: &Client, user: &str) -> Result<Map<String, Value>> {
+    let what = format!("read the profile of {user}");
+    let Some(bytes) = found(client.call(
+        &what,
+        Method::Get,
+        &["v3", "profile", user],
+        &[],
+        Body::None,
+    ))?
+    else {
+        return Ok(Map::new());
+    };
+    match parse_value(&bytes, &what)? {
+        Value::Object(fields) => Ok(fields),
+        _ => Err(Error::BadResponse {
+            what,
+            reason: "the profile is not a JSON object".into(),
+        }),
+    }
+}
+
+/// Sets one profile field (spec v1.16: `PUT /profile/{user}/{field}` with `{field: value}`).
+pub fn set_profile_field(client: &Client, user: &str, field: &str, value: &Value) -> Result<()> {
+    let body = serde_json::json!({ field: value }).to_string();
+    client.call(
+        &format!("set the profile field {} of {user}", printable(field)),
+        Method::Put,
+        &["v3", "profile", user, field],
         &[],
         Body::Json(body.as_bytes()),
     )?;

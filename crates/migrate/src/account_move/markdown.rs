@@ -321,7 +321,14 @@ fn account_data(w: &mut String, phase: &AccountDataPhase) {
             s.kind, s.rule_id, s.why
         );
     }
-    if !a.rules.skipped.is_empty() {
+    for room in &a.image_packs.left_behind {
+        let _ = writeln!(
+            w,
+            "- the image packs enabled in `{}` stay behind: the room does not move",
+            matrix_ids::text::printable(room)
+        );
+    }
+    if !a.rules.skipped.is_empty() || !a.image_packs.left_behind.is_empty() {
         w.push('\n');
     }
 }

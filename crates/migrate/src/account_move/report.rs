@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use matrix_ids::text::printable;
 use serde::Serialize;
 
 use super::keys::Problem;
@@ -245,13 +246,7 @@ impl Report {
             .chain(self.keys_done())
             .any(|k| k.sent > 0);
         let data = match &self.account_data {
-            AccountDataPhase::Copied(a) => {
-                !a.dry_run
-                    && (!a.ignored_added.is_empty()
-                        || !a.rules.changes.is_empty()
-                        || a.displayname.is_some()
-                        || a.avatar.is_some())
-            }
+            AccountDataPhase::Copied(a) => !a.dry_run && a.changes_anything(),
             AccountDataPhase::Skipped(_) => false,
         };
         let rooms = match &self.rooms {
@@ -335,19 +330,36 @@ fn moved_by_hand(m: &MoveReport) -> (Vec<ByHand>, bool) {
 /// One line on the account data copied.
 pub fn account_data_line(a: &AccountDataReport) -> String {
     let verb = if a.dry_run { "to copy" } else { "copied" };
-    format!(
-        "{verb}: {} ignored user(s), {} push rule change(s){}{}",
-        a.ignored_added.len(),
-        a.rules.changes.len(),
-        if a.displayname.is_some() {
-            ", the display name"
-        } else {
-            ""
-        },
-        if a.avatar.is_some() {
-            ", the avatar"
-        } else {
-            ""
-        }
-    )
+    let mut parts = vec![
+        format!("{} ignored user(s)", a.ignored_added.len()),
+        format!("{} push rule change(s)", a.rules.changes.len()),
+    ];
+    if a.displayname.is_some() {
+        parts.push("the display name".into());
+    }
+    if a.avatar.is_some() {
+        parts.push("the avatar".into());
+    }
+    if !a.profile_fields.is_empty() {
+        let fields: Vec<String> = a.profile_fields.iter().map(|f| printable(f)).collect();
+        parts.push(format!("profile field(s) {}", fields.join(", ")));
+    }
+    let emoji = a.recent_emoji.added.len() + a.recent_emoji.raised.len();
+    if emoji > 0 {
+        parts.push(format!("{emoji} recent emoji"));
+    }
+    if !a.image_packs.added.is_empty() {
+        parts.push(format!(
+            "the image packs of {} room(s)",
+            a.image_packs.added.len()
+        ));
+    }
+    let mut line = format!("{verb}: {}", parts.join(", "));
+    if !a.image_packs.left_behind.is_empty() {
+        line.push_str(&format!(
+            "; the image packs of {} room(s) that do not move stay behind",
+            a.image_packs.left_behind.len()
+        ));
+    }
+    line
 }

@@ -14,6 +14,8 @@
 //! - Profile (when asked): the old display name, unless the new account has its own (a name
 //!   other than the localpart the server gives by default); the avatar, downloaded from the
 //!   old server and uploaded to the new, unless the new account has one.
+//! - What newer clients keep ([`newer`]): the time zone and custom profile fields, recent
+//!   emoji, and the rooms whose image packs are enabled.
 
 use std::collections::HashSet;
 
@@ -25,6 +27,10 @@ use serde_json::{json, Map, Value};
 use crate::error::Result;
 use crate::rooms::plan::Pair;
 
+pub mod newer;
+
+pub use newer::{EmojiMerge, PackRooms};
+
 /// What to copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AccountDataToCopy {
@@ -34,6 +40,14 @@ pub struct AccountDataToCopy {
     pub push_rules: bool,
     /// Display name and avatar.
     pub profile: bool,
+    /// The profile's time zone (`m.tz`).
+    pub time_zone: bool,
+    /// The profile's other fields (spec v1.16 custom fields).
+    pub profile_fields: bool,
+    /// `m.recent_emoji`.
+    pub recent_emoji: bool,
+    /// `m.image_pack.rooms`, for the rooms the new account has.
+    pub image_packs: bool,
 }
 
 /// One change to the new account's push rules.
@@ -215,8 +229,27 @@ pub struct AccountDataReport {
     pub displayname: Option<String>,
     /// The avatar set (the new `mxc://` URI), when it was.
     pub avatar: Option<String>,
+    /// Profile fields set (`m.tz`, custom fields).
+    pub profile_fields: Vec<String>,
+    /// Recent emoji merged.
+    pub recent_emoji: EmojiMerge,
+    /// Image-pack rooms merged, and those left behind.
+    pub image_packs: PackRooms,
     /// Nothing was written (a dry run).
     pub dry_run: bool,
+}
+
+impl AccountDataReport {
+    /// Whether anything was (or, in a dry run, would be) written to the new account.
+    pub fn changes_anything(&self) -> bool {
+        !self.ignored_added.is_empty()
+            || !self.rules.changes.is_empty()
+            || self.displayname.is_some()
+            || self.avatar.is_some()
+            || !self.profile_fields.is_empty()
+            || self.recent_emoji != EmojiMerge::default()
+            || !self.image_packs.added.is_empty()
+    }
 }
 
 /// The largest avatar copied.
@@ -243,6 +276,16 @@ pub fn copy(
     if copy.profile {
         report.displayname = displayname(pair, dry_run)?;
         report.avatar = avatar(pair, dry_run)?;
+    }
+    if copy.time_zone || copy.profile_fields {
+        report.profile_fields =
+            newer::profile_fields(pair, copy.time_zone, copy.profile_fields, dry_run)?;
+    }
+    if copy.recent_emoji {
+        report.recent_emoji = newer::recent_emoji(pair, dry_run)?;
+    }
+    if copy.image_packs {
+        report.image_packs = newer::image_pack_rooms(pair, moving, dry_run)?;
     }
     Ok(report)
 }
