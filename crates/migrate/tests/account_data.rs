@@ -107,8 +107,8 @@ fn ignore_list_push_rules_and_profile_are_merged_into_the_new_account_once() {
         ),
         (vec!["😅".to_owned()], vec!["👍".to_owned()])
     );
-    assert_eq!(dry.image_packs.added, [moving.clone()]);
-    assert_eq!(dry.image_packs.left_behind, [staying.clone()]);
+    assert_eq!(dry.image_packs.added, std::slice::from_ref(&moving));
+    assert_eq!(dry.image_packs.left_behind, std::slice::from_ref(&staying));
     assert_eq!(account::push_rules(new_c).unwrap(), rules_before);
     assert!(!account::profile(new_c, &new_user.user_id)
         .unwrap()

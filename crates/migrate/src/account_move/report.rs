@@ -136,7 +136,7 @@ pub enum AccountDataPhase {
     /// Not run.
     Skipped(Skip),
     /// Copied (or, dry, what would be).
-    Copied(AccountDataReport),
+    Copied(Box<AccountDataReport>),
 }
 
 impl From<Skip> for AccountDataPhase {
@@ -147,7 +147,7 @@ impl From<Skip> for AccountDataPhase {
 
 impl From<AccountDataReport> for AccountDataPhase {
     fn from(r: AccountDataReport) -> Self {
-        AccountDataPhase::Copied(r)
+        AccountDataPhase::Copied(Box::new(r))
     }
 }
 
