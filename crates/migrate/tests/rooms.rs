@@ -689,3 +689,78 @@ fn endless_history_pages_are_bounded() {
         migrate::rooms::history::MAX_PAGES
     );
 }
+
+/// Invite blocking (spec v1.18): when the new account refuses invites from the old one, the
+/// invite would fail with M_INVITE_BLOCKED (checked on the server first), so the plan blocks
+/// each room that needs an invite before any wait; a public room, which needs none, still
+/// moves. With the setting allowing invites again, the same rooms plan an invite and no
+/// blocker, and the move goes through.
+#[test]
+fn a_new_account_that_blocks_invites_is_seen_before_the_first_invite() {
+    let (org, personal) = (server_named("ORG"), server_named("PERSONAL"));
+    let old_user = org.register("old");
+    let new_user = personal.register("new");
+    let private = old_user.create_room_with(json!({"name": "Blocked", "preset": "private_chat"}));
+    let public = old_user.create_room_with(json!({"name": "Open", "preset": "public_chat"}));
+    let probe = old_user.create_room_with(json!({"name": "Probe", "preset": "private_chat"}));
+    let setting = "m.invite_permission_config";
+    let set = |action: &str| {
+        online::account::put_account_data(
+            &new_user.client,
+            &new_user.user_id,
+            setting,
+            &json!({"default_action": action}),
+        )
+        .unwrap()
+    };
+    set("block");
+    match rooms::invite(&old_user.client, &probe, &new_user.user_id) {
+        Err(online::Error::Api { errcode, .. }) => assert_eq!(errcode, "M_INVITE_BLOCKED"),
+        other => panic!("the server let the invite through: {other:?}"),
+    }
+    let (old, new) = (old_user.session(&org.url), new_user.session(&personal.url));
+    let pair = Pair {
+        old: &old,
+        new: &new,
+    };
+    let wanted = [private.clone(), public.clone()];
+    let blocked = plan::plan(&pair, &wanted, false, &Silent).unwrap();
+    let kinds = |p: &plan::Plan, i: usize| -> Vec<BlockerKind> {
+        p.rooms[i]
+            .decision
+            .blockers
+            .iter()
+            .map(|b| b.kind)
+            .collect()
+    };
+    assert_eq!(kinds(&blocked, 0), [BlockerKind::InvitesBlocked]);
+    assert!(blocked.rooms[0].decision.blockers[0]
+        .reason
+        .contains(setting));
+    assert!(blocked.rooms[0].decision.steps.is_empty());
+    assert_eq!(kinds(&blocked, 1), [], "a public room needs no invite");
+    // The move itself stops the room before its invite, and moves the public room.
+    let dir = tempfile::tempdir().unwrap();
+    let first = MoveOptions::new(dir.path().join("blocked.jsonl"));
+    let report = moving::run(&pair, &wanted, &first, &Silent).unwrap();
+    assert_eq!(by_room(&report, &private).status, Status::Blocked);
+    assert_eq!(by_room(&report, &public).status, Status::Moved);
+    let invites = timeline(&old_user, &private, "m.room.member")
+        .into_iter()
+        .filter(|e| e["content"]["membership"] == json!("invite"))
+        .count();
+    assert_eq!(invites, 0, "no invite was tried");
+
+    set("allow");
+    let open = plan::plan(&pair, &wanted, false, &Silent).unwrap();
+    assert_eq!(kinds(&open, 0), []);
+    assert_eq!(open.rooms[0].decision.steps[0], plan::Step::Invite);
+    let options = MoveOptions::new(dir.path().join("journal.jsonl"));
+    let report = moving::run(&pair, &wanted, &options, &Silent).unwrap();
+    assert_eq!(
+        by_room(&report, &private).status,
+        Status::Moved,
+        "{report:?}"
+    );
+    assert_eq!(by_room(&report, &public).status, Status::AlreadyMoved);
+}

@@ -12,6 +12,7 @@
 
 pub mod facts;
 pub mod history;
+pub mod invite_rules;
 pub(crate) mod leave;
 pub mod list;
 pub mod moving;

@@ -17,6 +17,7 @@ use super::history::{self, History};
 pub use crate::connect::Pair;
 use crate::error::Result;
 use crate::events::{stage, Event, Events, Stage};
+use crate::rooms::invite_rules::InviteRules;
 
 /// A step of a room's move.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -83,6 +84,8 @@ pub enum BlockerKind {
     AclDenies,
     /// An invite is needed and the old account may not invite.
     CannotInvite,
+    /// An invite is needed and the new account refuses the old account's invites.
+    InvitesBlocked,
 }
 
 /// A blocker, explained.
@@ -395,15 +398,20 @@ pub struct Planner<'a> {
     pub new_joined: &'a HashSet<String>,
     /// The old account's m.direct.
     pub old_direct: &'a DirectMap,
+    /// What the new account does with the old account's invites.
+    pub invite_rules: &'a InviteRules,
 }
 
 impl Planner<'_> {
     /// Reads and plans one room through `client` (the old account's).
     pub fn plan_room(&self, client: &online::Client, room: &str) -> Result<RoomPlan> {
         let (facts, history) = read_room(client, room)?;
+        let mut decision = decide(&facts, self.old_user, self.new_user, self.new_joined);
+        self.invite_rules
+            .apply(&mut decision, self.old_user, self.new_user);
         Ok(RoomPlan {
             new_membership: facts.membership_of(self.new_user).cloned(),
-            decision: decide(&facts, self.old_user, self.new_user, self.new_joined),
+            decision,
             dm_with: dm_peer(self.old_direct, room, self.old_user),
             history_verdict: history.verdict().into(),
             facts,
@@ -545,12 +553,15 @@ pub fn plan(pair: &Pair<'_>, rooms: &[String], leave: bool, events: &dyn Events)
         .into_iter()
         .collect();
     let old_direct = online::direct::download(pair.old.client(), pair.old.user_id())?;
+    let invite_rules =
+        InviteRules::read(pair.new.client(), pair.new.user_id(), pair.old.user_id())?;
     let planner = Planner {
         old: pair.old.client(),
         old_user: pair.old.user_id(),
         new_user: pair.new.user_id(),
         new_joined: &new_joined,
         old_direct: &old_direct,
+        invite_rules: &invite_rules,
     };
     let plans = planner.plan_in_order(rooms, events)?;
     Ok(Plan {

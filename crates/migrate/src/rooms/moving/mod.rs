@@ -52,6 +52,7 @@ use self::stages::{pipeline, Clients};
 use crate::connect::Pair;
 use crate::events::{Event, Events, Stage};
 use crate::journal::{Entry, Journal};
+use crate::rooms::invite_rules::InviteRules;
 use crate::rooms::plan::{display_name, dm_peer, Planner};
 
 /// How to move.
@@ -154,11 +155,17 @@ pub fn run_in(
     let renewals_before = old.refreshes() + new.refreshes();
     let new_joined: HashSet<String> = rooms::joined_rooms(new)?.into_iter().collect();
     let old_direct = online::direct::download(old, ctx.old_user)?;
+    let invite_rules = InviteRules::read(new, ctx.new_user, ctx.old_user)?;
     let slots: Vec<RoomSlot> = rooms_wanted
         .iter()
         .map(|room| RoomSlot::new(outcome_from_journal(&ctx, pair, &old_direct, room)))
         .collect();
-    let waits = run_stages(&ctx, pair, &new_joined, &old_direct, &slots)?;
+    let known = Known {
+        new_joined: &new_joined,
+        old_direct: &old_direct,
+        invite_rules: &invite_rules,
+    };
+    let waits = run_stages(&ctx, pair, &known, &slots)?;
     Ok(MoveReport {
         old: ctx.old_user.to_owned(),
         new: ctx.new_user.to_owned(),
@@ -232,11 +239,17 @@ impl Clients {
 
 /// The pipeline, with its stage clients and a thread that tells every wait as it starts;
 /// returns how many waits there were.
+/// What is read once before the rooms: of the new account, and the old account's m.direct.
+struct Known<'a> {
+    new_joined: &'a HashSet<String>,
+    old_direct: &'a DirectMap,
+    invite_rules: &'a InviteRules,
+}
+
 fn run_stages(
     ctx: &Ctx<'_>,
     pair: &Pair<'_>,
-    new_joined: &HashSet<String>,
-    old_direct: &DirectMap,
+    known: &Known<'_>,
     slots: &[RoomSlot],
 ) -> Result<usize, crate::Error> {
     let old = pair.old.client();
@@ -249,8 +262,9 @@ fn run_stages(
         old: &reader,
         old_user: ctx.old_user,
         new_user: ctx.new_user,
-        new_joined,
-        old_direct,
+        new_joined: known.new_joined,
+        old_direct: known.old_direct,
+        invite_rules: known.invite_rules,
     };
     let (wait_tx, wait_rx) = mpsc::channel::<(Stage, Wait)>();
     let clients = Clients::forked(pair, cancel, wait_tx);
