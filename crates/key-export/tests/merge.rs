@@ -273,6 +273,20 @@ fn selection_reports_rooms_without_keys_and_an_empty_result_is_a_valid_export() 
     assert!(sdk.is_empty());
 }
 
+/// The pipeline's filter and merge of `sources` to the rooms `rooms`, sealed with the
+/// passphrase "new" (10 rounds).
+fn filter_merge_to_new(
+    sources: Vec<Source<&[u8]>>,
+    rooms: &[&str],
+) -> (pipeline::Finished, Vec<u8>) {
+    let destination = Destination {
+        passphrase: Passphrase::new("new".into()),
+        rounds: key_export::Rounds::new(10).unwrap(),
+    };
+    let read = ReadOptions::default();
+    pipeline::filter_merge(sources, destination, Vec::new(), &read, &select(rooms)).unwrap()
+}
+
 #[test]
 fn pipeline_output_imports_into_matrix_sdk_crypto_with_the_lowest_index() {
     let mut w = World::new(6, 3);
@@ -303,18 +317,7 @@ fn pipeline_output_imports_into_matrix_sdk_crypto_with_the_lowest_index() {
             passphrase: Passphrase::new("phone".into()),
         },
     ];
-    let rooms = ["!r0:example.org", "!r1:example.org"];
-    let (done, armored) = pipeline::filter_merge(
-        sources,
-        Destination {
-            passphrase: Passphrase::new("new".into()),
-            rounds: key_export::Rounds::new(10).unwrap(),
-        },
-        Vec::new(),
-        &ReadOptions::default(),
-        &select(&rooms),
-    )
-    .unwrap();
+    let (done, armored) = filter_merge_to_new(sources, &["!r0:example.org", "!r1:example.org"]);
     // Sessions 0 and 3 (room r0), 1 and 4 (room r1).
     assert_eq!(done.summary.kept, 4);
     let plain = container::decrypt(
@@ -539,17 +542,7 @@ fn shared_history_is_kept_exactly_through_filter_and_merge() {
             passphrase: Passphrase::new(pass.into()),
         })
         .collect();
-    let (done, armored) = pipeline::filter_merge(
-        sources,
-        Destination {
-            passphrase: Passphrase::new("new".into()),
-            rounds: key_export::Rounds::new(10).unwrap(),
-        },
-        Vec::new(),
-        &ReadOptions::default(),
-        &select(&["!moving:example.org"]),
-    )
-    .unwrap();
+    let (done, armored) = filter_merge_to_new(sources, &["!moving:example.org"]);
     assert_eq!(done.summary.kept, moving.len());
     let plain = container::decrypt(
         &armored[..],
