@@ -73,6 +73,16 @@ pub enum Entry {
         /// Each item, with what to do.
         items: Vec<crate::by_hand::ByHand>,
     },
+    /// The new account's invite setting as it was before the move let the old account's
+    /// invites through it; put back once the invites are done.
+    InvitesAllowed {
+        /// The account data type.
+        setting: String,
+        /// Its content before.
+        original: serde_json::Value,
+    },
+    /// The invite setting was put back.
+    InvitesRestored,
     /// A phase of a whole move (`move run`) was completed.
     Done {
         /// The phase.
@@ -142,6 +152,7 @@ pub struct Journal {
     renamed: Option<String>,
     by_hand: Vec<crate::by_hand::ByHand>,
     phases: BTreeMap<Phase, (String, String)>,
+    invites_allowed: Option<(String, serde_json::Value)>,
 }
 
 /// Why the journal could not be used.
@@ -374,6 +385,7 @@ impl Journal {
             renamed: None,
             by_hand: Vec::new(),
             phases: BTreeMap::new(),
+            invites_allowed: None,
         };
         let mut text = String::new();
         BufReader::new(file).read_to_string(&mut text).map_err(io)?;
@@ -402,6 +414,10 @@ impl Journal {
             }
             Entry::Renamed { name } => self.renamed = Some(name),
             Entry::ByHand { items } => self.by_hand = items,
+            Entry::InvitesAllowed { setting, original } => {
+                self.invites_allowed.get_or_insert((setting, original));
+            }
+            Entry::InvitesRestored => self.invites_allowed = None,
             Entry::Done {
                 phase,
                 detail,
@@ -453,6 +469,12 @@ impl Journal {
     /// What the last run that went to its end left to do by hand.
     pub fn by_hand(&self) -> &[crate::by_hand::ByHand] {
         &self.by_hand
+    }
+
+    /// The new account's invite setting that the move opened, and its content before, until
+    /// it is put back.
+    pub fn invites_allowed(&self) -> Option<(&str, &serde_json::Value)> {
+        self.invites_allowed.as_ref().map(|(s, v)| (s.as_str(), v))
     }
 
     /// What the phase did, when it was last completed (whatever its inputs).

@@ -170,6 +170,10 @@ pub struct MovePlan {
     /// Rename the old account (its name followed by this) before leaving.
     #[serde(default)]
     pub rename_old: Option<String>,
+    /// When the new account refuses the old account's invites: open its invite setting to
+    /// them for the move and put it back after (`yes`), ask (`ask`), or not (`no`).
+    #[serde(default)]
+    pub allow_invites: crate::rooms::invite_rules::AllowInvites,
     /// The room keys.
     #[serde(default)]
     pub keys: KeysPlan,
@@ -362,6 +366,9 @@ rooms_file = "rooms.txt"
 leave = true
 # Rename the old account before leaving: its display name followed by this.
 rename_old = {rename}
+# If the new account refuses invites from the old one (its invite settings), let them through
+# for the move and put the setting back after: "ask", "yes" or "no".
+allow_invites = "ask"
 
 [old]
 {old_lines}

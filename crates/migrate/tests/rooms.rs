@@ -764,3 +764,113 @@ fn a_new_account_that_blocks_invites_is_seen_before_the_first_invite() {
     );
     assert_eq!(by_room(&report, &public).status, Status::AlreadyMoved);
 }
+
+/// A move the plan allows to (`allow_invites`) opens the new account's invite setting to
+/// the old account for its duration and puts it back exactly as it was; asked and answered
+/// no, it leaves the setting alone and the room blocked; after a run that opened it and
+/// stopped, the next run puts it back.
+#[test]
+fn a_move_lets_its_invites_through_and_puts_the_setting_back() {
+    use migrate::account_move::{self, CopyWhat, KeySources, Request};
+    use migrate::rooms::invite_rules::{self, AllowInvites};
+    let (org, personal) = (server_named("ORG"), server_named("PERSONAL"));
+    let old_user = org.register("old");
+    let new_user = personal.register("new");
+    let room = old_user.create_room_with(json!({"name": "Private", "preset": "private_chat"}));
+    let setting = "m.invite_permission_config";
+    let original = json!({"default_action": "block", "mine": [1, 2]});
+    let read = || online::account::account_data(&new_user.client, &new_user.user_id, setting);
+    online::account::put_account_data(&new_user.client, &new_user.user_id, setting, &original)
+        .unwrap();
+    let (old, new) = (old_user.session(&org.url), new_user.session(&personal.url));
+    let pair = Pair {
+        old: &old,
+        new: &new,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.jsonl");
+    let asked = std::sync::Arc::new(Mutex::new(Vec::<String>::new()));
+    let request = |allow, dry_run| {
+        let asked = asked.clone();
+        Request::<&[u8]> {
+            rooms: vec![room.clone()],
+            keys: KeySources {
+                exports: Vec::new(),
+                read: Default::default(),
+                old_recovery: None,
+                new_recovery: None,
+            },
+            copy: CopyWhat {
+                ignored: false,
+                push_rules: false,
+                profile: false,
+                time_zone: false,
+                profile_fields: false,
+                recent_emoji: false,
+                image_packs: false,
+            },
+            options: MoveOptions::new(journal.clone()),
+            dry_run,
+            allow_invites: allow,
+            confirm: Box::new(move |q: &str| {
+                asked.lock().unwrap().push(q.to_owned());
+                false
+            }),
+        }
+    };
+    let status = |r: &account_move::Report| match &r.rooms {
+        account_move::RoomsPhase::Moved(m) => by_room(m, &room).status,
+        other => panic!("{other:?}"),
+    };
+
+    // The dry run plans as the run would: the setting opened first, the room moving.
+    let dry = account_move::run(&pair, request(AllowInvites::Yes, true), &Silent).unwrap();
+    assert_eq!(dry.invites_opened.as_deref(), Some(setting));
+    let account_move::RoomsPhase::Planned(planned) = &dry.rooms else {
+        panic!("{:?}", dry.rooms);
+    };
+    assert!(planned.rooms[0].decision.blockers.is_empty());
+    assert_eq!(
+        read().unwrap(),
+        Some(original.clone()),
+        "a dry run writes nothing"
+    );
+
+    // Asked, and answered no: the setting stays, the room is blocked.
+    let no = account_move::run(&pair, request(AllowInvites::Ask, false), &Silent).unwrap();
+    assert_eq!(asked.lock().unwrap().len(), 1);
+    assert!(asked.lock().unwrap()[0].contains(setting));
+    assert_eq!(status(&no), Status::Blocked);
+    assert_eq!((no.invites_opened, no.invites_restored), (None, None));
+    assert_eq!(read().unwrap(), Some(original.clone()));
+
+    // A run that opened the setting and was stopped before the end (as the journal says)...
+    {
+        let j = Mutex::new(
+            migrate::journal::Journal::open(&journal, &old_user.user_id, &new_user.user_id)
+                .unwrap(),
+        );
+        invite_rules::open_for_move(&new_user.client, &new_user.user_id, &old_user.user_id, &j)
+            .unwrap();
+    }
+    assert_ne!(read().unwrap(), Some(original.clone()));
+    // ...then a run that may not open it: the room moves through the open setting, and the
+    // setting is put back exactly.
+    let done = account_move::run(&pair, request(AllowInvites::No, false), &Silent).unwrap();
+    assert_eq!(status(&done), Status::Moved, "{done:?}");
+    assert_eq!(done.invites_restored.as_deref(), Some(setting));
+    assert_eq!(read().unwrap(), Some(original.clone()));
+
+    // With `yes` from the start, in a second room: opened, moved, put back.
+    let second = old_user.create_room_with(json!({"name": "Second", "preset": "private_chat"}));
+    let mut req = request(AllowInvites::Yes, false);
+    req.rooms = vec![second.clone()];
+    let yes = account_move::run(&pair, req, &Silent).unwrap();
+    assert_eq!(yes.invites_opened.as_deref(), Some(setting));
+    assert_eq!(yes.invites_restored.as_deref(), Some(setting));
+    let account_move::RoomsPhase::Moved(m) = &yes.rooms else {
+        panic!("{:?}", yes.rooms);
+    };
+    assert_eq!(by_room(m, &second).status, Status::Moved);
+    assert_eq!(read().unwrap(), Some(original));
+}

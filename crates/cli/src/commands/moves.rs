@@ -248,6 +248,24 @@ impl Open for Terminal {
             false => secrets::recovery(Some(file), None, whose),
         }
     }
+
+    fn confirmer(&self) -> Box<dyn Fn(&str) -> bool + Send + Sync> {
+        Box::new(confirm_on_terminal)
+    }
+}
+
+/// A yes-or-no question at the terminal; no terminal (or anything but yes) is no.
+fn confirm_on_terminal(question: &str) -> bool {
+    let question = print::safe(question);
+    if !secrets::have_tty() {
+        eprintln!(
+            "{question}\nNo terminal to ask on: no. (allow_invites = \"yes\" in the plan answers \
+             yes without asking.)"
+        );
+        return false;
+    }
+    secrets::prompt_text(&format!("{question} [y/N] "))
+        .is_ok_and(|a| matches!(a.expose().trim().to_lowercase().as_str(), "y" | "yes"))
 }
 
 fn move_status(a: StatusArgs) -> Outcome {

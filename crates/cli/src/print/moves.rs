@@ -121,6 +121,13 @@ pub fn status(plan: &MovePlan, s: &MoveStatus) {
     if let Some(n) = &s.renamed {
         println!("  old account renamed to {:?}", safe(n));
     }
+    if let Some(setting) = &s.invites_open {
+        println!(
+            "  the new account's invite setting {} is open to the old account until a run gets \
+             through the rooms and puts it back",
+            safe(setting)
+        );
+    }
     match &s.finished {
         Some(f) => println!("a run went to the end: {f}"),
         None => println!("no run has gone to the end yet: `matrix-transplant move run` resumes"),

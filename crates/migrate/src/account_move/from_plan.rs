@@ -56,6 +56,9 @@ pub trait Open {
     ) -> Result<Source<Self::Reader>, Self::Error>;
     /// What opens `whose` backup: the recovery key in `file`, or (`phrase`) a security phrase.
     fn recovery(&self, file: &Path, phrase: bool, whose: &str) -> Result<Recovery, Self::Error>;
+    /// What asks the person a yes-or-no question during the move (answering no when it
+    /// cannot ask).
+    fn confirmer(&self) -> Box<dyn Fn(&str) -> bool + Send + Sync>;
 }
 
 /// The move `plan` describes, over the moving `rooms` (the rooms file, read).
@@ -97,6 +100,8 @@ pub fn request<O: Open>(
         },
         options: options(plan, files, cancel),
         dry_run,
+        allow_invites: plan.allow_invites,
+        confirm: open.confirmer(),
     })
 }
 

@@ -197,6 +197,20 @@ fn keys_per_room(w: &mut String, k: &KeysDone) {
 
 fn rooms(w: &mut String, r: &Report) {
     let _ = writeln!(w, "## Rooms\n");
+    if let Some(setting) = &r.invites_opened {
+        let verb = if r.dry_run { "would be" } else { "was" };
+        let _ = writeln!(
+            w,
+            "The new account's invite setting (`{setting}`) {verb} opened to the old account's \
+             invites for the move.\n"
+        );
+    }
+    if let Some(setting) = &r.invites_restored {
+        let _ = writeln!(
+            w,
+            "The invite setting (`{setting}`) was put back as it was once the invites were done.\n"
+        );
+    }
     match &r.rooms {
         RoomsPhase::NotReached => {
             let _ = writeln!(w, "Not reached.\n");

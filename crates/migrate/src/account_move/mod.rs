@@ -35,6 +35,7 @@ use crate::account_data::{self, AccountDataReport};
 use crate::error::Result;
 use crate::events::{stage, Events, Stage};
 use crate::journal::{digest, Entry, Journal, Phase};
+use crate::rooms::invite_rules::{self, AllowInvites, InviteRule, InviteRules};
 use crate::rooms::moving::{self, MoveOptions, RoomOutcome};
 use crate::rooms::plan::{self, Pair};
 
@@ -59,6 +60,12 @@ pub struct Request<R> {
     pub options: MoveOptions,
     /// Read everything, write nothing anywhere (not even the journal).
     pub dry_run: bool,
+    /// Whether the new account's invite setting may be opened to the old account for the
+    /// move, when it refuses its invites.
+    pub allow_invites: AllowInvites,
+    /// Asks the person a yes-or-no question (for [`AllowInvites::Ask`]); a front end that
+    /// cannot ask answers no.
+    pub confirm: Box<dyn Fn(&str) -> bool + Send + Sync>,
 }
 
 /// Runs the move (or, with `dry_run`, plans it). Stopped by the cancel flag, it returns
@@ -90,8 +97,17 @@ pub fn run<R: Read + Send>(
     if options.cancel.load(std::sync::atomic::Ordering::Relaxed) {
         return finish(report, true, &journal, started);
     }
+    report.invites_opened = open_invites(
+        pair,
+        request.allow_invites,
+        request.confirm.as_ref(),
+        &journal,
+    )?;
     let mut rooms = moving::run_in(pair, &request.rooms, options, &journal, events)?;
     if !rooms.stopped {
+        // Every invite of the move is done (or blocked): the setting goes back first.
+        report.invites_restored =
+            invite_rules::restore_after_move(pair.new.client(), pair.new.user_id(), &journal)?;
         let later = Later {
             pair,
             options,
@@ -103,6 +119,41 @@ pub fn run<R: Read + Send>(
     let stopped = rooms.stopped;
     report.rooms = RoomsPhase::Moved(rooms);
     finish(report, stopped, &journal, started)
+}
+
+/// Opens the new account's invite setting to the old account for the move, when it refuses
+/// its invites and the request allows it (or the person, asked, does); the setting opened.
+fn open_invites(
+    pair: &Pair<'_>,
+    allow: AllowInvites,
+    confirm: &(dyn Fn(&str) -> bool + Send + Sync),
+    journal: &Mutex<Journal>,
+) -> Result<Option<String>> {
+    let (new, new_user, old_user) = (pair.new.client(), pair.new.user_id(), pair.old.user_id());
+    let allowed = match allow {
+        AllowInvites::Yes => true,
+        AllowInvites::No => false,
+        AllowInvites::Ask => {
+            let rules = InviteRules::read(new, new_user, old_user)?;
+            rules.rule != InviteRule::Block || confirm(&invites_question(pair, &rules))
+        }
+    };
+    match allowed {
+        true => invite_rules::open_for_move(new, new_user, old_user, journal),
+        false => Ok(None),
+    }
+}
+
+/// What the person is asked before the new account's invite setting is opened.
+pub fn invites_question(pair: &Pair<'_>, rules: &InviteRules) -> String {
+    format!(
+        "{new} refuses invites from {old} ({setting}), and every room that needs an invite \
+         would stay behind. Let {old}'s invites through for the move, and put the setting back \
+         as it is once the invites are done?",
+        new = pair.new.user_id(),
+        old = pair.old.user_id(),
+        setting = rules.setting.as_deref().unwrap_or("its invite settings"),
+    )
 }
 
 /// The phases after the rooms: the DMs, the account data, the last keys pass, then what
@@ -262,7 +313,14 @@ fn plan_only<R: Read + Send>(
     )?
     .0;
     report.problems = problems;
-    let planned = plan::plan(pair, &request.rooms, request.options.leave, events)?;
+    let (new, new_user, old_user) = (pair.new.client(), pair.new.user_id(), pair.old.user_id());
+    let mut rules = InviteRules::read(new, new_user, old_user)?;
+    if rules.rule == InviteRule::Block && request.allow_invites == AllowInvites::Yes {
+        // The run would open the setting first: plan as it would then be.
+        report.invites_opened = rules.setting.clone();
+        rules.rule = InviteRule::Allow;
+    }
+    let planned = plan::plan_with(pair, &request.rooms, request.options.leave, &rules, events)?;
     let movable: HashSet<String> = planned
         .rooms
         .iter()

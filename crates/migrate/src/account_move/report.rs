@@ -186,6 +186,11 @@ pub struct Report {
     pub direct_planned: Vec<(String, String)>,
     /// What a dry run found that would stop the move (a real run stops at the first).
     pub problems: Vec<Problem>,
+    /// The new account's invite setting opened to the old account's invites for the move
+    /// (a dry run: that would be).
+    pub invites_opened: Option<String>,
+    /// The invite setting put back as it was, once the invites were done.
+    pub invites_restored: Option<String>,
     /// The account data.
     pub account_data: AccountDataPhase,
     /// What is left to do by hand.
@@ -211,6 +216,8 @@ impl Report {
             rooms: RoomsPhase::NotReached,
             direct_planned: Vec::new(),
             problems: Vec::new(),
+            invites_opened: None,
+            invites_restored: None,
             account_data: Skip::NotReached.into(),
             by_hand: Vec::new(),
             ending: Ending::Stopped,

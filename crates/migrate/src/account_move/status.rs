@@ -37,6 +37,9 @@ pub struct MoveStatus {
     pub finished: Option<String>,
     /// What that run left to do by hand, each with what to do.
     pub by_hand: Vec<crate::by_hand::ByHand>,
+    /// The new account's invite setting the move opened to the old account's invites and
+    /// has not put back yet (the next run that gets through the rooms does).
+    pub invites_open: Option<String>,
 }
 
 /// How far the journal says a room got.
@@ -96,5 +99,8 @@ pub fn status(
             .as_ref()
             .and_then(|j| j.phase(Phase::Finished).map(str::to_owned)),
         by_hand: j.as_ref().map_or_else(Vec::new, |j| j.by_hand().to_vec()),
+        invites_open: j
+            .as_ref()
+            .and_then(|j| j.invites_allowed().map(|(s, _)| s.to_owned())),
     })
 }

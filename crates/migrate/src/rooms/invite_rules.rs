@@ -8,10 +8,13 @@
 //! Synapse evaluates it: the stable setting wins over the unstable one; in the unstable one,
 //! user rules before server rules, and allow before ignore before block.
 
+use std::sync::Mutex;
+
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::error::Result;
+use crate::journal::{Entry, Journal};
 use crate::rooms::facts::server_of;
 use crate::rooms::plan::{Blocker, BlockerKind, Decision, Step};
 
@@ -19,6 +22,22 @@ use crate::rooms::plan::{Blocker, BlockerKind, Decision, Step};
 pub const STABLE: &str = "m.invite_permission_config";
 /// The unstable setting (MSC4155).
 pub const UNSTABLE: &str = "org.matrix.msc4155.invite_permission_config";
+
+/// Whether a move may open the new account's invite setting to the old account's invites
+/// for its duration (the tool holds the new account), putting it back after.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AllowInvites {
+    /// Ask the person when the setting refuses them.
+    #[default]
+    Ask,
+    /// Open it when it refuses them.
+    Yes,
+    /// Never touch it: the rooms that need an invite stay blocked.
+    No,
+}
 
 /// What the new account's server does with an invite from the old account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -107,6 +126,82 @@ impl InviteRules {
     }
 }
 
+/// `content` of `setting` changed to let `inviter`'s invites through, and nothing else:
+/// the stable setting's `default_action` set to `allow`; in the unstable one, `inviter`
+/// put first among the allowed users (user rules are read before server rules, and allow
+/// before ignore and block).
+pub fn opened_for(setting: &str, content: &Value, inviter: &str) -> Value {
+    let mut opened = match content {
+        Value::Object(_) => content.clone(),
+        _ => json!({}),
+    };
+    if setting == STABLE {
+        opened["default_action"] = json!("allow");
+        return opened;
+    }
+    let mut allowed = vec![json!(inviter)];
+    if let Some(Value::Array(before)) = opened.get("allowed_users") {
+        allowed.extend(before.iter().cloned());
+    }
+    opened["allowed_users"] = Value::Array(allowed);
+    opened
+}
+
+/// Lets the old account's invites through the new account's invite setting for the move:
+/// when the setting refuses them, its content is recorded in `journal` (once: a rerun keeps
+/// the first run's record, the setting as the user had it), then replaced by
+/// [`opened_for`]. Returns the setting now open for the move, if any.
+pub fn open_for_move(
+    new: &online::Client,
+    new_user: &str,
+    old_user: &str,
+    journal: &Mutex<Journal>,
+) -> Result<Option<String>> {
+    let rules = InviteRules::read(new, new_user, old_user)?;
+    let recorded = {
+        let j = journal.lock().expect("journal lock");
+        j.invites_allowed().map(|(s, _)| s.to_owned())
+    };
+    let (InviteRule::Block, Some(setting)) = (rules.rule, rules.setting) else {
+        return Ok(recorded);
+    };
+    let content = online::account::account_data(new, new_user, &setting)?.unwrap_or_default();
+    if recorded.is_none() {
+        journal
+            .lock()
+            .expect("journal lock")
+            .record(Entry::InvitesAllowed {
+                setting: setting.clone(),
+                original: content.clone(),
+            })?;
+    }
+    let opened = opened_for(&setting, &content, old_user);
+    online::account::put_account_data(new, new_user, &setting, &opened)?;
+    Ok(Some(setting))
+}
+
+/// Puts the new account's invite setting back as the journal recorded it before the move
+/// opened it; returns the setting, when there was one to put back.
+pub fn restore_after_move(
+    new: &online::Client,
+    new_user: &str,
+    journal: &Mutex<Journal>,
+) -> Result<Option<String>> {
+    let recorded = {
+        let j = journal.lock().expect("journal lock");
+        j.invites_allowed().map(|(s, v)| (s.to_owned(), v.clone()))
+    };
+    let Some((setting, original)) = recorded else {
+        return Ok(None);
+    };
+    online::account::put_account_data(new, new_user, &setting, &original)?;
+    journal
+        .lock()
+        .expect("journal lock")
+        .record(Entry::InvitesRestored)?;
+    Ok(Some(setting))
+}
+
 /// MSC4155: user rules first, then the inviter's server; allow, then ignore, then block;
 /// no match allows.
 fn msc4155_rule(content: &Value, inviter: &str) -> InviteRule {
@@ -172,6 +267,32 @@ fn glob_matches(glob: &str, text: &str) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn opening_lets_the_old_account_through_and_changes_nothing_else() {
+        let stable = json!({"default_action": "block", "other": 1});
+        let opened = opened_for(STABLE, &stable, "@old:org");
+        assert_eq!(opened, json!({"default_action": "allow", "other": 1}));
+        assert_eq!(
+            InviteRules::of(STABLE, &opened, "@old:org").rule,
+            InviteRule::Allow
+        );
+        let unstable = json!({"blocked_servers": ["*"], "allowed_users": ["@friend:x"]});
+        let opened = opened_for(UNSTABLE, &unstable, "@old:org");
+        assert_eq!(
+            opened,
+            json!({"blocked_servers": ["*"], "allowed_users": ["@old:org", "@friend:x"]})
+        );
+        assert_eq!(
+            InviteRules::of(UNSTABLE, &opened, "@old:org").rule,
+            InviteRule::Allow
+        );
+        assert_eq!(
+            InviteRules::of(UNSTABLE, &opened, "@other:org").rule,
+            InviteRule::Block,
+            "only the old account is let through"
+        );
+    }
 
     #[test]
     fn globs_match_whole_ids_ignoring_case() {

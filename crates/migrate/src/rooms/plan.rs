@@ -548,20 +548,31 @@ pub struct Plan {
 
 /// Plans the move of `rooms` (read-only: nothing is sent but reads).
 pub fn plan(pair: &Pair<'_>, rooms: &[String], leave: bool, events: &dyn Events) -> Result<Plan> {
+    let rules = InviteRules::read(pair.new.client(), pair.new.user_id(), pair.old.user_id())?;
+    plan_with(pair, rooms, leave, &rules, events)
+}
+
+/// [`plan`], with the new account's invite rules as given (a move that would open them
+/// first plans as they would then be).
+pub fn plan_with(
+    pair: &Pair<'_>,
+    rooms: &[String],
+    leave: bool,
+    invite_rules: &InviteRules,
+    events: &dyn Events,
+) -> Result<Plan> {
     pair.distinct()?;
     let new_joined: HashSet<String> = rooms::joined_rooms(pair.new.client())?
         .into_iter()
         .collect();
     let old_direct = online::direct::download(pair.old.client(), pair.old.user_id())?;
-    let invite_rules =
-        InviteRules::read(pair.new.client(), pair.new.user_id(), pair.old.user_id())?;
     let planner = Planner {
         old: pair.old.client(),
         old_user: pair.old.user_id(),
         new_user: pair.new.user_id(),
         new_joined: &new_joined,
         old_direct: &old_direct,
-        invite_rules: &invite_rules,
+        invite_rules,
     };
     let plans = planner.plan_in_order(rooms, events)?;
     Ok(Plan {
