@@ -158,6 +158,7 @@ fn stage_name(stage: Stage) -> &'static str {
         Stage::Direct => "m.direct",
         Stage::AccountData => "account data",
         Stage::History => "history",
+        Stage::Verify => "verify",
         Stage::Rename => "rename",
         Stage::Leave => "leave",
     }

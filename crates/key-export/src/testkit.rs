@@ -57,6 +57,7 @@ impl Device {
             ed25519: self.ed25519.clone(),
             session_id: outbound.session_id(),
             inbound,
+            outbound,
         }
     }
 }
@@ -68,12 +69,19 @@ pub struct TestSession {
     ed25519: String,
     session_id: String,
     inbound: InboundGroupSession,
+    outbound: GroupSession,
 }
 
 impl TestSession {
     /// The session ID (the session's Ed25519 key).
     pub fn session_id(&self) -> &str {
         &self.session_id
+    }
+
+    /// Encrypts the next message as the sending device does: the `ciphertext` of an
+    /// `m.room.encrypted` event (its index is the number of messages encrypted before).
+    pub fn encrypt(&mut self, plaintext: &str) -> String {
+        self.outbound.encrypt(plaintext).to_base64()
     }
 
     /// The session as an export entry that can decrypt from message `index` on.

@@ -31,6 +31,8 @@ pub enum Stage {
     History,
     /// Copying the account data (ignore list, push rules, profile).
     AccountData,
+    /// Checking the result as the new account: joins, and the keys of what it can see.
+    Verify,
     /// Renaming the old account.
     Rename,
     /// Leaving with the old account.

@@ -10,6 +10,7 @@
 //! - [`rooms`]: the old account's rooms listed, the move planned, and the move itself;
 //! - [`account_move`]: the whole move as one resumable job (`move run`), and its report;
 //! - [`account_data`]: the ignore list, push rules and profile copied;
+//! - [`verify`]: the result checked as the new account, without a crypto device;
 //! - [`journal`]: what a move did and decided, phase by phase and room by room, to resume it;
 //! - [`connect`]: the accounts a job works with;
 //! - [`by_hand`]: what a move leaves to do by hand, always with what to do;
@@ -37,6 +38,7 @@ pub mod keys;
 pub mod output;
 pub mod plan_file;
 pub mod rooms;
+pub mod verify;
 
 pub use error::{Error, Result};
 pub use events::{Event, Events, Limit, Silent, Stage};

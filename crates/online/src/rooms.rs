@@ -13,6 +13,49 @@ use crate::client::{parse_value, Body, Client, Method};
 use crate::error::{Error, Result};
 use crate::wire::found;
 
+/// The rooms the account shares with `user`, both joined (`GET /v1/mutual_rooms`, spec
+/// v1.19, MSC2666), every page read; `None` from a server that does not offer it.
+pub fn mutual_rooms(client: &Client, user: &str) -> Result<Option<Vec<String>>> {
+    #[derive(Deserialize)]
+    struct Page {
+        #[serde(default)]
+        joined: Vec<String>,
+        #[serde(default)]
+        next_batch: Option<String>,
+    }
+    let mut rooms = Vec::new();
+    let mut from: Option<String> = None;
+    loop {
+        let mut query = vec![("user_id", user)];
+        if let Some(from) = &from {
+            query.push(("from", from.as_str()));
+        }
+        let page: Page = match client.call_json(
+            &format!("list the rooms shared with {user}"),
+            Method::Get,
+            &["v1", "mutual_rooms"],
+            &query,
+            Body::None,
+            true,
+        ) {
+            Ok(p) => p,
+            Err(e) if crate::wire::is_unsupported(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        rooms.extend(page.joined);
+        match page.next_batch {
+            // A server that hands back the token it was given would page forever.
+            Some(next) if from.as_ref() != Some(&next) && rooms.len() < MAX_MUTUAL => {
+                from = Some(next)
+            }
+            _ => return Ok(Some(rooms)),
+        }
+    }
+}
+
+/// More shared rooms than any account has: a server that keeps paging is stopped here.
+const MAX_MUTUAL: usize = 100_000;
+
 /// One state event of a room, as `GET /rooms/{id}/state` gives it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct StateEvent {
@@ -53,6 +96,21 @@ pub struct TimelineEvent {
     /// Its state key, when it is a state event.
     #[serde(default)]
     pub state_key: Option<String>,
+    /// Who sent it.
+    #[serde(default)]
+    pub sender: String,
+    /// What the server adds for the reader.
+    #[serde(default)]
+    pub unsigned: Unsigned,
+}
+
+/// The part of a timeline event the server adds for the account reading it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Unsigned {
+    /// The reader's membership when the event was sent (`join`, `leave`, `invite`…;
+    /// spec v1.11, MSC4115); `None` from a server that does not say.
+    #[serde(default)]
+    pub membership: Option<String>,
 }
 
 /// The rooms the account is joined to (`GET /joined_rooms`).

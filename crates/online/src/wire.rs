@@ -306,6 +306,18 @@ pub fn is_not_found(e: &Error) -> bool {
     matches!(e, Error::Api { status: 404, .. })
 }
 
+/// True when `e` is the server saying it does not offer an endpoint (404 or 405 with no
+/// errcode of its own, or `M_UNRECOGNIZED`).
+pub fn is_unsupported(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Api {
+            status: 404 | 405,
+            ..
+        }
+    ) || matches!(e, Error::Api { errcode, .. } if errcode == "M_UNRECOGNIZED")
+}
+
 /// The answer, or `None` when the server says "not found" (an endpoint whose 404 means
 /// "nothing there yet").
 pub fn found<T>(result: Result<T>) -> Result<Option<T>> {

@@ -12,6 +12,7 @@ use migrate::account_move::from_plan::{self, Open, PlanFiles};
 use migrate::account_move::init::{self, InitRequest, PlanAccount};
 use migrate::account_move::{self, status};
 use migrate::plan_file::{MovePlan, PlanError};
+use migrate::verify;
 use online::backup::Recovery;
 
 use crate::accounts::{self, with_pair, with_session, Side};
@@ -30,7 +31,8 @@ pub enum MoveCommand {
     /// rename, leave), each skipped when done; resumable (run it again). The report goes
     /// beside the plan (PLAN.report.md and .json).
     Run(RunArgs),
-    /// Where a move stands, from its journal (no network).
+    /// Where a move stands, from its journal (no network); with --verify, the result
+    /// checked as the new account too.
     Status(StatusArgs),
 }
 
@@ -92,6 +94,13 @@ pub struct StatusArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Also check the result as the new account (no device made, nothing written): is it
+    /// in each room on both servers, and how many of the encrypted messages it can see
+    /// have their keys in its backup.
+    #[arg(long)]
+    verify: bool,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 /// Runs one `move` subcommand.
@@ -272,8 +281,20 @@ fn move_status(a: StatusArgs) -> Outcome {
     let p = read_plan(&a.plan)?;
     let rooms = read_room_list(&p.rooms_file)?;
     let pair = (p.old.user.as_str(), p.new.user.as_str());
-    let s = status::status(&PlanFiles::of(&a.plan).journal, pair, &rooms)
+    let mut s = status::status(&PlanFiles::of(&a.plan).journal, pair, &rooms)
         .map_err(|e| Failure::new(Exit::Io, e.to_string()))?;
+    if a.verify {
+        let (old, new) = plan_sides(&p, &a.common)?;
+        s.verification = Some(with_pair(&old, &new, |pair| {
+            verify::verify(
+                pair,
+                &rooms,
+                verify::Budget::default(),
+                &*progress::room_bars(),
+            )
+            .map_err(Failure::from)
+        })?);
+    }
     match a.json {
         true => document::print(Kind::MoveStatus, &s),
         false => print::moves::status(&p, &s),

@@ -98,6 +98,11 @@ pub fn resume_command() -> String {
 /// Where a move stands (`move status`).
 pub fn status(plan: &MovePlan, s: &MoveStatus) {
     println!("Move {} -> {}", plan.old.user, plan.new.user);
+    if let Some(v) = &s.verification {
+        for line in migrate::account_move::verification_markdown(v).lines() {
+            println!("{}", safe(line));
+        }
+    }
     if !s.started {
         println!("not started (no journal yet)");
         return;

@@ -354,7 +354,15 @@ fn a_move_made_with_elements_own_engine_reads_back_word_for_word() {
         expected.sort();
         assert_eq!(texts, expected, "what the new account reads in {role}");
         per_room.push(format!("{role}: {}/{}", texts.len(), expected.len()));
+        if *role != "notes" {
+            agrees_with_the_check(&report, h.room(role), seen, role);
+        }
     }
+    assert_eq!(
+        report["verification"]["with_keys"], report["verification"]["encrypted"],
+        "{:#}",
+        report["verification"]
+    );
     let direct = &read["direct"];
     assert_eq!(
         direct,
@@ -380,6 +388,31 @@ fn a_move_made_with_elements_own_engine_reads_back_word_for_word() {
     // The security phrase restores the same on another fresh device.
     let again = read_as_new(&h, json!({"security_phrase": h.phrase}), "again");
     assert_eq!(again["rooms"], read["rooms"]);
+}
+
+/// The move's own check of a room (read as the new account, without a device) agrees with
+/// what the real client decrypted there: the encrypted messages it saw, and of those the
+/// ones it could read.
+fn agrees_with_the_check(report: &Value, room: &str, seen: &Value, role: &str) {
+    let check = report["verification"]["rooms"]
+        .as_array()
+        .expect("the report has the check")
+        .iter()
+        .find(|c| c["room_id"] == room)
+        .unwrap_or_else(|| panic!("{role} is checked: {:#}", report["verification"]));
+    let seen = seen.as_array().unwrap();
+    let encrypted = seen
+        .iter()
+        .filter(|m| m.get("failure").is_some() || m["encrypted"] == true)
+        .count();
+    let decrypted = seen.iter().filter(|m| m["encrypted"] == true).count();
+    assert_eq!(
+        (check["encrypted"].as_u64(), check["with_keys"].as_u64()),
+        (Some(encrypted as u64), Some(decrypted as u64)),
+        "{role}: the move's check {check:#} against the real client's {seen:#?}"
+    );
+    assert_eq!(check["joined_on_new_server"], true, "{role}: {check:#}");
+    assert_eq!(check["whole_timeline"], true, "{role}: {check:#}");
 }
 
 fn text(bytes: &[u8]) -> String {

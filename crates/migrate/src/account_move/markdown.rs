@@ -9,6 +9,7 @@ use super::report::{
 };
 use crate::rooms::moving::{words, MoveReport};
 use crate::rooms::plan::{human_duration, Plan};
+use crate::verify::{MissingSession, Verification};
 
 /// The whole report.
 pub fn report(r: &Report) -> String {
@@ -24,6 +25,17 @@ pub fn report(r: &Report) -> String {
         if let Some(name) = &m.renamed {
             let _ = writeln!(w, "The old account is now called \"{name}\".\n");
         }
+    }
+    if let Some(v) = &r.verification {
+        let name = |room: &str| match &r.rooms {
+            RoomsPhase::Moved(m) => m
+                .rooms
+                .iter()
+                .find(|o| o.room_id == room)
+                .and_then(|o| o.name.clone()),
+            _ => None,
+        };
+        verification(w, v, &name);
     }
     by_hand(w, r);
     devices(w, &r.new);
@@ -344,6 +356,80 @@ fn account_data(w: &mut String, phase: &AccountDataPhase) {
     }
     if !a.rules.skipped.is_empty() || !a.image_packs.left_behind.is_empty() {
         w.push('\n');
+    }
+}
+
+/// "Checking the result": the joins and the keys per room, as the new account found them;
+/// `name` gives a room's name when known.
+pub(crate) fn verification(
+    w: &mut String,
+    v: &Verification,
+    name: &dyn Fn(&str) -> Option<String>,
+) {
+    let _ = writeln!(
+        w,
+        "## Checking the result
+"
+    );
+    let backup = match &v.backup_version {
+        Some(version) => format!("its key backup (version {})", cell(version)),
+        None => "its key backup: it has none".into(),
+    };
+    let _ = writeln!(
+        w,
+        "Read as the new account, without a device of its own: which rooms it is in, the \
+         encrypted messages it can see, and {backup}. **{}.**\n",
+        v.summary_line()
+    );
+    let _ = writeln!(
+        w,
+        "| room | name | joined (new server, old server) | messages with their keys | keys no source had |\n|---|---|---|---|---|"
+    );
+    for c in &v.rooms {
+        let old = match c.joined_on_old_server {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "cannot tell",
+        };
+        let counted = match c.whole_timeline {
+            true => format!("{} of {}", c.with_keys, c.encrypted),
+            false => format!("{} of the newest {}", c.with_keys, c.encrypted),
+        };
+        let _ = writeln!(
+            w,
+            "| {} | {} | {}, {old} | {counted} | {} |",
+            c.room_id,
+            cell(name(&c.room_id).as_deref().unwrap_or("")),
+            if c.joined_on_new_server { "yes" } else { "no" },
+            cell(&missing_words(&c.missing)),
+        );
+    }
+    w.push('\n');
+}
+
+/// The sessions a room's messages need and the backup lacks, in words.
+fn missing_words(missing: &[MissingSession]) -> String {
+    let words: Vec<String> = missing
+        .iter()
+        .map(|m| {
+            let session = m.session_id.as_deref().unwrap_or("(no session named)");
+            let mut line = format!("{session}: {}", count(m.events, "message", "messages"));
+            if let Some(index) = m.backup_from_index {
+                let _ = write!(line, " (the backup has it from message {index} on)");
+            }
+            if m.since_joined > 0 {
+                let _ = write!(
+                    line,
+                    ", {} sent after the new account joined (its devices then got that key directly)",
+                    m.since_joined
+                );
+            }
+            line
+        })
+        .collect();
+    match words.is_empty() {
+        true => "none".into(),
+        false => words.join("; "),
     }
 }
 

@@ -17,7 +17,8 @@
 //! 2. rooms, then the DMs of the rooms that moved ([`crate::rooms::moving`]);
 //! 3. account data ([`crate::account_data`]), with the notification rules of the rooms
 //!    that moved;
-//! 4. the rename of the old account, then the leaves (the rooms engine's last steps).
+//! 4. the rename of the old account, then the leaves (the rooms engine's last steps);
+//! 5. the result checked as the new account ([`crate::verify`]).
 
 pub mod from_plan;
 pub mod init;
@@ -38,6 +39,7 @@ use crate::journal::{digest, Entry, Journal, Phase};
 use crate::rooms::invite_rules::{self, AllowInvites, InviteRule, InviteRules};
 use crate::rooms::moving::{self, MoveOptions, RoomOutcome};
 use crate::rooms::plan::{self, Pair};
+use crate::verify::{self, Budget};
 
 pub use keys::{Account, KeySources, Problem};
 pub use report::{
@@ -115,10 +117,21 @@ pub fn run<R: Read + Send>(
             events,
         };
         later.run(&mut report, &mut rooms, request.copy, backups.as_mut())?;
+        if !rooms.stopped {
+            let moved = in_new_account(&rooms.rooms);
+            report.verification = Some(verify::verify(pair, &moved, Budget::default(), events)?);
+        }
     }
     let stopped = rooms.stopped;
     report.rooms = RoomsPhase::Moved(rooms);
     finish(report, stopped, &journal, started)
+}
+
+/// The "Checking the result" section of a report alone (for `move status --verify`).
+pub fn verification_markdown(v: &verify::Verification) -> String {
+    let mut md = String::new();
+    markdown::verification(&mut md, v, &|_| None);
+    md
 }
 
 /// Opens the new account's invite setting to the old account for the move, when it refuses

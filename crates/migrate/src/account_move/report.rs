@@ -195,6 +195,9 @@ pub struct Report {
     pub account_data: AccountDataPhase,
     /// What is left to do by hand.
     pub by_hand: Vec<ByHand>,
+    /// The result checked as the new account at the end of a run that got through the
+    /// rooms: joins, and the keys of the encrypted messages it can see.
+    pub verification: Option<crate::verify::Verification>,
     /// How it ended.
     pub ending: Ending,
     /// This run changed something on a server (false: a rerun found everything done).
@@ -220,6 +223,7 @@ impl Report {
             invites_restored: None,
             account_data: Skip::NotReached.into(),
             by_hand: Vec::new(),
+            verification: None,
             ending: Ending::Stopped,
             changed: false,
             seconds: 0.0,

@@ -40,6 +40,8 @@ pub struct MoveStatus {
     /// The new account's invite setting the move opened to the old account's invites and
     /// has not put back yet (the next run that gets through the rooms does).
     pub invites_open: Option<String>,
+    /// The result checked as the new account (`move status --verify` only).
+    pub verification: Option<crate::verify::Verification>,
 }
 
 /// How far the journal says a room got.
@@ -102,5 +104,6 @@ pub fn status(
         invites_open: j
             .as_ref()
             .and_then(|j| j.invites_allowed().map(|(s, _)| s.to_owned())),
+        verification: None,
     })
 }

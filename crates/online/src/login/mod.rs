@@ -195,7 +195,7 @@ pub fn flows(client: &Client) -> Result<Flows> {
                 oauth = Some(m);
                 break;
             }
-            Err(e) if is_absent(&e) => continue,
+            Err(e) if crate::wire::is_unsupported(&e) => continue,
             Err(e) => return Err(e),
         }
     }
@@ -229,7 +229,7 @@ pub fn flows(client: &Client) -> Result<Flows> {
             }
         }
         // Delegated to OAuth 2.0: the legacy API is gone.
-        Err(e) if oauth.is_some() && is_absent(&e) => {}
+        Err(e) if oauth.is_some() && crate::wire::is_unsupported(&e) => {}
         Err(e) => return Err(e),
     }
     Ok(Flows {
@@ -237,16 +237,6 @@ pub fn flows(client: &Client) -> Result<Flows> {
         password,
         sso,
     })
-}
-
-fn is_absent(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Api {
-            status: 404 | 405,
-            ..
-        }
-    ) || matches!(e, Error::Api { errcode, .. } if errcode == "M_UNRECOGNIZED")
 }
 
 /// The address of a browser login.

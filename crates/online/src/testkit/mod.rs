@@ -173,6 +173,16 @@ impl TestUser {
 
     /// Sends a text message; returns its event ID.
     pub fn say(&self, room: &str, text: &str) -> String {
+        self.send(
+            room,
+            "m.room.message",
+            serde_json::json!({"msgtype": "m.text", "body": text}),
+        )
+    }
+
+    /// Sends a message event of any type (e.g. an `m.room.encrypted` made by a test
+    /// device); returns its event ID.
+    pub fn send(&self, room: &str, kind: &str, content: serde_json::Value) -> String {
         #[derive(Deserialize)]
         struct Sent {
             event_id: String,
@@ -183,13 +193,13 @@ impl TestUser {
             std::process::id(),
             TXN.fetch_add(1, Ordering::Relaxed)
         );
-        let body = serde_json::json!({"msgtype": "m.text", "body": text}).to_string();
+        let body = content.to_string();
         let s: Sent = self
             .client
             .call_json(
                 "send a message",
                 crate::client::Method::Put,
-                &["v3", "rooms", room, "send", "m.room.message", &txn],
+                &["v3", "rooms", room, "send", kind, &txn],
                 &[],
                 Body::Json(body.as_bytes()),
                 true,
