@@ -6,12 +6,16 @@ logs in through it as a native app. It does what the tests need of a real MAS an
 more: discovery, dynamic client registration (RFC 7591), the authorization code flow with
 PKCE S256 (the "browser" is the test: it says who logs in next through /_test/next, then
 follows the URL the tool prints, and is sent straight back to the tool's loopback listener),
-the token endpoint (codes, rotating refresh tokens), revocation (RFC 7009, which deletes the
+the device authorization grant (RFC 8628: the "phone" is the test too, which says who logs
+in next, then opens the verification address with the code; the tool polls meanwhile),
+the token endpoint (codes, device codes, rotating refresh tokens), revocation (RFC 7009, which deletes the
 device in Synapse, as MAS does), and introspection for Synapse. Users and devices are
 provisioned in Synapse through its /_synapse/mas/ API.
 
 Usage: fake-mas.py PORT SYNAPSE_URL SECRET ACCESS_TOKEN_SECONDS
 Test-only endpoints: POST /_test/next {"localpart": ...}, GET /_test/stats.
+The device grant's verification address: GET /link?code=USER_CODE&localpart=L approves it
+as L (without localpart: as the user named by /_test/next); &deny=1 refuses it.
 """
 
 import base64
@@ -36,7 +40,11 @@ codes = {}  # code -> {client_id, redirect_uri, challenge, localpart, device}
 access = {}  # token -> {localpart, device, scope, expires, session}
 refresh = {}  # token -> session id
 sessions = {}  # session id -> {localpart, device, scope, client_id, alive}
-state = {"next": None, "refreshes": 0, "revocations": 0, "refused_refreshes": 0}
+grants = {}  # device code -> {client_id, scope, device, user_code, localpart, denied, expires, last_poll}
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+INTERVAL = 1  # seconds between polls, as the grant tells the client
+state = {"next": None, "refreshes": 0, "revocations": 0, "refused_refreshes": 0,
+         "device_polls": 0, "slow_downs": 0}
 
 
 def synapse(path, body):
@@ -85,7 +93,8 @@ class Handler(JsonHandler):
                 "jwks_uri": BASE + "oauth2/keys.json",
                 "account_management_uri": BASE + "account/",
                 "response_types_supported": ["code"],
-                "grant_types_supported": ["authorization_code", "refresh_token"],
+                "device_authorization_endpoint": BASE + "oauth2/device",
+                "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_GRANT],
                 "code_challenge_methods_supported": ["S256"],
                 "token_endpoint_auth_methods_supported": ["none"],
                 "prompt_values_supported": ["create"],
@@ -108,6 +117,22 @@ class Handler(JsonHandler):
                                "device": devices[0], "scope": " ".join(scopes)}
             back = q["redirect_uri"] + "?" + urllib.parse.urlencode({"code": code, "state": q.get("state", "")})
             return self.send(302, None, back)
+        if path == "/link":
+            # Who approves: the one logged in on the phone (localpart=…), else /_test/next's.
+            if q.get("localpart"):
+                synapse("provision_user", {"localpart": q["localpart"]})
+            with lock:
+                g = next((g for g in grants.values() if g["user_code"] == q.get("code")), None)
+                who = q.get("localpart") or state["next"]
+                if not g or g["expires"] <= time.time() or not (who or q.get("deny")):
+                    return self.send(400, {"error": "invalid_request"})
+                if q.get("deny"):
+                    g["denied"] = True
+                else:
+                    g["localpart"] = who
+                    if not q.get("localpart"):
+                        state["next"] = None
+            return self.send(200, {"approved": not q.get("deny")})
         if path == "/_test/stats":
             with lock:
                 live = sum(1 for s in sessions.values() if s["alive"])
@@ -129,8 +154,47 @@ class Handler(JsonHandler):
                 cid = "client_" + secrets.token_hex(8)
                 clients[cid] = body
             return self.send(201, {"client_id": cid, **body})
+        if path == "/oauth2/device":
+            with lock:
+                scopes = body.get("scope", "").split()
+                devices = [s.rsplit(":", 1)[1] for s in scopes if s.startswith("urn:matrix:client:device:")]
+                c = clients.get(body.get("client_id"))
+                if not c or DEVICE_GRANT not in c.get("grant_types", []) or len(devices) != 1 \
+                        or "urn:matrix:client:api:*" not in scopes:
+                    return self.send(400, {"error": "invalid_request"})
+                code, user_code = secrets.token_urlsafe(24), secrets.token_hex(3).upper()
+                grants[code] = {"client_id": body["client_id"], "scope": " ".join(scopes), "device": devices[0],
+                                "user_code": user_code, "localpart": None, "denied": False,
+                                "expires": time.time() + 120, "last_poll": 0.0}
+            return self.send(200, {"device_code": code, "user_code": user_code,
+                                   "verification_uri": BASE + "link",
+                                   "verification_uri_complete": BASE + "link?code=" + user_code,
+                                   "expires_in": 120, "interval": INTERVAL})
         if path == "/oauth2/token":
             with lock:
+                if body.get("grant_type") == DEVICE_GRANT:
+                    g = grants.get(body.get("device_code", ""))
+                    if not g or g["client_id"] != body.get("client_id"):
+                        return self.send(400, {"error": "invalid_grant"})
+                    now, state["device_polls"] = time.time(), state["device_polls"] + 1
+                    if now >= g["expires"]:
+                        return self.send(400, {"error": "expired_token"})
+                    if g["denied"]:
+                        del grants[body["device_code"]]
+                        return self.send(400, {"error": "access_denied"})
+                    # Polled faster than the interval (with some slack for timers): slow down.
+                    too_soon, g["last_poll"] = now - g["last_poll"] < INTERVAL * 0.8, now
+                    if too_soon:
+                        state["slow_downs"] += 1
+                        return self.send(400, {"error": "slow_down"})
+                    if g["localpart"] is None:
+                        return self.send(400, {"error": "authorization_pending"})
+                    del grants[body["device_code"]]
+                    synapse("upsert_device", {"localpart": g["localpart"], "device_id": g["device"]})
+                    sid = secrets.token_hex(8)
+                    sessions[sid] = {"localpart": g["localpart"], "device": g["device"], "scope": g["scope"],
+                                     "client_id": g["client_id"], "alive": True}
+                    return self.send(200, issue(sid))
                 if body.get("grant_type") == "authorization_code":
                     c = codes.pop(body.get("code", ""), None)
                     verifier = body.get("code_verifier", "").encode()

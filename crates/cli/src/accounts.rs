@@ -142,6 +142,7 @@ impl Side {
             ca_file: common.ca_file.clone(),
             limits,
             login_timeout: None,
+            browser: crate::print::browser_opener().is_some(),
         };
         Ok(Side { spec, flags })
     }
@@ -214,6 +215,7 @@ pub fn login_method(kind: LoginKind) -> LoginMethod {
     match kind {
         LoginKind::Auto => LoginMethod::Auto,
         LoginKind::Oauth => LoginMethod::OAuth,
+        LoginKind::Device => LoginMethod::Device,
         LoginKind::Sso => LoginMethod::Sso,
         LoginKind::Password => LoginMethod::Password,
         LoginKind::Token => LoginMethod::TokenOnly,

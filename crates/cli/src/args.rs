@@ -211,6 +211,9 @@ pub enum LoginKind {
     Auto,
     /// OAuth 2.0 (next-generation auth) in a browser.
     Oauth,
+    /// OAuth 2.0 with a code entered on another device (a phone): for a machine with no
+    /// browser (a server, an SSH session). `auto` takes it there when the server offers it.
+    Device,
     /// Single sign-on in a browser.
     Sso,
     /// A password asked on the terminal.

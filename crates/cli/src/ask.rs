@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use migrate::connect::{Ask, ConnectError};
 use online::client::Wait;
+use online::login::device::DeviceCode;
 use online::login::{IdentityProvider, LoginAddress};
 use online::Closer;
 use zeroize::Zeroizing;
@@ -71,6 +72,10 @@ impl Ask for TerminalAsk {
 
     fn show_login(&self, address: &LoginAddress) {
         print::login_url(address);
+    }
+
+    fn show_code(&self, code: &DeviceCode) {
+        print::device_code(code);
     }
 
     fn confirm_account(&self, user: &str) -> Result<bool, ConnectError> {

@@ -186,7 +186,7 @@ impl From<online::Error> for Failure {
             E::WaitBudget { .. } => (Exit::Server, Some("allow longer waits with --max-wait SECONDS")),
             E::TokenRejected { .. } => (
                 Exit::Server,
-                Some("to let the tool log in: --login oauth, sso or password (in a plan: login = \"oauth\", \"sso\" or \"password\" instead of token_file)"),
+                Some("to let the tool log in: --login oauth, device, sso or password (in a plan: login = \"oauth\", \"device\", \"sso\" or \"password\" instead of token_file)"),
             ),
             E::Api { errcode, .. } if errcode == "M_TOO_LARGE" => {
                 (Exit::Server, Some("use a smaller --batch"))

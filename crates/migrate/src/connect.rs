@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use online::client::{RateLimits, Wait};
+use online::login::device::DeviceCode;
 use online::login::{self, IdentityProvider, LoginAddress};
 use online::{AccessToken, Closer, Credentials, Homeserver, Session, SessionOptions, Trust};
 use zeroize::Zeroizing;
@@ -47,6 +48,8 @@ pub enum LoginMethod {
     Auto,
     /// OAuth 2.0 (next-generation auth), in a browser.
     OAuth,
+    /// OAuth 2.0's device authorization grant: a code entered on another device.
+    Device,
     /// Single sign-on, in a browser.
     Sso,
     /// A password, asked of the person.
@@ -62,6 +65,7 @@ impl LoginMethod {
             LoginMethod::TokenOnly => return None,
             LoginMethod::Auto => login::Method::Auto,
             LoginMethod::OAuth => login::Method::OAuth,
+            LoginMethod::Device => login::Method::Device,
             LoginMethod::Sso => login::Method::Sso,
             LoginMethod::Password => login::Method::Password,
         })
@@ -88,6 +92,9 @@ pub struct AccountSpec {
     pub limits: RateLimits,
     /// How long a browser login may take (`None`: 10 minutes).
     pub login_timeout: Option<Duration>,
+    /// A browser can be opened here: else `Auto` logs in with a code entered on another
+    /// device, where the server offers that.
+    pub browser: bool,
 }
 
 /// What went wrong before a session was open; each names what to give instead, without
@@ -148,6 +155,8 @@ pub trait Ask: Send + Sync {
         -> std::result::Result<String, ConnectError>;
     /// Shows a browser login's address (and opens a browser, when it can).
     fn show_login(&self, address: &LoginAddress);
+    /// Shows a device-grant login's code and where to enter it (on a phone).
+    fn show_code(&self, code: &DeviceCode);
     /// Whether `user`, the account a browser login came back with, is the one to use.
     fn confirm_account(&self, user: &str) -> std::result::Result<bool, ConnectError>;
     /// Something the person should know ("using homeserver … found through …").
@@ -164,18 +173,22 @@ pub trait Ask: Send + Sync {
 pub fn open(spec: &AccountSpec, ask: &Arc<dyn Ask>) -> std::result::Result<Session, ConnectError> {
     let homeserver = homeserver(spec, ask.as_ref())?;
     let credentials = credentials(spec, &homeserver, ask.as_ref())?;
-    let in_browser = matches!(credentials, Credentials::OAuth(_) | Credentials::Sso { .. });
-    let (waits, logins, shows) = (ask.clone(), ask.clone(), ask.clone());
+    let elsewhere = matches!(
+        credentials,
+        Credentials::OAuth(_) | Credentials::Device(_) | Credentials::Sso { .. }
+    );
+    let (waits, logins, shows, codes) = (ask.clone(), ask.clone(), ask.clone(), ask.clone());
     let options = SessionOptions {
         expected_user: spec.user.clone(),
         on_wait: Some(Box::new(move |w| waits.wait(w))),
         limits: spec.limits,
         on_login: Some(Box::new(move |closer| logins.logged_in(closer))),
         show_url: Some(Box::new(move |address| shows.show_login(address))),
+        show_code: Some(Box::new(move |code| codes.show_code(code))),
         login_timeout: spec.login_timeout,
     };
     let session = Session::open(homeserver, credentials, options)?;
-    if in_browser && spec.user.is_none() {
+    if elsewhere && spec.user.is_none() {
         confirm(&session, ask.as_ref())?;
     }
     Ok(session)
@@ -211,10 +224,10 @@ fn credentials(
     }
     let wanted = spec.login.method().ok_or(ConnectError::NoToken)?;
     let flows = login::flows(&online::Client::anonymous(homeserver.clone()))?;
-    match flows.choose(wanted, spec.user.is_some())? {
-        login::Method::OAuth => Ok(Credentials::OAuth(Box::new(
-            flows.oauth.clone().expect("chosen because present"),
-        ))),
+    let oauth = || Box::new(flows.oauth.clone().expect("chosen because present"));
+    match flows.choose(wanted, spec.user.is_some(), spec.browser)? {
+        login::Method::OAuth => Ok(Credentials::OAuth(oauth())),
+        login::Method::Device => Ok(Credentials::Device(oauth())),
         login::Method::Sso => {
             let providers = flows.sso.clone().unwrap_or_default();
             Ok(Credentials::Sso {

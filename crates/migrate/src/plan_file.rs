@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// How an account logs in: a token file, or a login the tool makes (`"ask"`: what the
-/// server offers; or `"oauth"`, `"sso"`, `"password"`).
+/// server offers; or `"oauth"`, `"device"`, `"sso"`, `"password"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountPlan {
@@ -21,8 +21,8 @@ pub struct AccountPlan {
     /// A file holding an access token; else the tool logs in.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
-    /// How to log in without a token: "ask" (what the server offers), "oauth", "sso",
-    /// "password".
+    /// How to log in without a token: "ask" (what the server offers), "oauth", "device",
+    /// "sso", "password".
     #[serde(default)]
     pub login: PlanLogin,
     /// The identity provider, when the server has several.
@@ -39,6 +39,8 @@ pub enum PlanLogin {
     Ask,
     /// OAuth 2.0 in a browser.
     OAuth,
+    /// OAuth 2.0's device grant: a code entered on another device (a phone).
+    Device,
     /// Single sign-on in a browser.
     Sso,
     /// A password, asked.
@@ -53,6 +55,7 @@ impl AccountPlan {
             (true, _) => LoginMethod::TokenOnly,
             (_, PlanLogin::Ask) => LoginMethod::Auto,
             (_, PlanLogin::OAuth) => LoginMethod::OAuth,
+            (_, PlanLogin::Device) => LoginMethod::Device,
             (_, PlanLogin::Sso) => LoginMethod::Sso,
             (_, PlanLogin::Password) => LoginMethod::Password,
         }
@@ -343,7 +346,7 @@ fn account_lines(a: &TemplateAccount<'_>, example_hs: &str, example_token: &str)
     };
     format!(
         "user = {user}\n{hs:<46} # else found from the user ID\n{token:<46} # else the tool logs in:\n\
-         login = \"ask\"            # \"ask\" (what the server offers), \"oauth\", \"sso\" or \"password\"\n\
+         login = \"ask\"            # \"ask\" (what the server offers), \"oauth\", \"device\", \"sso\" or \"password\"\n\
          # idp = \"oidc-corp\"      # the identity provider, when the server has several\n",
         user = quoted(a.user)
     )
@@ -478,7 +481,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            e.to_string().contains("p.toml, line 4: unknown variant `sms`, expected one of `ask`, `oauth`, `sso`, `password`"),
+            e.to_string().contains("p.toml, line 4: unknown variant `sms`, expected one of `ask`, `oauth`, `device`, `sso`, `password`"),
             "{e}"
         );
         let e = MovePlan::parse(

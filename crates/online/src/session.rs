@@ -28,6 +28,8 @@ pub enum Credentials {
     },
     /// OAuth 2.0 (next-generation auth), in a browser, with the server's metadata.
     OAuth(Box<AuthMetadata>),
+    /// OAuth 2.0's device authorization grant: a code entered on another device.
+    Device(Box<AuthMetadata>),
 }
 
 impl std::fmt::Debug for Credentials {
@@ -44,6 +46,10 @@ impl std::fmt::Debug for Credentials {
                 .finish(),
             Credentials::OAuth(m) => f
                 .debug_tuple("Credentials::OAuth")
+                .field(&m.issuer)
+                .finish(),
+            Credentials::Device(m) => f
+                .debug_tuple("Credentials::Device")
                 .field(&m.issuer)
                 .finish(),
         }
@@ -106,6 +112,9 @@ fn end(client: &Client, ending: &Ending) -> Result<()> {
 /// Shows the user the address of a browser login.
 pub type UrlNotice = Box<dyn Fn(&crate::login::LoginAddress) + Send + Sync>;
 
+/// Shows the user the code of a device-grant login, and where to enter it.
+pub type CodeNotice = Box<dyn Fn(&crate::login::device::DeviceCode) + Send + Sync>;
+
 /// How to run a session.
 #[derive(Default)]
 pub struct SessionOptions {
@@ -120,6 +129,8 @@ pub struct SessionOptions {
     pub on_login: Option<Box<dyn FnOnce(Closer) + Send>>,
     /// Shows the URL of a browser login to the user (and opens a browser when it can).
     pub show_url: Option<UrlNotice>,
+    /// Shows the code of a device-grant login and where to enter it.
+    pub show_code: Option<CodeNotice>,
     /// How long a browser login may take (default: 10 minutes).
     pub login_timeout: Option<Duration>,
 }
@@ -149,6 +160,7 @@ impl Session {
             limits,
             on_login,
             show_url,
+            show_code,
             login_timeout,
         } = options;
         let timeout = login_timeout.unwrap_or(crate::loopback::DEFAULT_TIMEOUT);
@@ -182,6 +194,15 @@ impl Session {
             Credentials::OAuth(meta) => {
                 let pending = login::oauth::start(&client, &meta)?;
                 show(pending.address());
+                let (tokens, registered) = pending.finish(timeout)?;
+                client.set_tokens(tokens);
+                Some(Ending::Revoke(registered))
+            }
+            Credentials::Device(meta) => {
+                let pending = login::device::start(&client, &meta)?;
+                if let Some(show) = &show_code {
+                    show(pending.code());
+                }
                 let (tokens, registered) = pending.finish(timeout)?;
                 client.set_tokens(tokens);
                 Some(Ending::Revoke(registered))

@@ -137,18 +137,7 @@ macro_rules! note {
 /// may be in it, and a browser it starts would keep them for its whole life).
 pub fn login_url(address: &online::login::LoginAddress) {
     eprintln!("To log in, open this address in a browser (this tool waits for it to come back):\n\n  {}\n", safe(address.url.as_str()));
-    let desktop =
-        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
-    let opener = if cfg!(target_os = "macos") {
-        Some("open")
-    } else if cfg!(windows) {
-        None
-    } else if desktop {
-        Some("xdg-open")
-    } else {
-        None
-    };
-    if let Some(opener) = opener {
+    if let Some(opener) = browser_opener() {
         let _ = std::process::Command::new(opener)
             .arg(address.start.as_str())
             .env_clear()
@@ -158,6 +147,39 @@ pub fn login_url(address: &online::login::LoginAddress) {
             .stderr(std::process::Stdio::null())
             .spawn();
     }
+}
+
+/// The program that opens a browser here, when one can be opened (a desktop session).
+pub fn browser_opener() -> Option<&'static str> {
+    let desktop =
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    if cfg!(target_os = "macos") {
+        Some("open")
+    } else if cfg!(windows) || !desktop {
+        None
+    } else {
+        Some("xdg-open")
+    }
+}
+
+/// A device-grant login: where to go on another device, and the code to enter there.
+pub fn device_code(code: &online::login::device::DeviceCode) {
+    eprintln!(
+        "To log in, open this address on any device with a browser (a phone will do) and enter \
+         the code:\n\n  {}\n  code: {}\n",
+        safe(code.verification_uri.as_str()),
+        safe(&code.user_code)
+    );
+    if let Some(complete) = &code.verification_uri_complete {
+        eprintln!(
+            "(or open {}, which holds the code)",
+            safe(complete.as_str())
+        );
+    }
+    eprintln!(
+        "This tool waits for the approval (the code is valid for {} minutes).",
+        code.expires_in.as_secs().div_ceil(60)
+    );
 }
 
 /// The variables a browser opener needs, and nothing else of this process's environment.

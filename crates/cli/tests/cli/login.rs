@@ -1,6 +1,7 @@
 //! Logging in through the binary: OAuth 2.0 against the NEXTGEN Synapse and its fake
 //! Matrix Authentication Service (the test plays the person at the browser: it follows the
-//! address the tool prints), what a server that lacks a method says, and what a dead token
+//! address the tool prints; or, for the device grant, the person at the phone: it opens
+//! the address printed with the code), what a server that lacks a method says, and what a dead token
 //! the user gave says. These tests FAIL, never skip, when the servers are not running.
 
 use std::io::{BufRead, BufReader, Read};
@@ -48,7 +49,7 @@ fn oauth_login_in_a_browser_then_the_session_is_revoked() {
     let (code, seen) = log_in_through_the_browser(
         &s,
         &format!(
-            "download direct --homeserver {} --user {user} -o %direct.json",
+            "download direct --homeserver {} --user {user} --login oauth -o %direct.json",
             ng.url
         ),
     );
@@ -64,6 +65,61 @@ fn oauth_login_in_a_browser_then_the_session_is_revoked() {
         "{after}"
     );
     assert_eq!(after["live_sessions"], before["live_sessions"], "{after}");
+}
+
+/// On a machine with no browser to open (no display), `auto` logs in with a code: the tool
+/// prints the address and the code, polls, and goes on once the phone approves.
+#[test]
+fn without_a_browser_auto_logs_in_with_a_code_entered_on_a_phone() {
+    let ng = nextgen();
+    let localpart = unique("phone");
+    let before = ng.stats();
+    let s = Scratch::new();
+    let mut child = s
+        .cmd(&format!(
+            "download direct --homeserver {} --user @{localpart}:localhost -o %direct.json",
+            ng.url
+        ))
+        .env_remove("MATRIX_ACCESS_TOKEN")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let complete = loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "no code printed: {seen}"
+        );
+        seen.push_str(&line);
+        if let Some(rest) = line.trim().strip_prefix("(or open ") {
+            break rest.split(',').next().unwrap().to_owned();
+        }
+    };
+    assert!(seen.contains("a phone will do"), "{seen}");
+    assert!(seen.contains("  code: "), "{seen}");
+    let approve = format!("{complete}&localpart={localpart}");
+    assert_eq!(play_browser(&approve).join().unwrap(), 200);
+    err.read_to_string(&mut seen).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{seen}");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&s.read("direct.json")).unwrap(),
+        serde_json::json!({})
+    );
+    let after = ng.stats();
+    assert!(
+        after["device_polls"].as_u64().unwrap() > before["device_polls"].as_u64().unwrap(),
+        "{after}"
+    );
+    assert!(
+        after["revocations"].as_u64().unwrap() > before["revocations"].as_u64().unwrap(),
+        "revoked at the end: {after}"
+    );
 }
 
 #[test]
@@ -85,7 +141,7 @@ fn a_method_the_server_lacks_is_refused_with_what_it_offers() {
         "{err}"
     );
     assert!(
-        err.contains("hint: choose one it offers with --login (oauth)"),
+        err.contains("hint: choose one it offers with --login (oauth, device)"),
         "{err}"
     );
     assert!(s.names().iter().all(|n| n != "d.json"), "nothing written");
@@ -106,7 +162,10 @@ fn a_dead_token_the_user_gave_says_how_to_let_the_tool_log_in() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("no longer accepts this access token"), "{err}");
-    assert!(err.contains("--login oauth, sso or password"), "{err}");
+    assert!(
+        err.contains("--login oauth, device, sso or password"),
+        "{err}"
+    );
     assert!(
         !err.contains("mat_not_a_live_token"),
         "the token is never printed: {err}"

@@ -3,9 +3,12 @@
 //! [`crate::loopback::Listener`] on loopback and each in two steps, so that a front end
 //! shows the address its own way and the login finishes later: [`oauth`] (a native app:
 //! dynamic client registration, authorization code with PKCE S256, refresh, revocation) and
-//! [`sso`] (the legacy redirect, `m.login.token`). Every login asks for a refresh token, so
+//! [`sso`] (the legacy redirect, `m.login.token`); and, for a machine with no browser,
+//! [`device`] (OAuth 2.0's device authorization grant: a code entered on a phone). Every
+//! login asks for a refresh token, so
 //! a run of hours keeps its token fresh (see [`crate::auth`]).
 
+pub mod device;
 pub mod oauth;
 pub mod sso;
 
@@ -25,6 +28,8 @@ pub enum Method {
     Auto,
     /// OAuth 2.0 (next-generation auth, MSC3861): a browser tab.
     OAuth,
+    /// OAuth 2.0's device authorization grant (MSC4341): a code entered on another device.
+    Device,
     /// The legacy single sign-on redirect: a browser tab.
     Sso,
     /// A password, asked on the terminal.
@@ -37,6 +42,7 @@ impl Method {
         match self {
             Method::Auto => "auto",
             Method::OAuth => "oauth",
+            Method::Device => "device",
             Method::Sso => "sso",
             Method::Password => "password",
         }
@@ -71,9 +77,25 @@ pub struct AuthMetadata {
     /// PKCE methods.
     #[serde(default)]
     pub code_challenge_methods_supported: Vec<String>,
+    /// Where a device without a browser asks for a code (RFC 8628).
+    #[serde(default)]
+    pub device_authorization_endpoint: Option<Url>,
+    /// The grants the server allows.
+    #[serde(default)]
+    pub grant_types_supported: Vec<String>,
 }
 
 impl AuthMetadata {
+    /// Whether the server offers the device authorization grant: it lists the grant, and
+    /// names the endpoint.
+    pub fn offers_device_code(&self) -> bool {
+        self.device_authorization_endpoint.is_some()
+            && self
+                .grant_types_supported
+                .iter()
+                .any(|g| g == device::GRANT)
+    }
+
     /// Checks what the homeserver said of its auth server: every endpoint https (plain
     /// http only on loopback, and only for a homeserver on loopback), and the issuer a URL
     /// of the same origin as the endpoints the browser and the tokens go to.
@@ -90,13 +112,18 @@ impl AuthMetadata {
             Some(&self.token_endpoint),
             self.registration_endpoint.as_ref(),
             self.revocation_endpoint.as_ref(),
+            self.device_authorization_endpoint.as_ref(),
         ]
         .into_iter()
         .flatten()
         {
             crate::homeserver::check_endpoint(url, homeserver)?;
         }
-        for url in [&self.authorization_endpoint, &self.token_endpoint] {
+        let device = self.device_authorization_endpoint.as_ref();
+        for url in [&self.authorization_endpoint, &self.token_endpoint]
+            .into_iter()
+            .chain(device)
+        {
             if url.origin() != issuer.origin() {
                 return Err(Error::Login {
                     reason: format!(
@@ -124,17 +151,27 @@ pub struct Flows {
 }
 
 impl Flows {
-    /// The method to use for `wanted`, or why it cannot be used here.
-    pub fn choose(&self, wanted: Method, have_user: bool) -> Result<Method> {
+    /// The method to use for `wanted`, or why it cannot be used here; `have_user`: a user
+    /// ID is known (for a password); `browser`: one can be opened here (else `Auto` takes
+    /// the device grant over the browser login, where the server offers it).
+    pub fn choose(&self, wanted: Method, have_user: bool, browser: bool) -> Result<Method> {
         let unavailable = || Error::LoginUnavailable {
             wanted: wanted.name(),
             offered: self.offered().join(", "),
         };
         match wanted {
             Method::OAuth if self.oauth.is_none() => Err(unavailable()),
+            Method::Device
+                if !self
+                    .oauth
+                    .as_ref()
+                    .is_some_and(AuthMetadata::offers_device_code) =>
+            {
+                Err(unavailable())
+            }
             Method::Sso if self.sso.is_none() => Err(unavailable()),
             Method::Password if !self.password => Err(unavailable()),
-            Method::Auto => self.automatic(have_user),
+            Method::Auto => self.automatic(have_user, browser),
             m => Ok(m),
         }
     }
@@ -142,8 +179,11 @@ impl Flows {
     /// The methods offered, by name.
     pub fn offered(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        if self.oauth.is_some() {
+        if let Some(oauth) = &self.oauth {
             out.push(Method::OAuth.name());
+            if oauth.offers_device_code() {
+                out.push(Method::Device.name());
+            }
         }
         if self.sso.is_some() {
             out.push(Method::Sso.name());
@@ -154,15 +194,19 @@ impl Flows {
         out
     }
 
-    /// What `Auto` means here: OAuth 2.0, else a password (with a user ID), else SSO.
-    fn automatic(&self, have_user: bool) -> Result<Method> {
+    /// What `Auto` means here: OAuth 2.0 (its device grant when no browser can be opened
+    /// and the server offers it), else a password (with a user ID), else SSO.
+    fn automatic(&self, have_user: bool, browser: bool) -> Result<Method> {
         let no = |reason: &str| {
             Err(Error::Login {
                 reason: reason.into(),
             })
         };
-        if self.oauth.is_some() {
-            Ok(Method::OAuth)
+        if let Some(oauth) = &self.oauth {
+            match !browser && oauth.offers_device_code() {
+                true => Ok(Method::Device),
+                false => Ok(Method::OAuth),
+            }
         } else if self.password && have_user {
             Ok(Method::Password)
         } else if self.sso.is_some() {
@@ -265,6 +309,8 @@ mod tests {
                 registration_endpoint: None,
                 revocation_endpoint: None,
                 code_challenge_methods_supported: vec![],
+                device_authorization_endpoint: None,
+                grant_types_supported: vec![],
             }),
             password,
             sso: sso.then(Vec::new),
@@ -275,30 +321,73 @@ mod tests {
     fn auto_prefers_oauth_then_password_with_a_user_then_sso() {
         assert_eq!(
             flows(true, false, false)
-                .choose(Method::Auto, true)
+                .choose(Method::Auto, true, true)
                 .unwrap(),
             Method::OAuth
         );
         assert_eq!(
-            flows(false, true, true).choose(Method::Auto, true).unwrap(),
+            flows(false, true, true)
+                .choose(Method::Auto, true, true)
+                .unwrap(),
             Method::Password
         );
         assert_eq!(
             flows(false, true, true)
-                .choose(Method::Auto, false)
+                .choose(Method::Auto, false, true)
                 .unwrap(),
             Method::Sso
         );
         assert_eq!(
             flows(false, false, true)
-                .choose(Method::Auto, true)
+                .choose(Method::Auto, true, true)
                 .unwrap(),
             Method::Sso
         );
         assert!(matches!(
-            flows(false, true, false).choose(Method::Auto, false),
+            flows(false, true, false).choose(Method::Auto, false, true),
             Err(Error::Login { .. })
         ));
+    }
+
+    /// Without a browser, `Auto` takes the device grant, where the server offers it; asked
+    /// for by name, it must be offered (listed, and its endpoint named).
+    #[test]
+    fn auto_without_a_browser_takes_the_device_grant_where_offered() {
+        let with_device = || {
+            let mut f = flows(true, false, false);
+            let meta = f.oauth.as_mut().unwrap();
+            meta.device_authorization_endpoint =
+                Some(Url::parse("https://auth.example/device").unwrap());
+            meta.grant_types_supported = vec![device::GRANT.into()];
+            f
+        };
+        assert_eq!(
+            with_device().choose(Method::Auto, true, false).unwrap(),
+            Method::Device
+        );
+        assert_eq!(
+            with_device().choose(Method::Auto, true, true).unwrap(),
+            Method::OAuth
+        );
+        assert_eq!(with_device().offered(), ["oauth", "device"]);
+        assert_eq!(
+            flows(true, false, false)
+                .choose(Method::Auto, true, false)
+                .unwrap(),
+            Method::OAuth,
+            "no grant: the browser login's address is still shown"
+        );
+        let e = flows(true, false, false)
+            .choose(Method::Device, true, false)
+            .unwrap_err();
+        assert!(e.to_string().ends_with("it offers: oauth"), "{e}");
+        let mut listed_only = with_device();
+        listed_only
+            .oauth
+            .as_mut()
+            .unwrap()
+            .device_authorization_endpoint = None;
+        assert!(listed_only.choose(Method::Device, true, false).is_err());
     }
 
     /// L6: loopback http endpoints only for a loopback homeserver; the issuer's origin is
@@ -312,6 +401,8 @@ mod tests {
             registration_endpoint: Some(Url::parse(&format!("{base}/register")).unwrap()),
             revocation_endpoint: None,
             code_challenge_methods_supported: vec![],
+            device_authorization_endpoint: Some(Url::parse(&format!("{base}/device")).unwrap()),
+            grant_types_supported: vec![device::GRANT.into()],
         };
         let remote = Url::parse("https://matrix.example.org").unwrap();
         let local = Url::parse("http://127.0.0.1:8008").unwrap();
@@ -331,6 +422,10 @@ mod tests {
             .check(&remote)
             .unwrap_err();
         assert!(e.to_string().contains("does not hold together"), "{e}");
+        let mut elsewhere = meta("https://auth.example.org/", "https://auth.example.org");
+        elsewhere.device_authorization_endpoint =
+            Some(Url::parse("https://elsewhere.example/device").unwrap());
+        assert!(elsewhere.check(&remote).is_err(), "the device endpoint too");
         assert!(meta("not a url", "https://auth.example.org")
             .check(&remote)
             .is_err());
@@ -339,14 +434,14 @@ mod tests {
     #[test]
     fn a_method_the_server_lacks_is_refused_with_what_it_offers() {
         let e = flows(true, false, false)
-            .choose(Method::Password, true)
+            .choose(Method::Password, true, true)
             .unwrap_err();
         assert_eq!(
             e.to_string(),
             "this homeserver does not offer a login by password; it offers: oauth"
         );
         let e = flows(false, true, true)
-            .choose(Method::OAuth, true)
+            .choose(Method::OAuth, true, true)
             .unwrap_err();
         assert!(e.to_string().ends_with("it offers: sso, password"), "{e}");
         assert!(

@@ -134,8 +134,9 @@ fn check_pkce(meta: &AuthMetadata) -> Result<()> {
     Ok(())
 }
 
-/// Registers the tool as a native app; returns its client ID.
-fn register(agent: &ureq::Agent, meta: &AuthMetadata) -> Result<String> {
+/// Registers the tool as a native app (for the browser login and the device grant, as
+/// matrix-sdk does); returns its client ID.
+pub(super) fn register(agent: &ureq::Agent, meta: &AuthMetadata) -> Result<String> {
     let Some(registration) = &meta.registration_endpoint else {
         return Err(Error::Login {
             reason: "the OAuth 2.0 server does not let clients register themselves (no registration_endpoint)".into(),
@@ -151,7 +152,7 @@ fn register(agent: &ureq::Agent, meta: &AuthMetadata) -> Result<String> {
         "application_type": "native",
         "token_endpoint_auth_method": "none",
         "redirect_uris": [REDIRECT],
-        "grant_types": ["authorization_code", "refresh_token"],
+        "grant_types": ["authorization_code", "refresh_token", super::device::GRANT],
         "response_types": ["code"],
     })
     .to_string();
@@ -174,13 +175,7 @@ fn authorization_url(
     use base64::Engine as _;
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(Sha256::digest(verifier.as_bytes()));
-    let device: String = random_token(8)
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_uppercase())
-        .take(10)
-        .collect();
-    let scope = format!("urn:matrix:client:api:* urn:matrix:client:device:{device}");
+    let scope = scope();
     let mut url = meta.authorization_endpoint.clone();
     url.query_pairs_mut()
         .append_pair("response_type", "code")
@@ -193,14 +188,25 @@ fn authorization_url(
     url
 }
 
+/// The scope asked for: the client-server API, and a device of our own (a fresh ID).
+pub(super) fn scope() -> String {
+    let device: String = random_token(8)
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_uppercase())
+        .take(10)
+        .collect();
+    format!("urn:matrix:client:api:* urn:matrix:client:device:{device}")
+}
+
 /// What the token endpoint grants.
 #[derive(Deserialize)]
-struct Granted {
-    access_token: Zeroizing<String>,
+pub(super) struct Granted {
+    pub(super) access_token: Zeroizing<String>,
     #[serde(default)]
-    refresh_token: Option<Zeroizing<String>>,
+    pub(super) refresh_token: Option<Zeroizing<String>>,
     #[serde(default)]
-    expires_in: Option<u64>,
+    pub(super) expires_in: Option<u64>,
 }
 
 /// Exchanges the authorization code.
@@ -216,7 +222,12 @@ fn exchange(agent: &ureq::Agent, token_endpoint: &Url, fields: &[(&str, &str)]) 
 
 /// POSTs to an OAuth 2.0 endpoint through the one wire path; the answer, or a login error
 /// naming `what` could not be done.
-fn post(agent: &ureq::Agent, url: &Url, body: &Body<'_>, what: &str) -> Result<ureq::Response> {
+pub(super) fn post(
+    agent: &ureq::Agent,
+    url: &Url,
+    body: &Body<'_>,
+    what: &str,
+) -> Result<ureq::Response> {
     match wire::send(agent, what, Method::Post, url, body, None, None) {
         Attempt::Done(resp) => Ok(resp),
         Attempt::RateLimited { error, .. }
@@ -261,7 +272,10 @@ fn encode_into(body: &mut Vec<u8>, part: &str) {
 }
 
 /// The JSON answer of an OAuth 2.0 endpoint (read into a wiped buffer: it holds tokens).
-fn json_answer<T: serde::de::DeserializeOwned>(resp: ureq::Response, what: &str) -> Result<T> {
+pub(super) fn json_answer<T: serde::de::DeserializeOwned>(
+    resp: ureq::Response,
+    what: &str,
+) -> Result<T> {
     let mut text = Zeroizing::new(String::new());
     let reason = match std::io::Read::read_to_string(
         &mut std::io::Read::take(resp.into_reader(), 1 << 20),
