@@ -109,6 +109,18 @@ fn ignore_list_push_rules_and_profile_are_merged_into_the_new_account_once() {
     );
     assert_eq!(dry.image_packs.added, std::slice::from_ref(&moving));
     assert_eq!(dry.image_packs.left_behind, std::slice::from_ref(&staying));
+    // The rooms plan names the packs that stay behind, before anything moves...
+    let plan = |rooms: &[String]| {
+        migrate::rooms::plan::plan(&pair, rooms, false, &migrate::Silent)
+            .unwrap()
+            .image_packs_left_behind
+    };
+    assert_eq!(
+        plan(std::slice::from_ref(&moving)),
+        std::slice::from_ref(&staying)
+    );
+    // ...and none when their room moves too.
+    assert!(plan(&[moving.clone(), staying.clone()]).is_empty());
     assert_eq!(account::push_rules(new_c).unwrap(), rules_before);
     assert!(!account::profile(new_c, &new_user.user_id)
         .unwrap()

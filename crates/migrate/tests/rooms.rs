@@ -297,6 +297,25 @@ fn list_plan_and_move_between_two_servers() {
         .as_str()
         .starts_with("all history visible"));
     assert_eq!(p.estimate.invites, 6, "{:?}", p.estimate); // private, dm, history, knock, space, restricted
+                                                           // The restricted room: its space moves too, so the new account will be a member...
+    let notes = &plan_of("restricted").decision.notes;
+    assert!(
+        notes.contains(&format!(
+            "members of {} may join without an invite; it moves too, so the new account will be one of them",
+            w.rooms["space"]
+        )),
+        "{notes:?}"
+    );
+    // ...and without its space in the move, the plan says so.
+    let alone = plan::plan(&pair, &[w.rooms["restricted"].clone()], false, &Silent).unwrap();
+    let notes = &alone.rooms[0].decision.notes;
+    assert!(
+        notes.iter().any(|n| n.starts_with(&format!(
+            "only members of {} may join without an invite",
+            w.rooms["space"]
+        ))),
+        "{notes:?}"
+    );
     assert_eq!(p.estimate.seconds, 334, "{:?}", p.estimate);
 
     // The move, with the rename and without leaving.
@@ -836,6 +855,15 @@ fn a_move_lets_its_invites_through_and_puts_the_setting_back() {
         "a dry run writes nothing"
     );
 
+    // A dry run of a move that will ask: the room says so, and nobody is asked yet.
+    let dry = account_move::run(&pair, request(AllowInvites::Ask, true), &Silent).unwrap();
+    let account_move::RoomsPhase::Planned(planned) = &dry.rooms else {
+        panic!("{:?}", dry.rooms);
+    };
+    let advice = &planned.rooms[0].decision.blockers[0].advice;
+    assert!(advice.starts_with("the run will ask first"), "{advice}");
+    assert!(asked.lock().unwrap().is_empty());
+
     // Asked, and answered no: the setting stays, the room is blocked.
     let no = account_move::run(&pair, request(AllowInvites::Ask, false), &Silent).unwrap();
     assert_eq!(asked.lock().unwrap().len(), 1);
@@ -873,4 +901,44 @@ fn a_move_lets_its_invites_through_and_puts_the_setting_back() {
     };
     assert_eq!(by_room(m, &second).status, Status::Moved);
     assert_eq!(read().unwrap(), Some(original));
+}
+
+/// A server ACL that denies the new account's server blocks the room in the plan, with
+/// what to do; one that allows it does not. (Both test servers are 127.0.0.1, which an ACL
+/// cannot tell apart, so the denied room is only planned, never moved.)
+#[test]
+fn a_server_acl_that_denies_the_new_server_blocks_the_room() {
+    let (org, personal) = (server_named("ORG"), server_named("PERSONAL"));
+    let old_user = org.register("old");
+    let new_user = personal.register("new");
+    let room = old_user.create_room_with(json!({"name": "ACL", "preset": "public_chat"}));
+    let (old, new) = (old_user.session(&org.url), new_user.session(&personal.url));
+    let pair = Pair {
+        old: &old,
+        new: &new,
+    };
+    let plan = || plan::plan(&pair, std::slice::from_ref(&room), false, &Silent).unwrap();
+    old_user.set_state(
+        &room,
+        "m.room.server_acl",
+        "",
+        json!({"allow": ["*"], "deny": ["evil.example"], "allow_ip_literals": true}),
+    );
+    let allowed = plan();
+    assert!(allowed.rooms[0].decision.blockers.is_empty(), "{allowed:?}");
+    old_user.set_state(
+        &room,
+        "m.room.server_acl",
+        "",
+        json!({"allow": ["*"], "deny": ["127.0.0.1"], "allow_ip_literals": true}),
+    );
+    let denied = plan();
+    let b = &denied.rooms[0].decision.blockers[0];
+    assert_eq!(b.kind, BlockerKind::AclDenies, "{b:?}");
+    assert!(
+        b.advice
+            .starts_with("ask the room's admins to allow 127.0.0.1"),
+        "{}",
+        b.advice
+    );
 }

@@ -59,6 +59,12 @@ pub fn plan(p: &Plan) {
     if e.seconds > 3600 {
         println!("{}", plan::speed_up_advice(&p.old));
     }
+    if !p.image_packs_left_behind.is_empty() {
+        println!(
+            "\nwarning: the old account uses image packs (stickers, emoji) of rooms that do not move: {}. Their packs stay behind (add the rooms to the rooms file to take them along).",
+            safe(&p.image_packs_left_behind.join(", "))
+        );
+    }
 }
 
 /// The report of `rooms move`.

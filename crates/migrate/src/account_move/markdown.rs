@@ -261,6 +261,32 @@ fn planned(w: &mut String, p: &Plan) {
             cell(r.history_verdict.as_str())
         );
     }
+    let notes: Vec<String> = p
+        .rooms
+        .iter()
+        .flat_map(|r| {
+            let advice = r
+                .decision
+                .blockers
+                .iter()
+                .map(|b| format!("what to do: {}", b.advice));
+            let lines: Vec<String> = advice.chain(r.decision.notes.iter().cloned()).collect();
+            lines
+                .into_iter()
+                .map(|n| format!("- {}: {}", r.facts.room_id, cell(&n)))
+        })
+        .collect();
+    if !notes.is_empty() {
+        let _ = writeln!(w, "\n{}", notes.join("\n"));
+    }
+    if !p.image_packs_left_behind.is_empty() {
+        let _ = writeln!(
+            w,
+            "\nThe old account uses image packs (stickers, emoji) of rooms that do not move: {}. \
+             Their packs stay behind (add the rooms to the rooms file to take them along).",
+            cell(&p.image_packs_left_behind.join(", "))
+        );
+    }
     estimate(w, p);
 }
 

@@ -333,7 +333,10 @@ fn plan_only<R: Read + Send>(
         report.invites_opened = rules.setting.clone();
         rules.rule = InviteRule::Allow;
     }
-    let planned = plan::plan_with(pair, &request.rooms, request.options.leave, &rules, events)?;
+    let mut planned = plan::plan_with(pair, &request.rooms, request.options.leave, &rules, events)?;
+    if request.allow_invites == AllowInvites::Ask {
+        will_ask(&mut planned, old_user);
+    }
     let movable: HashSet<String> = planned
         .rooms
         .iter()
@@ -346,6 +349,24 @@ fn plan_only<R: Read + Send>(
     report.conclude(false);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// A dry run of a move that will ask before it opens the invite setting: each room the
+/// setting blocks says so.
+fn will_ask(planned: &mut plan::Plan, old: &str) {
+    let blocked = planned
+        .rooms
+        .iter_mut()
+        .flat_map(|r| r.decision.blockers.iter_mut())
+        .filter(|b| b.kind == plan::BlockerKind::InvitesBlocked);
+    for b in blocked {
+        b.advice = format!(
+            "the run will ask first whether to let {old}'s invites through for the move \
+             (allow_invites = \"ask\" in the plan): answer yes, or set allow_invites = \"yes\"; \
+             else {}",
+            b.advice
+        );
+    }
 }
 
 /// The (peer, room) pairs the new account's m.direct would get for the `movable` rooms.

@@ -356,6 +356,56 @@ fn power(
     Err((why, note))
 }
 
+/// A restricted room (members of other rooms may join without an invite) whose new
+/// account is in none of those rooms: what it means, with what to do. When one of them
+/// moves too, the new account will be a member of it after this run: a room the old
+/// account cannot invite into can be joined then, by running again. When none moves, the
+/// room is reached by invite alone (as planned), and the new account could not come back by
+/// itself after leaving.
+pub fn restricted(
+    facts: &RoomFacts,
+    decision: &mut Decision,
+    new_joined: &HashSet<String>,
+    moving: &HashSet<String>,
+) {
+    let restricted = matches!(facts.join_rule.as_str(), "restricted" | "knock_restricted");
+    if !restricted
+        || facts.allow_rooms.is_empty()
+        || facts.allow_rooms.iter().any(|r| new_joined.contains(r))
+    {
+        return;
+    }
+    let moving_too: Vec<&str> = facts
+        .allow_rooms
+        .iter()
+        .filter(|r| moving.contains(*r))
+        .map(String::as_str)
+        .collect();
+    let cannot_invite = decision
+        .blockers
+        .iter_mut()
+        .find(|b| b.kind == BlockerKind::CannotInvite);
+    match (moving_too.first(), cannot_invite) {
+        (Some(room), Some(b)) => {
+            b.advice = format!(
+                "{}; or, once {room} (which moves too) has moved, run again: its members may \
+                 join this room without an invite",
+                b.advice
+            );
+        }
+        (Some(room), None) => decision.notes.push(format!(
+            "members of {room} may join without an invite; it moves too, so the new account \
+             will be one of them"
+        )),
+        (None, _) => decision.notes.push(format!(
+            "only members of {} may join without an invite, and the new account is in none \
+             and none moves: it needs an invite now, and again if it ever leaves (add one of \
+             them to the rooms file to let it join by itself)",
+            facts.allow_rooms.join(", ")
+        )),
+    }
+}
+
 /// What a creator of a v12 room should know: creator status does not pass on.
 fn creator_note(facts: &RoomFacts, old_power: Power, target: Option<i64>) -> Option<String> {
     (old_power == Power::Creator).then(|| {
@@ -394,6 +444,8 @@ pub struct Planner<'a> {
     pub old_user: &'a str,
     /// The new account.
     pub new_user: &'a str,
+    /// The rooms that move.
+    pub moving: &'a HashSet<String>,
     /// The rooms the new account is in.
     pub new_joined: &'a HashSet<String>,
     /// The old account's m.direct.
@@ -407,6 +459,7 @@ impl Planner<'_> {
     pub fn plan_room(&self, client: &online::Client, room: &str) -> Result<RoomPlan> {
         let (facts, history) = read_room(client, room)?;
         let mut decision = decide(&facts, self.old_user, self.new_user, self.new_joined);
+        restricted(&facts, &mut decision, self.new_joined, self.moving);
         self.invite_rules
             .apply(&mut decision, self.old_user, self.new_user);
         Ok(RoomPlan {
@@ -544,6 +597,9 @@ pub struct Plan {
     pub rooms: Vec<RoomPlan>,
     /// How long it will take.
     pub estimate: Estimate,
+    /// Rooms whose image packs the old account enabled (`m.image_pack.rooms`) that the new
+    /// account is not in and that do not move: their packs stay behind.
+    pub image_packs_left_behind: Vec<String>,
 }
 
 /// Plans the move of `rooms` (read-only: nothing is sent but reads).
@@ -566,20 +622,24 @@ pub fn plan_with(
         .into_iter()
         .collect();
     let old_direct = online::direct::download(pair.old.client(), pair.old.user_id())?;
+    let moving: HashSet<String> = rooms.iter().cloned().collect();
     let planner = Planner {
         old: pair.old.client(),
         old_user: pair.old.user_id(),
         new_user: pair.new.user_id(),
+        moving: &moving,
         new_joined: &new_joined,
         old_direct: &old_direct,
         invite_rules,
     };
     let plans = planner.plan_in_order(rooms, events)?;
+    let packs = crate::account_data::newer::image_pack_rooms(pair, &moving, true)?;
     Ok(Plan {
         old: pair.old.user_id().to_owned(),
         new: pair.new.user_id().to_owned(),
         estimate: estimate(&plans, pair.old.user_id(), pair.new.user_id(), leave),
         rooms: plans,
+        image_packs_left_behind: packs.left_behind,
     })
 }
 
@@ -736,6 +796,61 @@ mod tests {
         assert!(
             !steps.contains(&Step::Invite) && steps.iter().any(|s| matches!(s, Step::Join { .. }))
         );
+    }
+
+    /// A restricted room: a note when the room that lets its members in moves too, advice
+    /// to run again when the old account cannot invite, and a warning when it stays.
+    #[test]
+    fn a_restricted_room_says_what_its_allowed_rooms_mean_for_the_move() {
+        let mut f = room("10", "restricted", json!({}), &[("@old:org", "join")]);
+        f.allow_rooms = vec!["!space".into(), "!team".into()];
+        let plan = |f: &RoomFacts, joined: &HashSet<String>, moving: &[&str]| {
+            let mut d = decide(f, "@old:org", "@new:me", joined);
+            let moving: HashSet<String> = moving.iter().map(|r| r.to_string()).collect();
+            restricted(f, &mut d, joined, &moving);
+            d
+        };
+        let d = plan(&f, &none(), &["!room", "!team"]);
+        assert!(d.steps.contains(&Step::Invite), "invited this run");
+        assert_eq!(
+            d.notes,
+            [
+                "members of !team may join without an invite; it moves too, so the new account \
+              will be one of them"
+            ]
+        );
+        let d = plan(&f, &none(), &["!room"]);
+        assert!(d.steps.contains(&Step::Invite));
+        assert!(
+            d.notes[0].starts_with("only members of !space, !team may join without an invite")
+                && d.notes[0].contains("add one of them to the rooms file"),
+            "{:?}",
+            d.notes
+        );
+        // Already a member of an allowed room: nothing to say, no invite.
+        let d = plan(&f, &["!space".to_owned()].into(), &["!room"]);
+        assert!(d.notes.is_empty() && !d.steps.contains(&Step::Invite));
+        // The old account cannot invite: blocked, and told it can join after the space.
+        let mut f = room(
+            "10",
+            "restricted",
+            json!({"invite": 50}),
+            &[("@old:org", "join")],
+        );
+        f.allow_rooms = vec!["!space".into()];
+        let d = plan(&f, &none(), &["!room", "!space"]);
+        assert_eq!(d.blockers[0].kind, BlockerKind::CannotInvite);
+        assert!(
+            d.blockers[0]
+                .advice
+                .ends_with("or, once !space (which moves too) has moved, run again: its members may join this room without an invite"),
+            "{}",
+            d.blockers[0].advice
+        );
+        // Not restricted, or restricted to no room: nothing.
+        let mut f = room("10", "restricted", json!({}), &[("@old:org", "join")]);
+        f.allow_rooms.clear();
+        assert!(plan(&f, &none(), &[]).notes.is_empty());
     }
 
     #[test]

@@ -160,7 +160,9 @@ pub fn run_in(
         .iter()
         .map(|room| RoomSlot::new(outcome_from_journal(&ctx, pair, &old_direct, room)))
         .collect();
+    let moving: HashSet<String> = rooms_wanted.iter().cloned().collect();
     let known = Known {
+        moving: &moving,
         new_joined: &new_joined,
         old_direct: &old_direct,
         invite_rules: &invite_rules,
@@ -241,6 +243,7 @@ impl Clients {
 /// returns how many waits there were.
 /// What is read once before the rooms: of the new account, and the old account's m.direct.
 struct Known<'a> {
+    moving: &'a HashSet<String>,
     new_joined: &'a HashSet<String>,
     old_direct: &'a DirectMap,
     invite_rules: &'a InviteRules,
@@ -262,6 +265,7 @@ fn run_stages(
         old: &reader,
         old_user: ctx.old_user,
         new_user: ctx.new_user,
+        moving: known.moving,
         new_joined: known.new_joined,
         old_direct: known.old_direct,
         invite_rules: known.invite_rules,
