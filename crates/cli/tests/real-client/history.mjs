@@ -92,6 +92,16 @@ async function main() {
     }
     step("rooms made", rooms);
 
+    // Settings newer clients keep, written through the engine as a client writes them: the
+    // profile's time zone (m.tz, spec v1.16) and recently used emoji (m.recent_emoji, v1.18)
+    // on the old account; the new account has used an emoji already. (matrix-js-sdk 37.5's
+    // setExtendedProfileProperty insists on the unstable MSC4133 flag, which Synapse no
+    // longer advertises since the spec made it stable: the stable endpoint, through the
+    // engine's own HTTP.)
+    await phone.client.http.authedRequest("PUT", `/profile/${encodeURIComponent(phone.userId)}/m.tz`, undefined, { "m.tz": "Europe/Berlin" });
+    await phone.client.setAccountData("m.recent_emoji", { recent_emoji: [{ emoji: "🎉", total: 5 }, { emoji: "👍", total: 9 }] });
+    await newAccount.client.setAccountData("m.recent_emoji", { recent_emoji: [{ emoji: "👍", total: 2 }] });
+
     // The new account's own room, and its Secure Backup (with a security phrase).
     const notes = (await newAccount.client.createRoom({ name: "New notes", preset: "private_chat", invite: [p], initial_state: [ENCRYPTED] })).room_id;
     await personalFriend.join(notes, [world.personal_server_name]);

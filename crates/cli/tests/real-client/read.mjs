@@ -9,7 +9,8 @@
 // recovery key or phrase -> the backup's key -> every session), syncs, and reads each
 // room from its start. OUT: per room every message it can see (sender, text or the
 // decryption failure), the rooms it is joined to, and its m.direct (which rooms it shows
-// as DMs, with whom).
+// as DMs, with whom), and the settings newer clients keep as the client reads them: the
+// profile's time zone (m.tz) and the recently used emoji (m.recent_emoji).
 
 import fs from "node:fs";
 import path from "node:path";
@@ -33,7 +34,11 @@ async function main() {
         .getRooms()
         .filter((r) => r.getMyMembership() === "join")
         .map((r) => r.roomId);
-    fs.writeFileSync(output, JSON.stringify({ restored, rooms, direct, joined }, null, 2));
+    const settings = {
+        tz: (await device.client.getProfileInfo(device.userId))["m.tz"] ?? null,
+        recent_emoji: device.client.getAccountData("m.recent_emoji")?.getContent() ?? null,
+    };
+    fs.writeFileSync(output, JSON.stringify({ restored, rooms, direct, joined, settings }, null, 2));
     device.stop();
 }
 
