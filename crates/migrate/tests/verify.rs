@@ -29,18 +29,6 @@ fn send(user: &TestUser, room: &str, session: &mut TestSession, text: &str) {
     );
 }
 
-fn nothing_else() -> CopyWhat {
-    CopyWhat {
-        ignored: false,
-        push_rules: false,
-        profile: false,
-        time_zone: false,
-        profile_fields: false,
-        recent_emoji: false,
-        image_packs: false,
-    }
-}
-
 fn missing<'a>(v: &'a Verification, session: &str) -> &'a MissingSession {
     v.rooms[0]
         .missing
@@ -94,7 +82,7 @@ fn the_new_account_counts_the_messages_whose_keys_it_holds() {
             old_recovery: None,
             new_recovery: Some(Recovery::key(&recovery_key).unwrap()),
         },
-        copy: nothing_else(),
+        copy: CopyWhat::NOTHING,
         options: MoveOptions::new(dir.path().join("journal.jsonl")),
         dry_run: false,
         allow_invites: AllowInvites::No,

@@ -10,34 +10,61 @@ use std::process::Stdio;
 use crate::support::*;
 use online::testkit::{next_sso_login, nextgen, play_browser, server, unique};
 
-/// Runs `line` with no token anywhere, plays the browser at the address it prints, and
-/// returns its exit code and everything it printed on stderr.
-fn log_in_through_the_browser(s: &Scratch, line: &str) -> (Option<i32>, String) {
-    let mut child = s
-        .cmd(line)
-        .env_remove("MATRIX_ACCESS_TOKEN")
+/// Runs `line` with no token anywhere (and, with `headless`, no display to open a browser
+/// on), waits for the address `find` picks out of a line it prints on stderr, plays the
+/// browser (or the phone) at `open(address)`, and returns its exit code and everything it
+/// printed on stderr.
+fn log_in(
+    s: &Scratch,
+    line: &str,
+    headless: bool,
+    find: impl Fn(&str) -> Option<String>,
+    open: impl FnOnce(String) -> String,
+) -> (Option<i32>, String) {
+    let mut cmd = s.cmd(line);
+    cmd.env_remove("MATRIX_ACCESS_TOKEN");
+    if headless {
+        cmd.env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY");
+    }
+    let mut child = cmd
         .stderr(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut seen = String::new();
-    let url = loop {
+    let address = loop {
         let mut line = String::new();
         assert!(
             err.read_line(&mut line).unwrap() > 0,
-            "no URL printed: {seen}"
+            "no address printed: {seen}"
         );
         seen.push_str(&line);
-        if let Some(url) = line.trim().strip_prefix("http://") {
-            break format!("http://{url}");
+        if let Some(address) = find(line.trim()) {
+            break address;
         }
     };
-    assert!(seen.contains("open this address in a browser"), "{seen}");
-    assert_eq!(play_browser(&url).join().unwrap(), 200);
+    assert_eq!(play_browser(&open(address)).join().unwrap(), 200);
     err.read_to_string(&mut seen).unwrap();
     let out = child.wait_with_output().unwrap();
     (out.status.code(), seen)
+}
+
+/// [`log_in`] through the browser, at the address the tool prints.
+fn log_in_through_the_browser(s: &Scratch, line: &str) -> (Option<i32>, String) {
+    let found = log_in(
+        s,
+        line,
+        false,
+        |l| l.strip_prefix("http://").map(|u| format!("http://{u}")),
+        |url| url,
+    );
+    assert!(
+        found.1.contains("open this address in a browser"),
+        "{}",
+        found.1
+    );
+    found
 }
 
 #[test]
@@ -75,38 +102,22 @@ fn without_a_browser_auto_logs_in_with_a_code_entered_on_a_phone() {
     let localpart = unique("phone");
     let before = ng.stats();
     let s = Scratch::new();
-    let mut child = s
-        .cmd(&format!(
+    let (code, seen) = log_in(
+        &s,
+        &format!(
             "download direct --homeserver {} --user @{localpart}:localhost -o %direct.json",
             ng.url
-        ))
-        .env_remove("MATRIX_ACCESS_TOKEN")
-        .env_remove("DISPLAY")
-        .env_remove("WAYLAND_DISPLAY")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let complete = loop {
-        let mut line = String::new();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "no code printed: {seen}"
-        );
-        seen.push_str(&line);
-        if let Some(rest) = line.trim().strip_prefix("(or open ") {
-            break rest.split(',').next().unwrap().to_owned();
-        }
-    };
+        ),
+        true,
+        |l| {
+            l.strip_prefix("(or open ")
+                .map(|r| r.split(',').next().unwrap().to_owned())
+        },
+        |complete| format!("{complete}&localpart={localpart}"),
+    );
+    assert_eq!(code, Some(0), "{seen}");
     assert!(seen.contains("a phone will do"), "{seen}");
     assert!(seen.contains("  code: "), "{seen}");
-    let approve = format!("{complete}&localpart={localpart}");
-    assert_eq!(play_browser(&approve).join().unwrap(), 200);
-    err.read_to_string(&mut seen).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{seen}");
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&s.read("direct.json")).unwrap(),
         serde_json::json!({})

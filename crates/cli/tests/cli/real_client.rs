@@ -381,7 +381,11 @@ fn a_move_made_with_elements_own_engine_reads_back_word_for_word() {
     assert!(!joined.contains(h.room("staying")));
     // The settings newer clients keep, as the client reads them: the time zone carried
     // over, the recent emoji merged (the new account's first, each count the higher).
-    assert_eq!(read["settings"]["tz"], "Europe/Berlin", "{:#}", read["settings"]);
+    assert_eq!(
+        read["settings"]["tz"], "Europe/Berlin",
+        "{:#}",
+        read["settings"]
+    );
     assert_eq!(
         read["settings"]["recent_emoji"],
         json!({"recent_emoji": [{"emoji": "👍", "total": 9}, {"emoji": "🎉", "total": 5}]}),

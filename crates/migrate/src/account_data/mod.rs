@@ -50,6 +50,19 @@ pub struct AccountDataToCopy {
     pub image_packs: bool,
 }
 
+impl AccountDataToCopy {
+    /// Nothing at all.
+    pub const NOTHING: AccountDataToCopy = AccountDataToCopy {
+        ignored: false,
+        push_rules: false,
+        profile: false,
+        time_zone: false,
+        profile_fields: false,
+        recent_emoji: false,
+        image_packs: false,
+    };
+}
+
 /// One change to the new account's push rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "change", rename_all = "snake_case")]
