@@ -507,6 +507,42 @@ fn init_dry_run_run_status_and_a_second_run_that_changes_nothing() {
     );
     assert!(text.contains("rooms: 4 of 5 moved"), "{text}");
     assert!(text.contains("a run went to the end"), "{text}");
+    // The run checked its result as the new account; `--verify` checks it again, for every
+    // room of the rooms file (the blocked one too: the new account is not in it).
+    let checked = &saved["verification"];
+    assert_eq!(checked["rooms"].as_array().unwrap().len(), 4, "{checked}");
+    assert!(
+        checked["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["joined_on_new_server"] == json!(true)),
+        "{checked}"
+    );
+    assert!(md.contains("## Checking the result"), "{md}");
+    let verified = s.run("move status --verify --json %move.toml");
+    assert_code(&verified, 0);
+    let doc = json_out(&verified);
+    assert_schema("move-status", &doc);
+    let rooms = doc["verification"]["rooms"].as_array().unwrap();
+    assert_eq!(rooms.len(), 5, "{doc}");
+    let blocked = rooms
+        .iter()
+        .find(|r| r["room_id"] == json!(w.room("blocked")));
+    assert_eq!(blocked.unwrap()["joined_on_new_server"], json!(false));
+    assert_eq!(
+        (
+            &doc["verification"]["encrypted"],
+            &doc["verification"]["with_keys"]
+        ),
+        (&checked["encrypted"], &checked["with_keys"])
+    );
+    let text = stdout(&s.run("move status --verify %move.toml"));
+    assert!(text.contains("## Checking the result"), "{text}");
+    assert!(
+        text.contains("encrypted messages the new account can see"),
+        "{text}"
+    );
 
     // A second run changes nothing, and says so.
     let before = server_state(&w);
