@@ -15,6 +15,8 @@
 //! needed, nothing is written.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use online::backup::{self, StoredSession};
 use online::rooms::{self, Direction, Membership, TimelineEvent};
@@ -102,8 +104,12 @@ impl Verification {
     }
 }
 
+/// Rooms checked at once: reads are not rate-limited, and each room is several round
+/// trips (a page of its timeline at a time).
+const READERS: usize = 4;
+
 /// Checks `rooms` as the pair's new account (and, for the joins, as the old), reading at
-/// most `budget` of each timeline.
+/// most `budget` of each timeline; a few rooms side by side, the result in `rooms`' order.
 pub fn verify(
     pair: &Pair<'_>,
     rooms: &[String],
@@ -112,43 +118,18 @@ pub fn verify(
 ) -> Result<Verification> {
     stage(events, Stage::Verify, Some(rooms.len() as u64), || {
         let (new, old) = (pair.new.client(), pair.old.client());
-        let joined_new: HashSet<String> = rooms::joined_rooms(new)?.into_iter().collect();
-        let mutual: Option<HashSet<String>> =
-            rooms::mutual_rooms(old, pair.new.user_id())?.map(|r| r.into_iter().collect());
         let info = backup::current(new)?;
-        let stored = match &info {
-            Some(info) => backup::stored(new, info, rooms)?,
-            None => Default::default(),
+        let known = Known {
+            new_user: pair.new.user_id(),
+            joined_new: rooms::joined_rooms(new)?.into_iter().collect(),
+            mutual: rooms::mutual_rooms(old, pair.new.user_id())?.map(|r| r.into_iter().collect()),
+            stored: match &info {
+                Some(info) => backup::stored(new, info, rooms)?,
+                None => Default::default(),
+            },
+            budget,
         };
-        let mut checks = Vec::with_capacity(rooms.len());
-        for (i, room) in rooms.iter().enumerate() {
-            let joined_on_old_server = match &mutual {
-                Some(m) if m.contains(room) => Some(true),
-                _ => old_sees_joined(pair, room)?,
-            };
-            let timeline = match joined_new.contains(room) {
-                true => encrypted_events(new, room, budget)?,
-                false => Timeline {
-                    events: Vec::new(),
-                    whole: false,
-                },
-            };
-            let mut check = judge(room, &timeline.events, &stored);
-            check.joined_on_new_server = joined_new.contains(room);
-            check.joined_on_old_server = joined_on_old_server;
-            check.whole_timeline = timeline.whole;
-            events.emit(Event::Item {
-                stage: Stage::Verify,
-                item: room.clone(),
-                outcome: format!("{} of {} with keys", check.with_keys, check.encrypted),
-            });
-            events.emit(Event::Progress {
-                stage: Stage::Verify,
-                done: i as u64 + 1,
-                total: rooms.len() as u64,
-            });
-            checks.push(check);
-        }
+        let checks = check_all(pair, rooms, &known, events)?;
         Ok(Verification {
             backup_version: info.map(|i| i.version),
             encrypted: checks.iter().map(|c| c.encrypted).sum(),
@@ -158,10 +139,96 @@ pub fn verify(
     })
 }
 
+/// What is read once, before the rooms.
+struct Known<'a> {
+    new_user: &'a str,
+    joined_new: HashSet<String>,
+    /// The rooms the old account's server says both accounts are in (`None`: not offered).
+    mutual: Option<HashSet<String>>,
+    stored: backup::Stored,
+    budget: Budget,
+}
+
+/// Every room checked by [`READERS`] readers (each with its own clients), in order; the
+/// first error ends the check.
+fn check_all(
+    pair: &Pair<'_>,
+    rooms: &[String],
+    known: &Known<'_>,
+    events: &dyn Events,
+) -> Result<Vec<RoomCheck>> {
+    let results: Vec<Mutex<Option<Result<RoomCheck>>>> =
+        rooms.iter().map(|_| Mutex::new(None)).collect();
+    let (next, done) = (AtomicUsize::new(0), AtomicU64::new(0));
+    let readers: Vec<(online::Client, online::Client)> = (0..READERS.min(rooms.len()))
+        .map(|_| (pair.old.client().fork(), pair.new.client().fork()))
+        .collect();
+    std::thread::scope(|scope| {
+        for (old, new) in readers {
+            let (next, done, results) = (&next, &done, &results);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= rooms.len() {
+                    break;
+                }
+                let checked = check_room(&old, &new, &rooms[i], known);
+                if let Ok(c) = &checked {
+                    events.emit(Event::Item {
+                        stage: Stage::Verify,
+                        item: c.room_id.clone(),
+                        outcome: format!("{} of {} with keys", c.with_keys, c.encrypted),
+                    });
+                }
+                events.emit(Event::Progress {
+                    stage: Stage::Verify,
+                    done: done.fetch_add(1, Ordering::Relaxed) + 1,
+                    total: rooms.len() as u64,
+                });
+                let failed = checked.is_err();
+                *results[i].lock().expect("check lock") = Some(checked);
+                if failed {
+                    // The others stop at their next room.
+                    next.store(rooms.len(), Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .filter_map(|r| r.into_inner().expect("check lock"))
+        .collect()
+}
+
+/// One room's check, through the readers' own clients.
+fn check_room(
+    old: &online::Client,
+    new: &online::Client,
+    room: &str,
+    known: &Known<'_>,
+) -> Result<RoomCheck> {
+    let joined_on_old_server = match &known.mutual {
+        Some(m) if m.contains(room) => Some(true),
+        _ => old_sees_joined(old, room, known.new_user)?,
+    };
+    let joined = known.joined_new.contains(room);
+    let timeline = match joined {
+        true => encrypted_events(new, room, known.budget)?,
+        false => Timeline {
+            events: Vec::new(),
+            whole: false,
+        },
+    };
+    let mut check = judge(room, &timeline.events, &known.stored);
+    check.joined_on_new_server = joined;
+    check.joined_on_old_server = joined_on_old_server;
+    check.whole_timeline = timeline.whole;
+    Ok(check)
+}
+
 /// The new account's membership as the old account's server has it; `None` when the old
 /// account may not read it (it left and its server forgot the room, or never was in it).
-fn old_sees_joined(pair: &Pair<'_>, room: &str) -> Result<Option<bool>> {
-    match rooms::membership(pair.old.client(), room, pair.new.user_id()) {
+fn old_sees_joined(old: &online::Client, room: &str, new_user: &str) -> Result<Option<bool>> {
+    match rooms::membership(old, room, new_user) {
         Ok(m) => Ok(Some(m == Some(Membership::Join))),
         Err(e) if rooms::is_forbidden(&e) => Ok(None),
         Err(e) => Err(e.into()),

@@ -209,7 +209,15 @@ fn a_new_account_without_a_backup_has_no_keys_there() {
     assert_eq!(v.rooms[0].missing[0].backup_from_index, None);
     // A room the new account is not in: not joined, nothing it can see.
     let other = old_user.create_room_with(json!({"name": "Elsewhere", "preset": "private_chat"}));
-    let v = verify::verify(&pair, &[other], Budget::default(), &Silent).unwrap();
-    assert!(!v.rooms[0].joined_on_new_server, "{v:#?}");
-    assert_eq!(v.rooms[0].joined_on_old_server, Some(false));
+    // Checked side by side, reported in the order asked.
+    let many: Vec<String> = [&room, &other, &room, &other, &room]
+        .into_iter()
+        .cloned()
+        .collect();
+    let v = verify::verify(&pair, &many, Budget::default(), &Silent).unwrap();
+    let ids: Vec<&str> = v.rooms.iter().map(|r| r.room_id.as_str()).collect();
+    assert_eq!(ids, many.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!v.rooms[1].joined_on_new_server, "{v:#?}");
+    assert_eq!(v.rooms[1].joined_on_old_server, Some(false));
+    assert_eq!((v.encrypted, v.with_keys), (3, 0));
 }
