@@ -146,6 +146,15 @@ fn the_new_account_counts_the_messages_whose_keys_it_holds() {
         (newest.encrypted, newest.rooms[0].whole_timeline),
         (2, false)
     );
+    // A budget of none: nothing read, nothing asked for.
+    let none = verify::verify(
+        &pair,
+        std::slice::from_ref(&room),
+        Budget { events_per_room: 0 },
+        &Silent,
+    )
+    .unwrap();
+    assert_eq!((none.encrypted, none.rooms[0].whole_timeline), (0, false));
 
     // A server without /mutual_rooms: the membership is read instead, same answer.
     let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
