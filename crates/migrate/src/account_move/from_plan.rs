@@ -81,14 +81,31 @@ pub fn request<O: Open>(
             .map(|(file, phrase)| open.recovery(file, phrase, whose))
             .transpose()
     };
-    Ok(Request {
+    let keys = KeySources {
+        exports,
+        read: ReadOptions::default(),
+        old_recovery: recovery(plan.keys.old_recovery(), &plan.old.user)?,
+        new_recovery: recovery(plan.keys.new_recovery(), &plan.new.user)?,
+    };
+    let ask = open.confirmer();
+    Ok(request_with(plan, rooms, dry_run, files, cancel, keys, ask))
+}
+
+/// The move `plan` describes, with key sources a front end opened itself (a web page keeps
+/// uploaded exports and typed recovery keys in memory: the plan names no key file) and
+/// its way of asking yes or no.
+pub fn request_with<R>(
+    plan: &MovePlan,
+    rooms: Vec<String>,
+    dry_run: bool,
+    files: &PlanFiles,
+    cancel: Arc<AtomicBool>,
+    keys: KeySources<R>,
+    confirm: Box<dyn Fn(&str) -> bool + Send + Sync>,
+) -> Request<R> {
+    Request {
         rooms,
-        keys: KeySources {
-            exports,
-            read: ReadOptions::default(),
-            old_recovery: recovery(plan.keys.old_recovery(), &plan.old.user)?,
-            new_recovery: recovery(plan.keys.new_recovery(), &plan.new.user)?,
-        },
+        keys,
         copy: CopyWhat {
             ignored: plan.copy.ignored_users,
             push_rules: plan.copy.push_rules,
@@ -101,8 +118,8 @@ pub fn request<O: Open>(
         options: options(plan, files, cancel),
         dry_run,
         allow_invites: plan.allow_invites,
-        confirm: open.confirmer(),
-    })
+        confirm,
+    }
 }
 
 /// The rooms engine's options the plan gives: its journal, the leaves, the rename.

@@ -264,6 +264,12 @@ fn keys_phase<R: Read + Send>(
     events: &dyn Events,
 ) -> Result<(KeysPhase, Option<keys::Backups>)> {
     if let Some(why) = sources.skipped() {
+        // A rerun given no keys (a web page keeps them in memory only): what an earlier
+        // run did stands.
+        if let Some(done) = journal.as_deref().and_then(|j| j.phase(Phase::Keys)) {
+            let detail = format!("{done} (no key source was given to this run)");
+            return Ok((KeysPhase::DoneEarlier { detail }, None));
+        }
         return Ok((KeysPhase::Skipped { why: why.into() }, None));
     }
     let backups = keys::open_backups(pair, &sources, &mut problems, events)?;
