@@ -16,7 +16,7 @@ mod print;
 mod progress;
 mod secrets;
 
-use commands::{direct, download, keys, moves, rooms, upload};
+use commands::{direct, download, keys, moves, rooms, ui, upload};
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -87,6 +87,9 @@ enum Command {
     /// The whole move from one plan file: init, run (--dry-run first), status.
     #[command(subcommand)]
     Move(moves::MoveCommand),
+    /// The move as a page in your browser, on this computer only: the same plan, rooms file
+    /// and journal as `move` (a move begun in the page can be finished with `move run`).
+    Ui(ui::UiArgs),
     /// Print the shell completion script (e.g. `source <(matrix-transplant completions bash)`).
     Completions {
         /// The shell.
@@ -130,6 +133,7 @@ fn main() {
         Command::Download(cmd) => download::run(cmd),
         Command::Rooms(cmd) => rooms::run(cmd),
         Command::Move(cmd) => moves::run(cmd),
+        Command::Ui(a) => ui::run(a),
         Command::Completions { shell } => manual::completions(shell, Cli::command()),
         Command::Manpage { output, force } => {
             manual::manpages(Cli::command(), output.as_deref(), force)

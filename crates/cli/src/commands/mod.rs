@@ -6,4 +6,5 @@ pub mod download;
 pub mod keys;
 pub mod moves;
 pub mod rooms;
+pub mod ui;
 pub mod upload;

@@ -137,9 +137,14 @@ macro_rules! note {
 /// may be in it, and a browser it starts would keep them for its whole life).
 pub fn login_url(address: &online::login::LoginAddress) {
     eprintln!("To log in, open this address in a browser (this tool waits for it to come back):\n\n  {}\n", safe(address.url.as_str()));
+    open_in_browser(address.start.as_str().as_ref());
+}
+
+/// Opens `target` (an address or a file) in a browser, when there is a desktop to open it on.
+pub fn open_in_browser(target: &std::ffi::OsStr) {
     if let Some(opener) = browser_opener() {
         let _ = std::process::Command::new(opener)
-            .arg(address.start.as_str())
+            .arg(target)
             .env_clear()
             .envs(browser_environment())
             .stdin(std::process::Stdio::null())

@@ -13,4 +13,5 @@ mod real_client;
 mod rooms;
 mod support;
 mod testkit;
+mod ui;
 mod upload_download;

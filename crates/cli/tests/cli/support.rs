@@ -108,7 +108,12 @@ impl Scratch {
                 );
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
-            writeln!(keyboard, "{answer}").unwrap();
+            // A prompt is printed before the terminal's echo is turned off: typed at once,
+            // the answer could be echoed and lost.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            if writeln!(keyboard, "{answer}").is_err() {
+                break; // it ended: the caller sees how, on the screen
+            }
         }
         let status = child.wait().unwrap();
         reader.join().unwrap();
