@@ -284,7 +284,7 @@ pub fn rooms(rows: &[Row], chosen: Option<&[String]>, fixed: bool, token: &str) 
                 button.quiet type="button" #select-all { "Select all shown" }
                 button.quiet type="button" #select-none { "Select none" }
             }
-            table #room-table {
+            div.table-scroll { table #room-table {
                 caption { (rows.len()) " rooms" }
                 thead { tr { th scope="col" { "Move" } th scope="col" { "Room" } th scope="col" { "Kind" } th scope="col" { "Your power" } th scope="col" { "History the new account sees" } th scope="col" { "Problems" } } }
                 tbody {
@@ -292,10 +292,10 @@ pub fn rooms(rows: &[Row], chosen: Option<&[String]>, fixed: bool, token: &str) 
                         tr.room data-text=(format!("{} {} {}", r.name.as_deref().unwrap_or(""), r.room_id, r.dm_with.as_deref().unwrap_or("")).to_lowercase()) {
                             td { input type="checkbox" name="room" value=(r.room_id) id={"room-" (i)} checked[is_chosen(r)] disabled[fixed]; }
                             td { label for={"room-" (i)} { (r.name.as_deref().unwrap_or("(no name)")) } br; code.small { (r.room_id) } }
-                            td { (r.kind) @if r.encrypted { ", encrypted" } }
-                            td { (r.power) }
-                            td { (r.history) }
-                            td {
+                            td data-label="Kind" { (r.kind) @if r.encrypted { ", encrypted" } }
+                            td data-label="Your power" { (r.power) }
+                            td data-label="History the new account sees" { (r.history) }
+                            td data-label="Problems" {
                                 @if r.blockers.is_empty() && r.notes.is_empty() { "none" }
                                 @for (why, what) in &r.blockers { p.blocker { strong { "Blocked: " } (why) " " em { "What to do: " } (what) } }
                                 @for n in &r.notes { p.small { "Note: " (n) } }
@@ -303,7 +303,7 @@ pub fn rooms(rows: &[Row], chosen: Option<&[String]>, fixed: bool, token: &str) 
                         }
                     }
                 }
-            }
+            } }
             fieldset {
                 legend { "At the end (cannot be undone)" }
                 input #leave type="checkbox" name="leave" disabled[fixed];

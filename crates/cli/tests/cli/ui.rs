@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
+use headless_chrome::types::Bounds;
 use headless_chrome::{Browser, LaunchOptions, Tab};
 use online::backup::{self, BackupKey};
 use online::testkit::{killer, nextgen, play_browser, server_named, unique, Proxy, TestUser};
@@ -174,12 +175,15 @@ impl Page {
     fn url(&self) -> String {
         self.tab.get_url()
     }
+    /// The value of `js` (passed through JSON: arrays and objects too).
     fn eval(&self, js: &str) -> serde_json::Value {
-        self.tab
-            .evaluate(js, false)
+        let text = self
+            .tab
+            .evaluate(&format!("JSON.stringify(({js}) ?? null)"), false)
             .unwrap()
             .value
-            .unwrap_or_default()
+            .unwrap_or_default();
+        serde_json::from_str(text.as_str().unwrap_or("null")).unwrap()
     }
     /// A screenshot of the whole page, named for the screen; first, the checks every
     /// screen passes: each field has a label, nothing but this server's is loaded.
@@ -194,12 +198,35 @@ impl Page {
              .filter(n => !n.startsWith(location.origin))",
         );
         assert_eq!(foreign, json!([]), "{name}: loaded from elsewhere");
+        self.eval("window.scrollTo(0, 0)");
         let png = self
             .tab
             .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
             .unwrap();
         std::fs::create_dir_all(&self.shots).unwrap();
         std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+    }
+    /// The screen as it reflows at 200% zoom (a window half as wide, in CSS pixels):
+    /// nothing wider than the window but inside a table's own scroll box.
+    fn at_200_percent(&self, name: &str) {
+        let bounds = |width: f64| Bounds::Normal {
+            left: None,
+            top: None,
+            width: Some(width),
+            height: Some(1000.0),
+        };
+        self.tab.set_bounds(bounds(600.0)).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let width = self.eval("window.innerWidth").as_f64().unwrap();
+        assert!(width <= 620.0, "the window did not narrow: {width}");
+        let wide = self.eval(
+            "[...document.querySelectorAll('body *')].filter(e => !e.closest('.table-scroll, .report')\
+             && e.getBoundingClientRect().right > document.documentElement.clientWidth + 1).map(e => e.tagName)",
+        );
+        assert_eq!(wide, json!([]), "{name}: wider than the window at 200%");
+        self.shot(&format!("{name}-200-percent"));
+        self.tab.set_bounds(bounds(1200.0)).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
     }
     /// Logs in an account from its screen with a password (`homeserver`: typed under the
     /// advanced field).
@@ -453,9 +480,22 @@ fn page_up_to_the_move(p: &Page, w: &World, new_url: &str, shots: bool) {
     }
     p.click("#leave");
     shot("4-rooms");
+    if shots {
+        p.at_200_percent("4-rooms");
+    }
     p.press("Continue");
     p.wait_for("Key exports of the old account");
     let file = w.s.path("laptop.txt");
+    // A wrong passphrase is said at once, and not shown back.
+    p.tab
+        .wait_for_element("#export-file")
+        .unwrap()
+        .set_input_files(&[file.to_str().unwrap()])
+        .unwrap();
+    p.fill("#export-passphrase", "not the passphrase");
+    p.press("Add this export");
+    p.wait_for("Check the file and its passphrase");
+    assert!(!p.text().contains("not the passphrase") && !p.text().contains("sessions"));
     p.tab
         .wait_for_element("#export-file")
         .unwrap()
@@ -467,6 +507,9 @@ fn page_up_to_the_move(p: &Page, w: &World, new_url: &str, shots: bool) {
     p.fill("#old-recovery", &w.old_text);
     p.fill("#new-recovery", &w.new_text);
     shot("5-keys");
+    if shots {
+        p.at_200_percent("5-keys");
+    }
     p.press("Plan the move");
     p.wait_for("Start the move");
     p.wait_for("cannot be undone");
