@@ -275,7 +275,7 @@ pub fn rooms(rows: &[Row], chosen: Option<&[String]>, fixed: bool, token: &str) 
     html! {
         (back("/new"))
         p.lead { "Pick the rooms that move. Rooms with a problem say what it is and what to do; they are not picked unless you pick them." }
-        @if fixed { p.notice { "This move has begun: its rooms are fixed (the rooms file in the work folder)." } }
+        @if fixed { p.notice { "This move's plan is in the work folder: its rooms are those of its rooms file (rooms.txt), which this page does not change. Edit that file to change them." } }
         form method="post" action="/rooms" {
             (token_field(token))
             div.tools hidden #room-tools {

@@ -58,6 +58,8 @@ fn start(app: &App, req: &Req) -> Reply {
             reply.extra.push(("Set-Cookie", cookie));
             reply
         }
+        // The browser that used the key already holds the cookie: it goes on to the page.
+        Err(_) if app.guard.read(&req.seen()).is_ok() => Reply::see("/"),
         Err(refusal) => Reply::html(refusal.status(), pages::refused(refusal.text())),
     }
 }
@@ -106,7 +108,7 @@ fn screen(app: &Arc<App>, path: &str) -> Reply {
         1 => pages::account(true, &w.old, w.plan.is_some(), &token),
         2 => pages::account(false, &w.new, w.plan.is_some(), &token),
         3 => match &w.listing {
-            Some(l) => pages::rooms(&l.rows, w.rooms.as_deref(), w.started, &token),
+            Some(l) => pages::rooms(&l.rows, w.rooms.as_deref(), w.rooms_fixed(), &token),
             None => pages::rooms_unread(&token),
         },
         4 => pages::keys(&w.keys, w.keys_done, &token),

@@ -144,8 +144,11 @@ pub struct Wizard {
     pub plan: Option<MovePlan>,
     /// The rooms that move (the rooms file), once written (or found).
     pub rooms: Option<Vec<String>>,
-    /// A run was made before (the journal exists): the rooms are fixed.
+    /// A run was made before (the journal exists).
     pub started: bool,
+    /// The plan was in the folder when the page started (written by `move init`, or by an
+    /// earlier page): the page never writes over it or its rooms file.
+    pub from_disk: bool,
     /// The keys phase is done (the journal says so): no keys needed.
     pub keys_done: bool,
     /// The keys.
@@ -171,6 +174,7 @@ impl Wizard {
             plan: None,
             rooms: None,
             started: false,
+            from_disk: false,
             keys_done: false,
             keys: Keys::default(),
             dry_run: None,
@@ -191,6 +195,7 @@ impl Wizard {
             w.refresh_journal(&plan);
             w.rooms = Some(rooms);
             w.plan = Some(plan);
+            w.from_disk = true;
         }
         Ok(w)
     }
@@ -202,6 +207,11 @@ impl Wizard {
         let pair = (plan.old.user.as_str(), plan.new.user.as_str());
         self.keys_done = migrate::account_move::status::status(&journal, pair, &[])
             .is_ok_and(|s| s.keys.is_some());
+    }
+
+    /// The rooms are fixed: the plan and rooms file are the folder's own.
+    pub fn rooms_fixed(&self) -> bool {
+        self.from_disk || self.started
     }
 
     /// The plan's path.

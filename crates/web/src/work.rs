@@ -176,7 +176,7 @@ pub fn choose_rooms(
     rename: Option<String>,
 ) -> Reply {
     let mut w = app.wizard();
-    if w.started {
+    if w.rooms_fixed() {
         return Reply::see("/keys");
     }
     let Some(listing) = &w.listing else {

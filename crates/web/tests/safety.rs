@@ -161,6 +161,18 @@ fn the_launch_key_is_traded_once_for_a_strict_http_only_cookie_and_leaves_the_ad
     assert_eq!(again.status, 403, "the key works once");
     assert!(again.header("Set-Cookie").is_none());
     let cookie = set.split(';').next().unwrap().to_owned();
+    // The browser that used it (it has the cookie) goes on to the page.
+    let reopened = s.raw(
+        "GET",
+        &s.launch_path(),
+        &[("Host", s.host()), ("Cookie", cookie.clone())],
+        "",
+    );
+    assert_eq!(
+        (reopened.status, reopened.header("Location").as_deref()),
+        (303, Some("/"))
+    );
+    assert!(reopened.header("Set-Cookie").is_none());
     let page = s.raw(
         "GET",
         "/",

@@ -562,7 +562,7 @@ fn a_whole_move_through_the_page_killed_mid_move_resumes_from_the_journal() {
     p.press("Continue");
     p.password_login(&w.new.user_id, None, &w.new.password);
     p.press("Continue");
-    p.wait_for("its rooms are fixed");
+    p.wait_for("which this page does not change");
     p.press("Continue");
     p.wait_for("already in the new account's backup");
     p.press("Plan the move");
