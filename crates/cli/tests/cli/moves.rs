@@ -50,41 +50,15 @@ impl World {
     }
 }
 
-fn exported(sessions: &[key_export::ExportedSession]) -> Vec<Box<serde_json::value::RawValue>> {
-    sessions
-        .iter()
-        .map(|s| serde_json::value::RawValue::from_string(s.to_json()).unwrap())
-        .collect()
-}
-
-/// Puts `sessions` into the account's backup (made with `key` if it has none).
-fn back_up(user: &TestUser, key: &BackupKey, sessions: &[key_export::ExportedSession]) {
-    if backup::current(&user.client).unwrap().is_none() {
-        backup::create_version(&user.client, key).unwrap();
-    }
-    let info = backup::current(&user.client).unwrap().unwrap();
-    let raws = exported(sessions);
-    let refs: Vec<SessionRef<'_>> = raws.iter().map(|r| SessionRef::parse(r)).collect();
-    let refs: Vec<&SessionRef<'_>> = refs.iter().collect();
-    backup::upload(&user.client, &info, key, &refs, 100, &|_| {}).unwrap();
-}
-
 fn world() -> World {
     let (org, personal) = (server_named("ORG"), server_named("PERSONAL"));
     let old = org.register("old");
     let bob = org.register("bob");
     let carol = org.register("carol");
     let new = personal.register("new");
-    let via = vec![old.server_name().to_owned()];
     let mut rooms = BTreeMap::new();
     // A v12 DM, as Element makes one, in the old account's m.direct.
-    let dm = old.create_room_with(
-        json!({"preset": "trusted_private_chat", "is_direct": true, "invite": [bob.user_id]}),
-    );
-    bob.join(&dm, &via);
-    let direct =
-        m_direct::DirectMap::parse(&json!({ bob.user_id.clone(): [dm] }).to_string()).unwrap();
-    online::direct::replace(&old.client, &old.user_id, &direct).unwrap();
+    let dm = element_dm(&old, &bob);
     rooms.insert("dm", dm);
     rooms.insert("private", old.create_room_with(json!({"name": "Private", "preset": "private_chat",
         "initial_state": [{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}]})));
@@ -97,9 +71,7 @@ fn world() -> World {
     rooms.insert("knock", old.create_room_with(json!({"name": "Knock", "preset": "private_chat",
         "initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}]})));
     // Carol's room, where inviting needs 50 and the old account has 0: blocked.
-    let blocked = carol.create_room_with(json!({"name": "Carol's", "preset": "private_chat",
-        "invite": [old.user_id], "power_level_content_override": {"invite": 50}}));
-    old.join(&blocked, &via);
+    let blocked = room_old_cannot_invite(&carol, &old);
     rooms.insert("blocked", blocked);
     rooms.insert("staying", old.create_room("Staying"));
 

@@ -255,3 +255,58 @@ pub fn schema_errors(kind: &str, doc: &serde_json::Value) -> Vec<String> {
         .map(|e| format!("{} at {}", e, e.instance_path))
         .collect()
 }
+
+/// A DM of `old` with `peer`, as Element makes one (a v12 room, `trusted_private_chat`),
+/// joined by the peer and in `old`'s m.direct.
+pub fn element_dm(old: &online::testkit::TestUser, peer: &online::testkit::TestUser) -> String {
+    let via = vec![old.server_name().to_owned()];
+    let dm = old.create_room_with(serde_json::json!({
+        "preset": "trusted_private_chat", "is_direct": true, "invite": [peer.user_id]
+    }));
+    peer.join(&dm, &via);
+    let map = serde_json::json!({ peer.user_id.clone(): [dm] }).to_string();
+    let direct = m_direct::DirectMap::parse(&map).unwrap();
+    online::direct::replace(&old.client, &old.user_id, &direct).unwrap();
+    dm
+}
+
+/// `owner`'s room that `old` is in but may not invite into (inviting needs 50, it has 0).
+pub fn room_old_cannot_invite(
+    owner: &online::testkit::TestUser,
+    old: &online::testkit::TestUser,
+) -> String {
+    let room = owner.create_room_with(
+        serde_json::json!({"name": "Carol's", "preset": "private_chat",
+        "invite": [old.user_id], "power_level_content_override": {"invite": 50}}),
+    );
+    old.join(&room, &[owner.server_name().to_owned()]);
+    room
+}
+
+/// Puts `sessions` into the account's backup (made with `key` if it has none).
+pub fn back_up(
+    user: &online::testkit::TestUser,
+    key: &online::backup::BackupKey,
+    sessions: &[ExportedSession],
+) {
+    use online::backup;
+    if backup::current(&user.client).unwrap().is_none() {
+        backup::create_version(&user.client, key).unwrap();
+    }
+    let info = backup::current(&user.client).unwrap().unwrap();
+    let raws = exported(sessions);
+    let refs: Vec<key_export::SessionRef<'_>> = raws
+        .iter()
+        .map(|r| key_export::SessionRef::parse(r))
+        .collect();
+    let refs: Vec<&key_export::SessionRef<'_>> = refs.iter().collect();
+    backup::upload(&user.client, &info, key, &refs, 100, &|_| {}).unwrap();
+}
+
+/// The sessions as raw JSON entries.
+pub fn exported(sessions: &[ExportedSession]) -> Vec<Box<serde_json::value::RawValue>> {
+    sessions
+        .iter()
+        .map(|s| serde_json::value::RawValue::from_string(s.to_json()).unwrap())
+        .collect()
+}

@@ -284,20 +284,11 @@ fn world() -> World {
         org.register("carol"),
     );
     let new = personal.register("new");
-    let via = vec![old.server_name().to_owned()];
-    let dm = old.create_room_with(
-        json!({"preset": "trusted_private_chat", "is_direct": true, "invite": [bob.user_id]}),
-    );
-    bob.join(&dm, &via);
-    let direct =
-        m_direct::DirectMap::parse(&json!({ bob.user_id.clone(): [dm] }).to_string()).unwrap();
-    online::direct::replace(&old.client, &old.user_id, &direct).unwrap();
+    let dm = element_dm(&old, &bob);
     let private = old.create_room_with(json!({"name": "Private", "preset": "private_chat",
         "initial_state": [{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}]}));
     let markup = old.create_room_with(json!({"name": MARKUP_NAME, "preset": "private_chat"}));
-    let blocked = carol.create_room_with(json!({"name": "Carol's", "preset": "private_chat",
-        "invite": [old.user_id], "power_level_content_override": {"invite": 50}}));
-    old.join(&blocked, &via);
+    let blocked = room_old_cannot_invite(&carol, &old);
     let staying = old.create_room("Staying");
     let device = key_export::testkit::Device::new();
     let (mut dm_s, mut priv_s) = (device.new_session(&dm), device.new_session(&private));
@@ -307,19 +298,7 @@ fn world() -> World {
         export(&[priv_s.export_at(0), dm_s.export_at(3)], "laptop pass"),
     );
     let (old_key, old_text) = BackupKey::generate();
-    backup::create_version(&old.client, &old_key).unwrap();
-    let info = backup::current(&old.client).unwrap().unwrap();
-    let raw = serde_json::value::RawValue::from_string(dm_s.export_at(1).to_json()).unwrap();
-    let refs = [key_export::SessionRef::parse(&raw)];
-    backup::upload(
-        &old.client,
-        &info,
-        &old_key,
-        &refs.iter().collect::<Vec<_>>(),
-        100,
-        &|_| {},
-    )
-    .unwrap();
+    back_up(&old, &old_key, &[dm_s.export_at(1)]);
     let (new_key, new_text) = BackupKey::generate();
     backup::create_version(&new.client, &new_key).unwrap();
     let keys = [(&dm, &dm_s, 1), (&private, &priv_s, 0)]
