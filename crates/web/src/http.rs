@@ -92,9 +92,9 @@ impl Form {
 }
 
 impl Req {
-    /// Reads `request`'s head and body (a form, or a raw upload of at most
-    /// [`UPLOAD_LIMIT`] bytes); `None` when the body is too large or unreadable.
-    pub fn read(request: &mut tiny_http::Request) -> Option<Req> {
+    /// Reads `request`'s head (the body is read by [`Req::read_body`], once the guard has
+    /// passed the head: a stranger's request never gets its body read).
+    pub fn head(request: &tiny_http::Request) -> Req {
         let method = request.method().as_str().to_owned();
         let (path, query) = match request.url().split_once('?') {
             Some((p, q)) => (p.to_owned(), q.to_owned()),
@@ -113,32 +113,33 @@ impl Req {
                 )
             })
             .collect();
-        let is_form = headers
-            .get("content-type")
-            .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
-        let (mut form, mut body) = (Form::default(), None);
-        if method == "POST" {
-            let limit = if is_form { FORM_LIMIT } else { UPLOAD_LIMIT };
-            let mut bytes = Zeroizing::new(Vec::new());
-            let reader = request.as_reader();
-            reader
-                .take(limit + 1)
-                .read_to_end(&mut bytes)
-                .ok()
-                .filter(|n| *n as u64 <= limit)?;
-            match is_form {
-                true => form = Form::parse(&bytes),
-                false => body = Some(bytes),
-            }
-        }
-        Some(Req {
+        Req {
             method,
             path,
             query,
             headers,
-            form,
-            body,
-        })
+            form: Form::default(),
+            body: None,
+        }
+    }
+
+    /// Reads the body: a form, or a raw upload of at most [`UPLOAD_LIMIT`] bytes; false
+    /// when it is too large or unreadable.
+    pub fn read_body(&mut self, request: &mut tiny_http::Request) -> bool {
+        let is_form = self
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+        let limit = if is_form { FORM_LIMIT } else { UPLOAD_LIMIT };
+        let mut bytes = Zeroizing::new(Vec::new());
+        let read = request.as_reader().take(limit + 1).read_to_end(&mut bytes);
+        if !read.is_ok_and(|n| n as u64 <= limit) {
+            return false;
+        }
+        match is_form {
+            true => self.form = Form::parse(&bytes),
+            false => self.body = Some(bytes),
+        }
+        true
     }
 
     /// What the guard checks.

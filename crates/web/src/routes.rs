@@ -20,19 +20,25 @@ const SCRIPT: &str = include_str!("../assets/app.js");
 
 /// Answers one request.
 pub fn handle(app: &Arc<App>, mut request: tiny_http::Request) {
-    let Some(req) = Req::read(&mut request) else {
-        return Reply::text(413, "The request is too large or could not be read.").send(request);
-    };
+    let mut req = Req::head(&request);
     if req.method == "GET" && req.path == "/start" {
         return start(app, &req).send(request);
     }
-    let checked = match req.method.as_str() {
-        "GET" => app.guard.read(&req.seen()),
-        "POST" => app.guard.change(&req.seen()),
-        _ => return Reply::text(405, "Only GET and POST.").send(request),
-    };
-    if let Err(refusal) = checked {
+    if req.method != "GET" && req.method != "POST" {
+        return Reply::text(405, "Only GET and POST.").send(request);
+    }
+    // Host and cookie first: a stranger's body is never read.
+    if let Err(refusal) = app.guard.read(&req.seen()) {
         return Reply::html(refusal.status(), pages::refused(refusal.text())).send(request);
+    }
+    if req.method == "POST" {
+        if !req.read_body(&mut request) {
+            return Reply::text(413, "The request is too large or could not be read.")
+                .send(request);
+        }
+        if let Err(refusal) = app.guard.change(&req.seen()) {
+            return Reply::html(refusal.status(), pages::refused(refusal.text())).send(request);
+        }
     }
     if req.method == "GET" && req.path == "/events" {
         return stream(app, request);

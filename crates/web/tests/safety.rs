@@ -201,6 +201,21 @@ fn without_the_cookie_nothing_is_shown_not_even_the_assets() {
         );
         assert_eq!(forged.status, 403, "{path} with another cookie");
     }
+    // A stranger's upload is refused on its head: its body (announced as 2 GB, never
+    // sent) is not waited for.
+    let mut conn = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let head = format!(
+        "POST /keys/export HTTP/1.1\r\nHost: {}\r\nOrigin: {}\r\nContent-Type: \
+         application/octet-stream\r\nContent-Length: 2000000000\r\nConnection: close\r\n\r\n",
+        s.host(),
+        s.origin()
+    );
+    conn.write_all(head.as_bytes()).unwrap();
+    let mut answer = [0u8; 12];
+    conn.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 403");
     let ok = s.raw(
         "GET",
         "/welcome",
