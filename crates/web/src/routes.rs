@@ -45,7 +45,7 @@ pub fn handle(app: &Arc<App>, mut request: tiny_http::Request) {
     }
     let reply = match req.method.as_str() {
         "GET" => get(app, &req),
-        _ => post(app, &req),
+        _ => post(app, &mut req),
     };
     reply.send(request);
 }
@@ -180,14 +180,19 @@ fn screen_of(path: &str) -> usize {
     }
 }
 
-fn post(app: &Arc<App>, req: &Req) -> Reply {
-    let f = &req.form;
+fn post(app: &Arc<App>, req: &mut Req) -> Reply {
     {
         let w = app.wizard();
         if screen_of(&req.path) > open_up_to(&w) || (app.jobs.running() && req.path != "/quit") {
             return Reply::see(first_open(&w));
         }
     }
+    if req.path == "/keys/export" {
+        // The upload's bytes are taken, not copied (an export can be 300 MB).
+        let body = req.body.take();
+        return work::add_export(app, req, body);
+    }
+    let f = &req.form;
     match req.path.as_str() {
         "/welcome" => {
             app.wizard().welcomed = true;
@@ -206,7 +211,6 @@ fn post(app: &Arc<App>, req: &Req) -> Reply {
             let chosen: HashSet<String> = f.all("room").into_iter().collect();
             work::choose_rooms(app, chosen, f.ticked("leave"), f.text("rename_old"))
         }
-        "/keys/export" => work::add_export(app, req),
         "/keys" => work::keys_given(app, f.text("old_recovery"), f.text("new_recovery")),
         "/move" => work::start_move(app, f.ticked("allow_invites")),
         "/quit" => {

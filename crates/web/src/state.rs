@@ -76,8 +76,6 @@ pub struct Keys {
     pub old_recovery: Option<Zeroizing<String>>,
     /// The new account's.
     pub new_recovery: Option<Zeroizing<String>>,
-    /// The keys screen was passed.
-    pub confirmed: bool,
 }
 
 /// Bytes shared between the upload and every run that reads them.
@@ -277,4 +275,29 @@ pub fn write_file(path: &Path, text: &str) -> Result<(), String> {
     migrate::output::AtomicFile::new(path, true)
         .write(text.as_bytes())
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recovery_key_a_phrase_and_a_key_with_a_typo_are_told_apart() {
+        // The key of the 32 bytes 1..=32 (prefix 8b 01, parity byte), and the same key with
+        // its eleventh character changed (n → a): the parity no longer holds.
+        let key = "EsT1 H3Wm yHnZ VYce KwM9 c6Gk nX71 3FkR Yz9x vary hjQh 5m7X";
+        let typo = "EsT1 H3Wm yHaZ VYce KwM9 c6Gk nX71 3FkR Yz9x vary hjQh 5m7X";
+        assert!(matches!(check_recovery(key), Ok(Recovery::Key(_))));
+        assert!(matches!(
+            check_recovery(&key.replace(' ', "")),
+            Ok(Recovery::Key(_))
+        ));
+        assert!(matches!(
+            check_recovery("correct horse battery staple"),
+            Ok(Recovery::Phrase(_))
+        ));
+        let e = check_recovery(typo).map(|_| ()).unwrap_err();
+        assert!(e.contains("typo"), "{e}");
+        assert!(!e.contains("yHaZ"), "the key is not shown back: {e}");
+    }
 }

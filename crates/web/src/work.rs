@@ -207,7 +207,7 @@ pub fn choose_rooms(
 
 /// An uploaded key export: opened with its passphrase at once (a wrong one is said now),
 /// then kept in memory.
-pub fn add_export(app: &Arc<App>, req: &Req) -> Reply {
+pub fn add_export(app: &Arc<App>, req: &Req, body: Option<Zeroizing<Vec<u8>>>) -> Reply {
     let decode = |h: &str| {
         req.header(h)
             .map(|v| {
@@ -220,10 +220,10 @@ pub fn add_export(app: &Arc<App>, req: &Req) -> Reply {
     };
     let name = decode("x-file-name");
     let passphrase = Zeroizing::new(decode("x-passphrase"));
-    let Some(body) = &req.body else {
+    let Some(body) = body else {
         return Reply::text(400, "No file.");
     };
-    let bytes = Arc::new(body.clone());
+    let bytes = Arc::new(body);
     let upload = Upload {
         name: if name.is_empty() {
             "key export".into()
@@ -269,7 +269,6 @@ pub fn keys_given(app: &Arc<App>, old: Option<String>, new: Option<String>) -> R
         if new.is_some() {
             w.keys.new_recovery = new;
         }
-        w.keys.confirmed = true;
         w.dry_run = None;
     }
     spawn(app, Kind::DryRun, |app| {
